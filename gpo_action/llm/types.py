@@ -1,0 +1,87 @@
+"""What goes into the LLM client and what comes out: plain frozen dataclasses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+Message = Mapping[str, str]  # {"role": ..., "content": ...}
+
+# Keys of model params that are secrets or transport details: never part of a cache key, never logged.
+SECRET_PARAMS = frozenset({"api_key", "token", "azure_ad_token", "aws_secret_access_key", "aws_session_token"})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model as configured: a litellm model string (or `replay/...`, `local/...`) plus params."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def public_params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.params.items() if k not in SECRET_PARAMS}
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One completion to obtain. `sample` tells repeats apart; `tag` (a case id) is only for messages."""
+
+    model: ModelConfig
+    messages: tuple[Message, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    sample: int = 0
+    tag: str = ""
+
+    def merged_params(self) -> dict[str, Any]:
+        return {**self.model.params, **self.params}
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    """The outcome of one request: a text, or an error after retries. Never raised."""
+
+    text: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cached: bool = False
+    attempts: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "LLMResponse":
+        return cls(**data)
+
+
+@dataclass
+class Usage:
+    """Running totals of one client; read by reports and budgets."""
+
+    calls: int = 0           # requests sent to a provider (after cache), retries included
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    errors: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "tokens": self.tokens}
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation used for content hashes: sorted keys, no whitespace, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
