@@ -1,0 +1,476 @@
+"""Eval suites: cases, their dev/holdout split, loading from YAML, JSONL and CSV.
+
+A suite file (YAML) names its prompt, default assertions and cases:
+
+    prompt: prompts/triage.j2          # relative to the repository root (or to this file)
+    split: {dev: 0.5, seed: 0}
+    assert: [{type: equals, value: "{{ expected }}"}]
+    cases:
+      - vars: {ticket: "I was charged twice"}
+        expected: billing
+      - file: more_cases.jsonl         # relative to this file; .jsonl or .csv; a glob is fine
+
+Every problem raises `SuiteError` with the file and line (`ConfigError` for gpo.yaml's `suites:`).
+Paths stored in `Suite` (`path`, `prompt`) are relative to the repository root (POSIX form) when
+inside it, absolute otherwise; `root / suite.prompt` opens the template either way.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gpo_action.assertions import Assertion
+from gpo_action.config import SECRET_HINTS, Config, ModelSpec
+from gpo_action.errors import ConfigError, SuiteError
+from gpo_action.llm.types import ModelConfig, canonical_json
+from gpo_action.yamlsource import Loc, YamlDoc, decode_utf8, load_yaml, validation_error
+
+SUITE_SUFFIXES = (".yaml", ".yml")
+CASE_FILE_SUFFIXES = (".jsonl", ".csv")
+MIN_SPLIT_CASES = 4     # below this, split_cases puts every case in dev and none in holdout
+DEFAULT_ASSERTION = Assertion(type="equals", value="{{ expected }}")
+
+_RESERVED = frozenset({"id", "expected", "assert", "description"})   # JSONL keys that are not vars
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str                                   # explicit `id`, else a content hash of vars
+    vars: Mapping[str, Any]
+    expected: Any = None
+    asserts: tuple[Assertion, ...] = ()       # the case's own assertions, suite defaults added at load
+    source: str = ""                          # "evals/x.yaml:12" or "evals/cases.jsonl:3", for messages
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "vars": dict(self.vars),
+            "expected": self.expected,
+            "asserts": [a.model_dump(mode="json") for a in self.asserts],
+            "source": self.source,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Case":
+        return cls(
+            id=data["id"],
+            vars=dict(data["vars"]),
+            expected=data.get("expected"),
+            asserts=tuple(Assertion.model_validate(a) for a in data.get("asserts", ())),
+            source=data.get("source", ""),
+            description=data.get("description", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    dev: float = 0.5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: str                                 # the suite file, relative to the repository root
+    prompt: str                               # template path, relative to the repository root
+    cases: tuple[Case, ...]
+    split: Split = field(default_factory=Split)
+    model: ModelConfig | None = None          # overrides the config's task model
+    repeats: int = 1
+    min_score: float | None = None
+    threshold: float | None = None            # a case passes when its score >= threshold (default: all assertions pass)
+    description: str = ""
+
+
+# --- the YAML schema ---------------------------------------------------------------------------
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class SplitSpec(BaseModel):
+    model_config = _STRICT
+
+    dev: float = Field(default=0.5, gt=0, lt=1, description="fraction of cases that steer the optimizer")
+    seed: int = Field(default=0, description="seed of the deterministic dev/holdout assignment")
+
+
+class CaseSpec(BaseModel):
+    """One case written out (inline in YAML, or a structured JSONL record)."""
+
+    model_config = _STRICT
+
+    id: str | None = Field(default=None, min_length=1, description="stable case id (default: hash of vars)")
+    description: str | None = Field(default=None, description="what the case checks, for reports")
+    vars: dict[str, Any] = Field(description="template variables")
+    expected: Any = Field(default=None, description="reference answer, available to assertions as `expected`")
+    asserts: list[Assertion] = Field(default_factory=list, alias="assert", description="this case's assertions")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _int_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("id"), int) and not isinstance(data.get("id"), bool):
+            return {**data, "id": str(data["id"])}
+        return data
+
+
+class FileRef(BaseModel):
+    model_config = _STRICT
+
+    file: str = Field(min_length=1, description="case file (.jsonl or .csv), relative to the suite file; a glob is fine")
+
+
+class SuiteSpec(BaseModel):
+    model_config = _STRICT
+
+    name: str | None = Field(default=None, min_length=1, description="suite name (default: the file stem)")
+    description: str | None = Field(default=None, description="what the suite measures")
+    prompt: str = Field(min_length=1, description="template path, relative to the repository root (or to the suite file)")
+    model: ModelSpec | None = Field(default=None, description="task model for this suite (overrides models.task)")
+    repeats: int = Field(default=1, ge=1, description="samples per case")
+    min_score: float | None = Field(default=None, ge=0, le=1, description="absolute floor of the suite score")
+    threshold: float | None = Field(default=None, ge=0, le=1, description="a case passes when its score reaches this")
+    split: SplitSpec = Field(default_factory=SplitSpec, description="dev/holdout split")
+    asserts: list[Assertion] = Field(default_factory=list, alias="assert", description="default assertions of every case")
+    cases: list[Any] = Field(description="inline cases and {file: ...} references")
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Draft:
+    """A case before ids and suite defaults are settled."""
+
+    id: str | None
+    description: str
+    vars: dict[str, Any]
+    expected: Any
+    asserts: tuple[Assertion, ...]
+    file: str               # display path
+    line: int | None
+
+
+def load_suite(path: str | Path, root: str | Path, *, env: Mapping[str, str] | None = None) -> Suite:
+    """Load and validate one suite file. `root` is the repository root (the directory of gpo.yaml);
+    a relative `path` is taken relative to it.
+
+    `env` replaces `os.environ` for a suite-level `model: {api_key_env: ...}`.
+    """
+    root = Path(root)
+    file = root / path
+    shown = display_path(file, root)
+    doc = load_yaml(file, error=SuiteError, display=shown)
+    if not isinstance(doc.data, dict):
+        found = "an empty file" if doc.data is None else type(doc.data).__name__
+        raise SuiteError(f"expected a mapping with `prompt` and `cases`, found {found}", shown, doc.line_of(()))
+    try:
+        spec = SuiteSpec.model_validate(doc.data, context={"env": env})
+    except ValidationError as exc:
+        raise validation_error(exc, path=shown, error=SuiteError, model=SuiteSpec,
+                               line_of=doc.line_of, hints=SECRET_HINTS) from None
+
+    prompt = _resolve_prompt(spec.prompt, file, root, doc)
+    defaults = tuple(spec.asserts)
+    for j, assertion in enumerate(defaults):
+        _validate_assertion(assertion, shown, doc.line_of(("assert", j)), f"assert.{j}")
+
+    drafts: list[_Draft] = []
+    for i, item in enumerate(spec.cases):
+        if isinstance(item, dict) and "file" in item:
+            drafts.extend(_file_cases(item, i, file, root, doc))
+        else:
+            drafts.append(_inline_case(item, i, doc))
+    if not drafts:
+        raise SuiteError("the suite has no cases", shown, doc.line_of(("cases",)),
+                         hint="add `vars:` entries under `cases:` or a `file:` with rows")
+
+    return Suite(
+        name=spec.name or file.stem,
+        path=shown,
+        prompt=display_path(prompt, root),
+        cases=_settle(drafts, defaults),
+        split=Split(spec.split.dev, spec.split.seed),
+        model=spec.model.to_model_config() if spec.model is not None else None,
+        repeats=spec.repeats,
+        min_score=spec.min_score,
+        threshold=spec.threshold,
+        description=spec.description or "",
+    )
+
+
+def _resolve_prompt(prompt: str, suite_file: Path, root: Path, doc: YamlDoc) -> Path:
+    for candidate in (root / prompt, suite_file.parent / prompt):
+        if candidate.is_file():
+            return candidate
+    raise SuiteError(f"prompt: file {prompt!r} not found", doc.path, doc.line_of(("prompt",)),
+                     hint="the path is relative to the repository root (the directory of gpo.yaml) or to the suite file")
+
+
+def _inline_case(item: Any, index: int, doc: YamlDoc) -> _Draft:
+    loc: Loc = ("cases", index)
+    if not isinstance(item, dict):
+        raise SuiteError(f"cases.{index}: a case must be a mapping with `vars:` (or `file:`), found {type(item).__name__}",
+                         doc.path, doc.line_of(loc))
+    try:
+        spec = CaseSpec.model_validate(item)
+    except ValidationError as exc:
+        raise validation_error(exc, path=doc.path, error=SuiteError, model=CaseSpec,
+                               line_of=doc.line_of, prefix=loc) from None
+    for j, assertion in enumerate(spec.asserts):
+        _validate_assertion(assertion, doc.path, doc.line_of(loc + ("assert", j)), f"cases.{index}.assert.{j}")
+    return _Draft(spec.id, spec.description or "", spec.vars, spec.expected, tuple(spec.asserts),
+                  doc.path, doc.line_of(loc))
+
+
+def _file_cases(item: dict, index: int, suite_file: Path, root: Path, doc: YamlDoc) -> list[_Draft]:
+    loc: Loc = ("cases", index)
+    try:
+        ref = FileRef.model_validate(item)
+    except ValidationError as exc:
+        raise validation_error(exc, path=doc.path, error=SuiteError, model=FileRef,
+                               line_of=doc.line_of, prefix=loc) from None
+    line = doc.line_of(loc + ("file",))
+    files = _expand_case_files(ref.file, suite_file.parent)
+    if not files:
+        raise SuiteError(f"cases.{index}.file: {ref.file!r} matched no files", doc.path, line,
+                         hint=f"case files are relative to the suite file's directory ({display_path(suite_file.parent, root)})")
+    drafts: list[_Draft] = []
+    for case_file in files:
+        suffix = case_file.suffix.lower()
+        if suffix not in CASE_FILE_SUFFIXES:
+            raise SuiteError(f"cases.{index}.file: cannot read {case_file.name!r} as cases", doc.path, line,
+                             hint="case files are .jsonl or .csv")
+        shown = display_path(case_file, root)
+        try:
+            raw = case_file.read_bytes()
+        except OSError as exc:
+            raise SuiteError(f"cannot read the case file: {exc.strerror or exc}", shown) from None
+        text = decode_utf8(raw, shown, SuiteError)
+        drafts.extend(_jsonl_cases(text, shown) if suffix == ".jsonl" else _csv_cases(text, shown))
+    return drafts
+
+
+def _expand_case_files(pattern: str, base: Path) -> list[Path]:
+    if glob.has_magic(pattern):
+        found = glob.glob(pattern, root_dir=base, recursive=True)
+        return [base / p for p in sorted(found, key=lambda p: Path(p).as_posix()) if (base / p).is_file()]
+    path = base / pattern
+    return [path] if path.is_file() else []
+
+
+def _jsonl_cases(text: str, shown: str) -> Iterator[_Draft]:
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"invalid JSON: {exc.msg} (column {exc.colno})", shown, number) from None
+        if not isinstance(record, dict):
+            raise SuiteError(f"each line must be a JSON object, found {type(record).__name__}", shown, number)
+        if not isinstance(record.get("vars"), dict):  # flat (a non-mapping `vars` is then a variable too)
+            record = {
+                **{k: record[k] for k in _RESERVED if k in record},
+                "vars": {k: v for k, v in record.items() if k not in _RESERVED},
+            }
+        try:
+            spec = CaseSpec.model_validate(record)
+        except ValidationError as exc:
+            raise validation_error(exc, path=shown, error=SuiteError, model=CaseSpec, line=number) from None
+        for j, assertion in enumerate(spec.asserts):
+            _validate_assertion(assertion, shown, number, f"assert.{j}")
+        yield _Draft(spec.id, spec.description or "", spec.vars, spec.expected, tuple(spec.asserts), shown, number)
+
+
+def _csv_cases(text: str, shown: str) -> Iterator[_Draft]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        columns = [name.strip() for name in header]
+        roles = _csv_roles(columns, shown)
+        last = reader.line_num
+        for row in reader:
+            start, last = last + 1, reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(columns):
+                raise SuiteError(f"row has {len(row)} fields, the header has {len(columns)}", shown, start)
+            values: dict[str, Any] = {}
+            case_id = expected = None
+            description = ""
+            for name, role, cell in zip(columns, roles, row):
+                if role == "var":
+                    values[name] = cell
+                elif role == "id":
+                    case_id = cell.strip() or None
+                elif role == "expected":
+                    expected = cell if cell != "" else None
+                else:
+                    description = cell
+            yield _Draft(case_id, description, values, expected, (), shown, start)
+    except csv.Error as exc:
+        raise SuiteError(f"malformed CSV: {exc}", shown, reader.line_num or None) from None
+
+
+def _csv_roles(columns: list[str], shown: str) -> list[str]:
+    roles = []
+    for name in columns:
+        if not name:
+            raise SuiteError("the header has an empty column name", shown, 1)
+        if columns.count(name) > 1:
+            raise SuiteError(f"column {name!r} appears twice in the header", shown, 1)
+        if name == "id":
+            roles.append("id")
+        elif name in ("expected", "__expected"):
+            roles.append("expected")
+        elif name in ("description", "__description"):
+            roles.append("description")
+        elif name.startswith("__"):
+            raise SuiteError(f"column {name!r} is not supported", shown, 1,
+                             hint="columns are vars, plus id, expected (or __expected) and description")
+        else:
+            roles.append("var")
+    if roles.count("expected") > 1:
+        raise SuiteError("both `expected` and `__expected` columns are present", shown, 1)
+    return roles
+
+
+def _validate_assertion(assertion: Assertion, shown: str, line: int | None, key: str) -> None:
+    from gpo_action.assertions import validate_assertion  # the checker registry, loaded on first use
+
+    try:
+        validate_assertion(assertion)
+    except ValueError as exc:
+        raise SuiteError(f"{key}: {exc}", shown, line) from None
+
+
+def _settle(drafts: list[_Draft], defaults: tuple[Assertion, ...]) -> tuple[Case, ...]:
+    """Give every case its id (deduplicated in file order) and its full list of assertions."""
+    cases: list[Case] = []
+    used: set[str] = set()
+    for draft in drafts:
+        base = draft.id if draft.id is not None else case_hash(draft.vars)
+        case_id, n = base, 1
+        while case_id in used:
+            n += 1
+            case_id = f"{base}#{n}"
+        used.add(case_id)
+        asserts = draft.asserts + defaults
+        if not asserts:
+            if draft.expected is None:
+                raise SuiteError(f"case {case_id!r} has no assertions and no expected value", draft.file, draft.line,
+                                 hint="give it `expected:`, or `assert:` on the case or the suite")
+            asserts = (DEFAULT_ASSERTION,)
+        source = f"{draft.file}:{draft.line}" if draft.line else draft.file
+        cases.append(Case(case_id, draft.vars, draft.expected, asserts, source, draft.description))
+    return tuple(cases)
+
+
+def case_hash(vars: Mapping[str, Any]) -> str:
+    """The default case id: the first 12 hex digits of sha256 of the canonical JSON of `vars`."""
+    return hashlib.sha256(canonical_json(vars).encode("utf-8")).hexdigest()[:12]
+
+
+def display_path(path: Path, root: Path) -> str:
+    """`path` relative to `root` in POSIX form when inside it, else absolute."""
+    absolute = _normal(Path(path))
+    for base, target in ((_normal(Path(root)), absolute), (Path(root).resolve(), absolute.resolve())):
+        try:
+            return target.relative_to(base).as_posix()
+        except ValueError:
+            pass
+    return str(absolute)
+
+
+# --- the configured suites ---------------------------------------------------------------------
+
+
+def resolve_suites(config: Config) -> list[Suite]:
+    """Load every suite named by `config.suites`, in entry order, each glob sorted.
+
+    A file matched by several entries is loaded once, at its first position; each matching
+    entry's `model`/`min_score` override the suite's, later entries over earlier ones.
+    """
+    root = config.root
+    chosen: dict[Path, dict[str, Any]] = {}
+    for i, entry in enumerate(config.suites):
+        matches = _expand_suite_files(entry.eval, root, config.path)
+        if not matches:
+            raise ConfigError(f"suites.{i}: {entry.eval!r} matched no suite files", config.display_path,
+                              config.line_of(("suites", i)),
+                              hint="paths and globs are relative to the directory of gpo.yaml; suites are .yaml files")
+        for match in matches:
+            overrides = chosen.setdefault(match, {})
+            if entry.model is not None:
+                overrides["model"] = entry.model.to_model_config()
+            if entry.min_score is not None:
+                overrides["min_score"] = entry.min_score
+    suites: list[Suite] = []
+    by_name: dict[str, Suite] = {}
+    for path, overrides in chosen.items():
+        suite = load_suite(path, root, env=config.environ)
+        if overrides:
+            suite = replace(suite, **overrides)
+        if suite.name in by_name:
+            raise ConfigError(f"two suites are named {suite.name!r}: {by_name[suite.name].path} and {suite.path}",
+                              config.display_path, config.line_of(("suites",)),
+                              hint="give one of them a different `name:`")
+        by_name[suite.name] = suite
+        suites.append(suite)
+    return suites
+
+
+def _expand_suite_files(pattern: str, root: Path, config_path: Path | None) -> list[Path]:
+    if glob.has_magic(pattern):
+        found = [root / p for p in glob.glob(pattern, root_dir=root, recursive=True)]
+    else:
+        target = root / pattern
+        if target.is_dir():
+            found = [p for p in target.iterdir()]
+        else:
+            return [_normal(target)] if target.is_file() else []
+    skip = _normal(config_path) if config_path is not None else None
+    files = [_normal(p) for p in found if p.suffix.lower() in SUITE_SUFFIXES and p.is_file()]
+    return sorted((p for p in files if p != skip), key=lambda p: p.as_posix())
+
+
+def _normal(path: Path) -> Path:
+    return Path(os.path.normpath(path.absolute()))
+
+
+# --- dev / holdout -----------------------------------------------------------------------------
+
+
+def split_cases(suite: Suite) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
+    """Split a suite's cases into (dev, holdout), each in the suite's order.
+
+    Cases are ranked by sha256(f"{seed}:{id}") and the first round(dev * n) go to dev (Python's
+    round, half to even; at least one each side), so the assignment of an id depends only on the seed and the set of ids, not
+    on file order. A suite with fewer than MIN_SPLIT_CASES (4) cases is not split: the result is
+    (all cases, ()), and callers should warn that nothing is held out.
+    """
+    cases = suite.cases
+    n = len(cases)
+    if n < MIN_SPLIT_CASES:
+        return cases, ()
+    k = min(max(round(suite.split.dev * n), 1), n - 1)
+    seed = suite.split.seed
+    ranked = sorted(range(n), key=lambda i: hashlib.sha256(f"{seed}:{cases[i].id}".encode("utf-8")).digest())
+    chosen = set(ranked[:k])
+    dev = tuple(c for i, c in enumerate(cases) if i in chosen)
+    holdout = tuple(c for i, c in enumerate(cases) if i not in chosen)
+    return dev, holdout
