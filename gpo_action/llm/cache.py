@@ -1,0 +1,251 @@
+"""Our response cache: one sqlite file, content-addressed, safe for several processes at once.
+
+Key: `request_key(request)`, the sha256 of `canonical_json` of {model name, messages, public
+params, sample index}; secrets (`SECRET_PARAMS`) and transport knobs never enter it. A row holds
+only the response text and its usage (tokens, cost), never params. Errors are never stored.
+
+The file is in WAL mode with a busy timeout, so a CI job and a local run (or two workers) can
+read and write it together. Its schema is an ordered list of migrations recorded in
+`schema_migrations` (add a function with `@migration`, never edit an applied one). A file that
+is not a database or fails sqlite's quick check is moved aside (`<name>.corrupt-<timestamp>`),
+reported through `notes`, and rebuilt empty: a broken cache never stops a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence, TypeVar
+
+from gpo_action.llm.types import SECRET_PARAMS, LLMRequest, LLMResponse, canonical_json
+
+# Params that change how a request travels, not what it answers: left out of the key.
+TRANSPORT_PARAMS = frozenset({"timeout", "max_retries", "num_retries", "stream_timeout"})
+KEY_VERSION = 1
+
+T = TypeVar("T")
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+_BATCH = 500
+
+log = logging.getLogger("gpo_action.llm.cache")
+
+
+def request_key(request: LLMRequest) -> str:
+    """The content hash of a request: what it asks, of which model, which sample; no secrets."""
+    params = {k: v for k, v in request.merged_params().items() if k not in SECRET_PARAMS and k not in TRANSPORT_PARAMS}
+    content = {
+        "v": KEY_VERSION,
+        "model": request.model.name,
+        "messages": [dict(m) for m in request.messages],
+        "params": params,
+        "sample": request.sample,
+    }
+    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+
+
+def migration(function: Migration) -> Migration:
+    """Append a schema migration; its position in the list is its version."""
+    MIGRATIONS.append((function.__name__, function))
+    return function
+
+
+@migration
+def create_responses(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS responses ("
+        " key TEXT PRIMARY KEY,"
+        " text TEXT NOT NULL,"
+        " prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+        " completion_tokens INTEGER NOT NULL DEFAULT 0,"
+        " cost REAL NOT NULL DEFAULT 0,"
+        " created REAL NOT NULL"
+        ") WITHOUT ROWID"
+    )
+
+
+class CacheCorruptError(Exception):
+    """Internal: the file is not a usable database (never leaves this module)."""
+
+
+class ResponseCache:
+    """The sqlite response cache at `path` (created with its directory when missing)."""
+
+    def __init__(self, path: str | os.PathLike[str], notes: Callable[[str], None] | None = None,
+                 busy_timeout: float = 30.0):
+        self.path = Path(path)
+        self.notes = notes
+        self.busy_timeout = busy_timeout
+        self.disabled = False
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._open()
+
+    # ---- public ----------------------------------------------------------------------------
+    def get(self, key: str) -> LLMResponse | None:
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, LLMResponse]:
+        """The cached responses among `keys` (missing keys are absent from the result)."""
+        unique = list(dict.fromkeys(keys))
+        if not unique or self.disabled:
+            return {}
+        return self._guarded(lambda db: self._select(db, unique), default={})
+
+    def put(self, key: str, response: LLMResponse) -> None:
+        """Store a successful response (text and usage only); errors are ignored, never stored."""
+        if response.error is not None or response.text is None or self.disabled:
+            return
+        row = (key, response.text, int(response.prompt_tokens), int(response.completion_tokens),
+               float(response.cost), time.time())
+        self._guarded(lambda db: db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", row), None)
+
+    def __len__(self) -> int:
+        if self.disabled:
+            return 0
+        return self._guarded(lambda db: db.execute("SELECT COUNT(*) FROM responses").fetchone()[0], default=0)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> "ResponseCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- internals -------------------------------------------------------------------------
+    @staticmethod
+    def _select(db: sqlite3.Connection, keys: Sequence[str]) -> dict[str, LLMResponse]:
+        found: dict[str, LLMResponse] = {}
+        for start in range(0, len(keys), _BATCH):
+            chunk = keys[start:start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"SELECT key, text, prompt_tokens, completion_tokens, cost FROM responses WHERE key IN ({marks})", chunk
+            )
+            for key, text, prompt_tokens, completion_tokens, cost in rows:
+                found[key] = LLMResponse(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                                         cost=cost, cached=True)
+        return found
+
+    def _guarded(self, operation: Callable[[sqlite3.Connection], T], default: T) -> T:
+        """Run `operation`; on corruption found mid-run, rebuild the file and try once more."""
+        with self._lock:
+            for attempt in (1, 2):
+                if self._db is None:
+                    return default
+                try:
+                    return operation(self._db)
+                except sqlite3.DatabaseError as error:
+                    if attempt == 2 or not _is_corruption(error):
+                        raise
+                    self._recover(f"{type(error).__name__}: {error}")
+        return default
+
+    def _open(self) -> None:
+        try:
+            self._db = self._connect()
+        except (sqlite3.DatabaseError, CacheCorruptError) as error:
+            if isinstance(error, sqlite3.DatabaseError) and not _is_corruption(error):
+                raise
+            self._recover(str(error))
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            self._use_wal(db)
+            db.execute("PRAGMA synchronous = NORMAL")
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise CacheCorruptError(f"quick_check: {check}")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _use_wal(self, db: sqlite3.Connection) -> None:
+        """Switch to WAL (persistent in the file). sqlite answers BUSY without waiting when another
+        process switches at the same moment, so retry until the busy timeout has passed."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if getattr(error, "sqlite_errorcode", _SQLITE_BUSY) & 0xFF not in (_SQLITE_BUSY, _SQLITE_LOCKED) \
+                        or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        if self._version(db) == len(MIGRATIONS):
+            return
+        db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                       " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied REAL NOT NULL)")
+            version = self._version(db)
+            if version > len(MIGRATIONS):
+                self.disabled = True
+                self._note(f"response cache {self.path} has schema {version}, newer than this gpo-action "
+                           f"knows ({len(MIGRATIONS)}): cache not used")
+            for number, (name, function) in enumerate(MIGRATIONS[version:], version + 1):
+                function(db)
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (number, name, time.time()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _version(db: sqlite3.Connection) -> int:
+        exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone()
+        if not exists:
+            return 0
+        return db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+
+    def _recover(self, reason: str) -> None:
+        """Move the broken file (and its WAL/SHM companions) aside and start an empty cache."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                os.replace(source, Path(f"{aside}{suffix}"))
+        self._note(f"response cache {self.path} was unreadable ({reason}); moved to {aside.name} and rebuilt empty")
+        self._db = self._connect()
+
+    def _note(self, message: str) -> None:
+        if self.notes is not None:
+            self.notes(message)
+        else:
+            log.warning("%s", message)
+
+
+def _is_corruption(error: sqlite3.DatabaseError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    text = str(error).lower()
+    return "not a database" in text or "malformed" in text

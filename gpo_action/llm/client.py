@@ -1,0 +1,326 @@
+"""`LLMClient`: the one place that talks to models, and the only async code of gpo-action.
+
+    client = LLMClient(cache=ResponseCache(".gpo/cache.sqlite"), concurrency=16)
+    responses = client.complete(requests)          # sync; results in request order
+
+A batch goes: cache (one lookup) -> duplicates folded -> a bounded pool of workers per model ->
+provider call with a per-request timeout -> retries with exponential backoff and jitter on
+retryable errors (honouring Retry-After) -> cache write as each success arrives. After its
+retries a failure is an `LLMResponse` with `error` set, never an exception.
+
+`usage` counts what this client actually did: provider calls (retries included), cache hits,
+tokens and cost of calls made. A response's own tokens and cost are nominal: what the answer
+cost when it was obtained, also when it now comes from the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Coroutine, Iterator, Sequence, TypeVar
+
+from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
+from gpo_action.llm.cache import ResponseCache, request_key
+from gpo_action.llm.providers import Provider, get_provider, redact
+from gpo_action.llm.types import LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+OnResult = Callable[[int, LLMResponse], None]
+
+log = logging.getLogger("gpo_action.llm")
+
+# Extra seconds the client waits beyond `timeout` before abandoning a provider call itself.
+TIMEOUT_GRACE = 1.0
+
+
+@dataclass
+class _Job:
+    """One provider request to obtain: `keys[i]` receives candidate i."""
+
+    request: LLMRequest
+    provider: Provider
+    keys: list[str]
+
+
+class LLMClient:
+    """Bounded, retried, cached model calls behind a synchronous batch API.
+
+    `sleep`, `rng` and `clock` exist for tests (backoff without waiting, seeded jitter).
+    """
+
+    def __init__(
+        self,
+        cache: ResponseCache | None = None,
+        concurrency: int = 16,
+        timeout: float = 60.0,
+        max_retries: int = 4,
+        retry_base: float = 0.5,
+        retry_max: float = 30.0,
+        notes: Callable[[str], None] | None = None,
+        base_dir: Path = Path("."),
+        *,
+        sleep: Sleep | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, got {max_retries}")
+        self.cache = cache
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.notes = notes
+        self.base_dir = Path(base_dir)
+        self.usage = Usage()
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._providers: dict[str, Provider] = {}
+        self._noted: set[str] = set()
+        self._runner: asyncio.Runner | None = None
+        self._lock = threading.RLock()
+
+    # ---- public ----------------------------------------------------------------------------
+    def complete(self, requests: Sequence[LLMRequest], on_result: OnResult | None = None) -> list[LLMResponse]:
+        """One response per request, in order. `on_result(index, response)` fires as each is known
+        (cache hits first). Identical requests are sent once."""
+        with self._lock:
+            results: list[LLMResponse | None] = [None] * len(requests)
+            keys = [request_key(r) for r in requests]
+            indexes: dict[str, list[int]] = {}
+            for index, key in enumerate(keys):
+                indexes.setdefault(key, []).append(index)
+            firsts = {key: requests[group[0]] for key, group in indexes.items()}
+
+            def deliver(key: str, response: LLMResponse, from_cache: bool = False) -> None:
+                for index in indexes[key]:
+                    results[index] = response
+                    if from_cache:
+                        self.usage.cache_hits += 1
+                    elif response.error is not None:
+                        self.usage.errors += 1
+                    if on_result is not None:
+                        on_result(index, response)
+
+            providers = {key: self._provider(request.model) for key, request in firsts.items()}
+            hits = self._lookup([key for key in firsts if providers[key].cacheable])
+            for key in sorted(hits, key=lambda k: indexes[k][0]):
+                deliver(key, hits[key], from_cache=True)
+            jobs = [_Job(firsts[key], providers[key], [key]) for key in firsts if key not in hits]
+            if jobs:
+                self._run(self._dispatch(jobs, deliver))
+            return [r if r is not None else _missing() for r in results]
+
+    def complete_n(self, request: LLMRequest, n: int) -> list[LLMResponse]:
+        """`n` candidates for one request (samples request.sample .. request.sample + n - 1), in one
+        provider request when the provider supports `n`; each is cached under its own sample."""
+        if n < 1:
+            return []
+        samples = [replace(request, sample=request.sample + i) for i in range(n)]
+        if n == 1:
+            return self.complete(samples)
+        with self._lock:
+            provider = self._provider(request.model)
+            keys = [request_key(r) for r in samples]
+            results: dict[str, LLMResponse] = self._lookup(keys) if provider.cacheable else {}
+            self.usage.cache_hits += len(results)
+            missing = [i for i, key in enumerate(keys) if key not in results]
+            if missing and provider.supports_n:
+
+                def deliver(key: str, response: LLMResponse) -> None:
+                    results[key] = response
+                    if response.error is not None:
+                        self.usage.errors += 1
+
+                job = _Job(samples[missing[0]], provider, [keys[i] for i in missing])
+                self._run(self._dispatch([job], deliver))
+            elif missing:
+                for i, response in zip(missing, self.complete([samples[i] for i in missing])):
+                    results[keys[i]] = response
+            return [results.get(key) or _missing() for key in keys]
+
+    def close(self) -> None:
+        """Close the client's event loop (and the connections litellm keeps on it)."""
+        with self._lock:
+            if self._runner is not None:
+                self._runner.close()
+                self._runner = None
+
+    def __enter__(self) -> "LLMClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- sync plumbing ---------------------------------------------------------------------
+    def _provider(self, model: ModelConfig) -> Provider:
+        key = canonical_json([model.name, dict(model.params)])
+        provider = self._providers.get(key)
+        if provider is None:
+            provider = self._providers[key] = get_provider(model, self.base_dir)
+        return provider
+
+    def _lookup(self, keys: list[str]) -> dict[str, LLMResponse]:
+        if self.cache is None or not keys:
+            return {}
+        return self.cache.get_many(keys)
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run on the client's own loop (kept between calls so connections are reused); from
+        inside a running loop (a notebook), on a helper thread."""
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        runner = self._runner
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return runner.run(coroutine)
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["value"] = runner.run(coroutine)
+            except BaseException as error:  # noqa: BLE001  (re-raised in the caller's thread)
+                outcome["error"] = error
+
+        thread = threading.Thread(target=target, name="gpo-llm-client")
+        thread.start()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    def _note_once(self, key: str, message: str) -> None:
+        if key in self._noted:
+            return
+        self._noted.add(key)
+        if self.notes is not None:
+            self.notes(message)
+        else:
+            log.warning("%s", message)
+
+    # ---- async part ------------------------------------------------------------------------
+    async def _dispatch(self, jobs: list[_Job], deliver: Callable[[str, LLMResponse], None]) -> None:
+        """A pool of at most `concurrency` workers per model drains that model's jobs."""
+        for provider in {id(job.provider): job.provider for job in jobs}.values():
+            prepare = getattr(provider, "prepare", None)
+            if prepare is not None:
+                prepare()
+        by_model: dict[str, list[_Job]] = {}
+        for job in jobs:
+            by_model.setdefault(job.request.model.name, []).append(job)
+        workers = []
+        for model_jobs in by_model.values():
+            queue = iter(model_jobs)
+            for _ in range(min(self.concurrency, len(model_jobs))):
+                workers.append(asyncio.ensure_future(self._work(queue, deliver)))
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+
+    async def _work(self, queue: Iterator[_Job], deliver: Callable[[str, LLMResponse], None]) -> None:
+        for job in queue:  # a shared iterator: each job goes to exactly one worker
+            for key, response in zip(job.keys, await self._obtain(job)):
+                if response.error is None and job.provider.cacheable and self.cache is not None:
+                    self.cache.put(key, response)
+                deliver(key, response)
+
+    async def _obtain(self, job: _Job) -> list[LLMResponse]:
+        """Candidates for `job.keys`, retrying retryable errors; failures become error responses."""
+        request, wanted = job.request, len(job.keys)
+        params = request.merged_params()
+        started = self._clock()
+        candidates: list[tuple[str, int, int, float]] = []  # text, prompt tokens, completion tokens, cost
+        attempts = 0
+        error: ProviderError | None = None
+        while len(candidates) < wanted:
+            attempts += 1
+            self.usage.calls += 1
+            try:
+                candidates.extend(await self._attempt(job, params, wanted - len(candidates), len(candidates)))
+                continue
+            except ProviderError as failure:
+                error = failure
+            if not error.retryable or attempts > self.max_retries:
+                break
+            await self._sleep(self._delay(attempts, error))
+        seconds = self._clock() - started
+        responses = [
+            LLMResponse(text=text, prompt_tokens=p, completion_tokens=c, cost=cost, attempts=attempts, seconds=seconds)
+            for text, p, c, cost in candidates
+        ]
+        if len(responses) < wanted:
+            error = error or ProviderError("no response was produced")
+            message = redact(f"{error.message} (after {attempts} attempt{'s' * (attempts != 1)})", params)
+            failed = LLMResponse(text=None, attempts=attempts, seconds=seconds, error=message,
+                                 error_type=type(error).__name__)
+            responses.extend([failed] * (wanted - len(responses)))
+        return responses
+
+    async def _attempt(self, job: _Job, params: dict[str, Any], n: int, offset: int) -> list[tuple[str, int, int, float]]:
+        """One provider call for up to `n` candidates; every failure is raised as a ProviderError."""
+        request = job.request
+        try:
+            raw = await asyncio.wait_for(
+                job.provider.acomplete(request.messages, params, n, self.timeout,
+                                       sample=request.sample + offset, tag=request.tag),
+                self.timeout + TIMEOUT_GRACE,
+            )
+        except ProviderError:
+            raise
+        except asyncio.TimeoutError:
+            raise ProviderTimeout(f"no answer within {self.timeout:g} s") from None
+        except Exception as failure:  # noqa: BLE001  (a provider bug is still one request's error)
+            raise ProviderError(f"{type(failure).__name__}: {failure}") from None
+        cost = raw.cost
+        if cost is None:
+            name = request.model.name
+            self._note_once(f"price:{name}", f"no price known for {name}: cost counted as 0")
+            cost = 0.0
+        self.usage.prompt_tokens += raw.prompt_tokens
+        self.usage.completion_tokens += raw.completion_tokens
+        self.usage.cost += cost
+        texts = [t for t in raw.texts if isinstance(t, str)][:n]
+        if not texts:
+            raise BadResponse("the provider returned no completion")
+        shares = _split(raw.prompt_tokens, raw.completion_tokens, cost, len(texts))
+        return [(text, *share) for text, share in zip(texts, shares)]
+
+    def _delay(self, attempt: int, error: ProviderError) -> float:
+        """Exponential backoff with jitter (half to full step), at least Retry-After, at most retry_max."""
+        step = min(self.retry_max, self.retry_base * 2 ** (attempt - 1))
+        delay = step * (0.5 + 0.5 * self._rng.random())
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            delay = max(delay, float(retry_after))
+        return min(delay, self.retry_max)
+
+
+def _split(prompt_tokens: int, completion_tokens: int, cost: float, parts: int) -> list[tuple[int, int, float]]:
+    """Share one call's usage among its `parts` candidates; the totals are kept exactly."""
+    if parts <= 0:
+        return []
+    return [
+        (prompt_tokens // parts + (i < prompt_tokens % parts),
+         completion_tokens // parts + (i < completion_tokens % parts),
+         cost / parts)
+        for i in range(parts)
+    ]
+
+
+def _missing() -> LLMResponse:
+    return LLMResponse(text=None, error="no response was produced", error_type="ProviderError")

@@ -1,0 +1,287 @@
+"""Where a model string is answered: one registry from model-name prefix to provider factory.
+
+    PROVIDERS = {"": LiteLLMProvider, "replay/": ReplayProvider, ...}
+
+`get_provider(model, base_dir)` picks the longest registered prefix of `model.name`; the empty
+prefix (litellm, every provider it knows) catches the rest. Built-ins register with the same
+`@register(prefix)` decorator an extension would use; their modules load once, on first lookup.
+
+A provider answers one request (`acomplete`) and raises only `ProviderError` subclasses; retries,
+concurrency and the cache belong to the client. litellm is imported inside the litellm provider,
+never at module import: a fully cached run does not load it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import importlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+
+from gpo_action.errors import (
+    AuthError,
+    BadResponse,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    ServerError,
+)
+from gpo_action.llm.types import SECRET_PARAMS, Message, ModelConfig
+
+
+@dataclass(frozen=True)
+class RawCompletion:
+    """What one provider call returned. `cost` is None when no price is known for the model."""
+
+    texts: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = 0.0
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Answers requests for one model. `cacheable`: answers may go to the response cache;
+    `supports_n`: one call can return n candidates. A provider may also define a sync
+    `prepare()`, which the client calls once before its first request goes out (heavy imports
+    belong there, not in the factory, and not inside a timed call)."""
+
+    cacheable: bool
+    supports_n: bool
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        params: Mapping[str, Any],
+        n: int,
+        timeout: float,
+        *,
+        sample: int = 0,
+        tag: str = "",
+    ) -> RawCompletion: ...
+
+
+ProviderFactory = Callable[[ModelConfig, Path], Provider]
+
+PROVIDERS: dict[str, ProviderFactory] = {}
+BUILTIN_MODULES = ("gpo_action.llm.replay",)
+_builtins_loaded = False
+
+
+def register(prefix: str) -> Callable[[ProviderFactory], ProviderFactory]:
+    """Register a provider factory for model names starting with `prefix` ("" = the default)."""
+
+    def decorate(factory: ProviderFactory) -> ProviderFactory:
+        PROVIDERS[prefix] = factory
+        return factory
+
+    return decorate
+
+
+def load_builtins() -> None:
+    """Import the built-in provider modules once; they register themselves."""
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
+
+
+def get_provider(model: ModelConfig, base_dir: Path) -> Provider:
+    """The provider for `model`: the longest registered prefix of its name wins."""
+    load_builtins()
+    matches = [prefix for prefix in PROVIDERS if model.name.startswith(prefix)]
+    if not matches:
+        known = ", ".join(repr(p) for p in sorted(PROVIDERS)) or "none"
+        raise ProviderError(f"no provider for model {model.name!r}; registered prefixes: {known}")
+    return PROVIDERS[max(matches, key=len)](model, Path(base_dir))
+
+
+def redact(text: str, params: Mapping[str, Any]) -> str:
+    """`text` with the value of every secret param replaced by ***."""
+    for key in SECRET_PARAMS:
+        value = params.get(key)
+        if isinstance(value, str) and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+# ---- litellm ---------------------------------------------------------------------------------
+
+_litellm: Any = None
+
+
+def import_litellm() -> Any:
+    """Import and configure litellm once: local cost map, quiet logs, no retries of its own."""
+    global _litellm
+    if _litellm is None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        os.environ.setdefault("LITELLM_LOG", "ERROR")
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.set_verbose = False
+        litellm.telemetry = False
+        litellm.num_retries = 0
+        litellm.turn_off_message_logging = True
+        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        _litellm = litellm
+    return _litellm
+
+
+@register("")
+class LiteLLMProvider:
+    """Every model litellm knows (`openai/gpt-4o-mini`, `anthropic/...`, `ollama/...`)."""
+
+    cacheable = True
+
+    def __init__(self, model: ModelConfig, base_dir: Path):
+        self.model = model.name
+        self._priced: bool | None = None
+        self._supports_n: bool | None = None
+
+    def prepare(self) -> None:
+        import_litellm()
+
+    @property
+    def supports_n(self) -> bool:
+        if self._supports_n is None:
+            try:
+                supported = import_litellm().get_supported_openai_params(model=self.model) or []
+            except Exception:  # noqa: BLE001  (unknown provider: ask for one candidate at a time)
+                supported = []
+            self._supports_n = "n" in supported
+        return self._supports_n
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        params: Mapping[str, Any],
+        n: int,
+        timeout: float,
+        *,
+        sample: int = 0,
+        tag: str = "",
+    ) -> RawCompletion:
+        litellm = import_litellm()
+        kwargs = {**params, "timeout": timeout, "max_retries": 0, "num_retries": 0}
+        if n > 1:
+            kwargs["n"] = n
+        try:
+            response = await litellm.acompletion(model=self.model, messages=[dict(m) for m in messages], **kwargs)
+        except Exception as error:  # noqa: BLE001  (the one boundary where litellm errors are mapped)
+            raise map_litellm_error(error, params) from None
+        texts = [getattr(choice.message, "content", None) for choice in getattr(response, "choices", None) or []]
+        texts = [text for text in texts if isinstance(text, str) and text.strip()]
+        if not texts:
+            raise BadResponse(f"{self.model} returned no completion text")
+        usage = getattr(response, "usage", None)
+        return RawCompletion(
+            texts=texts,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=self._cost(litellm, response),
+        )
+
+    def _cost(self, litellm: Any, response: Any) -> float | None:
+        if self._priced is False:
+            return None
+        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        if cost is None:
+            try:
+                cost = litellm.completion_cost(completion_response=response, model=self.model)
+            except Exception:  # noqa: BLE001  (litellm raises several types for an unpriced model)
+                cost = None
+        self._priced = cost is not None
+        return float(cost) if cost is not None else None
+
+
+def map_litellm_error(error: BaseException, params: Mapping[str, Any]) -> ProviderError:
+    """Translate a litellm/openai exception into our ProviderError tree (secrets redacted)."""
+    status = getattr(error, "status_code", None)
+    status = status if isinstance(status, int) else None
+    message = redact(_short_message(error), params)
+    kind = type(error).__name__
+    if kind in ("Timeout", "APITimeoutError") or isinstance(error, TimeoutError):
+        return ProviderTimeout(f"timed out: {message}", status=None)
+    if status == 429 or kind == "RateLimitError":
+        return RateLimited(f"rate limited (429): {message}", retry_after=retry_after_seconds(error))
+    if status in (401, 403) or kind in ("AuthenticationError", "PermissionDeniedError"):
+        return AuthError(f"authentication failed ({status}): {message}", status=status)
+    if _caused_by_json_error(error) or kind in ("APIResponseValidationError", "JSONSchemaValidationError"):
+        return BadResponse(f"malformed response: {message}", status=None)
+    if status is not None and status >= 500:
+        return ServerError(f"server error ({status}): {message}", status=status)
+    if kind == "APIConnectionError":
+        return ServerError(f"connection failed: {message}", status=None)
+    if status == 408:
+        return ProviderTimeout(f"timed out (408): {message}", status=status)
+    if status is not None:
+        return ProviderError(f"request refused ({status}): {message}", status=status)
+    return ProviderError(f"{kind}: {message}", status=None)
+
+
+def _short_message(error: BaseException, limit: int = 400) -> str:
+    text = str(getattr(error, "message", None) or error)
+    # litellm prefixes "litellm.RateLimitError: RateLimitError: OpenAIException - "; keep the tail
+    head, sep, tail = text.rpartition("Exception - ")
+    if sep and "litellm." in head:
+        text = tail
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _caused_by_json_error(error: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, json.JSONDecodeError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def retry_after_seconds(error: BaseException) -> float | None:
+    """Seconds from the Retry-After (or retry-after-ms) header of a failed response, if any."""
+    for source in (getattr(error, "litellm_response_headers", None), getattr(getattr(error, "response", None), "headers", None),
+                   getattr(error, "headers", None)):
+        if not source:
+            continue
+        try:
+            headers = {str(k).lower(): str(v) for k, v in dict(source).items()}
+        except (TypeError, ValueError):
+            continue
+        seconds = parse_retry_after(headers.get("retry-after-ms"), milliseconds=True)
+        if seconds is None:
+            seconds = parse_retry_after(headers.get("retry-after"))
+        if seconds is not None:
+            return seconds
+    return None
+
+
+def parse_retry_after(value: str | None, milliseconds: bool = False) -> float | None:
+    """A Retry-After value (seconds, or an HTTP date) as non-negative seconds; None if unusable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value) / (1000.0 if milliseconds else 1.0)
+    except ValueError:
+        if milliseconds:
+            return None
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if seconds == seconds else None  # NaN check

@@ -1,0 +1,391 @@
+"""A scripted OpenAI-compatible HTTP server on 127.0.0.1, for tests and benchmarks.
+
+In a test:
+
+    with ScriptedOpenAIServer(latency=0.05) as server:
+        server.add_rule(r"charged twice", "Category: billing")
+        server.enqueue_faults("429", "500")          # the next two requests fail, then normal
+        ... point litellm at server.url + "/v1" ...
+        assert server.peak == 4
+
+From a shell (for benchmarks run as separate processes); prints the URL, serves until killed:
+
+    python tests/support/openai_server.py --port 0 --latency 0.2 --reply-mode echo --p429 0.1
+
+Routes: POST /v1/chat/completions, /chat/completions, /v1/embeddings, /embeddings.
+What a request gets, in this order: the next scripted fault (or a seeded random one), then for each
+of the `n` choices the next queued reply, else the first rule whose regex matches the last user
+message, else the reply function (default: echo the last user message; choice i > 0 gets " #i").
+
+Faults: "429" (with Retry-After), "500", "401" (its message quotes the bearer token, as a careless
+provider might: for redaction tests), "hang" (sleeps `hang_seconds`, without blocking others),
+"garbage" (200 with a malformed JSON body), "empty" (one choice with empty content), "ok".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import random
+import re
+import signal
+import socket
+import threading
+import time
+from collections import Counter, deque
+from typing import Any, Callable
+
+from aiohttp import web
+
+FAULTS = ("429", "500", "401", "hang", "garbage", "empty", "ok")
+ReplyFunction = Callable[[dict[str, Any], int], str]
+
+
+def last_user_message(body: dict[str, Any]) -> str:
+    """The content of the last user message of a chat request ("" when there is none)."""
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):  # content parts
+                return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+            return str(content or "")
+    return ""
+
+
+def echo_reply(body: dict[str, Any], index: int) -> str:
+    """Default reply: the last user message; choice i > 0 gets a " #i" suffix so candidates differ."""
+    text = last_user_message(body)
+    return text if index == 0 else f"{text} #{index}"
+
+
+def fixed_reply(text: str) -> ReplyFunction:
+    return lambda body, index: text
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+def embed_text(text: str, dimensions: int = 64) -> list[float]:
+    """A deterministic hashed bag of words, L2-normalised (all zeros for an empty text)."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        bucket = int.from_bytes(digest[:4], "little") % dimensions
+        vector[bucket] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector))
+    return [v / norm for v in vector] if norm else vector
+
+
+class ScriptedOpenAIServer:
+    """An OpenAI-compatible server in a background thread with its own event loop.
+
+    Every setter is safe to call from the test's thread while the server runs. Counters:
+    `total`, `status_counts` (HTTP status -> count), `outcomes` (fault name -> count),
+    `in_flight`, `peak` (most requests in flight at once), `requests` (each request body).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        reply: ReplyFunction = echo_reply,
+        retry_after: float = 0.1,
+        hang_seconds: float = 30.0,
+        seed: int = 0,
+        **fault_rates: float,
+    ):
+        self.host = host
+        self._requested_port = port
+        self.port: int | None = None
+        self.latency = latency
+        self.reply = reply
+        self.retry_after = retry_after
+        self.hang_seconds = hang_seconds
+        self._lock = threading.Lock()
+        self._rules: list[tuple[re.Pattern[str], str]] = []
+        self._replies: deque[str] = deque()
+        self._faults: deque[str] = deque()
+        self._rates: dict[str, float] = {}
+        self._rng = random.Random(seed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._reset_counters()
+        if fault_rates:
+            self.set_fault_rates(seed=seed, **fault_rates)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """Base URL without a path, e.g. http://127.0.0.1:41234 (litellm wants url + "/v1")."""
+        if self.port is None:
+            raise RuntimeError("server not started")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "ScriptedOpenAIServer":
+        if self._thread is not None:
+            return self
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._requested_port))
+        self.port = sock.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(sock, started), name="openai-server", daemon=True)
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("scripted OpenAI server did not start")
+        return self
+
+    def _serve(self, sock: socket.socket, started: threading.Event) -> None:
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        for path in ("/v1/chat/completions", "/chat/completions"):
+            app.router.add_post(path, self._chat)
+        for path in ("/v1/embeddings", "/embeddings"):
+            app.router.add_post(path, self._embeddings)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5,
+                                     handler_cancellation=True)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.SockSite(self._runner, sock, backlog=1024)
+        self._loop.run_until_complete(site.start())
+        started.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def close(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._thread = None
+
+    def __enter__(self) -> "ScriptedOpenAIServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- scripting -------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget scripts, rules, rates and counters; keep latency and the reply function."""
+        with self._lock:
+            self._rules.clear()
+            self._replies.clear()
+            self._faults.clear()
+            self._rates = {}
+            self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.total = 0
+        self.status_counts: Counter[int] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.in_flight = 0
+        self.peak = 0
+
+    def set_latency(self, seconds: float) -> None:
+        self.latency = seconds
+
+    def set_reply(self, reply: ReplyFunction | str) -> None:
+        """The default reply: a function (body, choice_index) -> text, or a fixed text."""
+        self.reply = fixed_reply(reply) if isinstance(reply, str) else reply
+
+    def add_rule(self, pattern: str, reply: str) -> None:
+        """When `pattern` matches (re.search) the last user message, reply with `reply`."""
+        with self._lock:
+            self._rules.append((re.compile(pattern), reply))
+
+    def enqueue_replies(self, *texts: str) -> None:
+        """Replies used first, one per choice, in order."""
+        with self._lock:
+            self._replies.extend(texts)
+
+    def enqueue_faults(self, *outcomes: str) -> None:
+        """Outcomes of the next requests, in order (see FAULTS)."""
+        unknown = [o for o in outcomes if o not in FAULTS]
+        if unknown:
+            raise ValueError(f"unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
+        with self._lock:
+            self._faults.extend(outcomes)
+
+    def set_fault_rates(self, seed: int = 0, **rates: float) -> None:
+        """Seeded random faults, e.g. set_fault_rates(p429=0.1, p500=0.05, phang=0.02, seed=0)."""
+        names = {f"p{name}": name for name in FAULTS if name != "ok"}
+        unknown = [key for key in rates if key not in names]
+        if unknown:
+            raise ValueError(f"unknown rate {unknown[0]!r}; known: {', '.join(names)}")
+        with self._lock:
+            self._rates = {names[key]: float(p) for key, p in rates.items() if p}
+            self._rng = random.Random(seed)
+
+    # ---- handlers --------------------------------------------------------------------------
+    def _next_outcome(self) -> str:
+        if self._faults:
+            return self._faults.popleft()
+        if self._rates:
+            draw = self._rng.random()
+            for name, p in self._rates.items():
+                if draw < p:
+                    return name
+                draw -= p
+        return "ok"
+
+    def _choice_text(self, body: dict[str, Any], index: int) -> str:
+        if self._replies:
+            return self._replies.popleft()
+        message = last_user_message(body)
+        for pattern, text in self._rules:
+            if pattern.search(message):
+                return text
+        return self.reply(body, index)
+
+    async def _read_json(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        return body if isinstance(body, dict) else {"_invalid": True}
+
+    def _enter(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(body)
+            self.total += 1
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    def _leave(self, status: int | None, outcome: str) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.outcomes[outcome] += 1
+            if status is not None:
+                self.status_counts[status] += 1
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._read_json(request)
+        self._enter(body)
+        status: int | None = None
+        outcome = "ok"
+        try:
+            with self._lock:
+                outcome = self._next_outcome()
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            response = await self._chat_response(body, outcome, request.headers.get("Authorization", ""))
+            status = response.status
+            return response
+        finally:
+            self._leave(status, outcome)
+
+    async def _chat_response(self, body: dict[str, Any], outcome: str, authorization: str) -> web.Response:
+        if body.get("_invalid"):
+            return _error(400, "invalid_request_error", "request body is not a JSON object")
+        if outcome == "429":
+            retry = f"{self.retry_after:g}"
+            return _error(429, "rate_limit_exceeded", "Rate limit reached (scripted)",
+                          headers={"Retry-After": retry, "retry-after-ms": f"{self.retry_after * 1000:g}"})
+        if outcome == "500":
+            return _error(500, "server_error", "The server had an error (scripted)")
+        if outcome == "401":
+            token = authorization.removeprefix("Bearer ").strip()
+            return _error(401, "invalid_api_key", f"Incorrect API key provided: {token}")
+        if outcome == "hang":
+            await asyncio.sleep(self.hang_seconds)
+            return _error(504, "timeout", "hung (scripted)")
+        if outcome == "garbage":
+            return web.Response(status=200, text='{"id": "chatcmpl-garbage", "choices": [{"mess',
+                                content_type="application/json")
+        n = int(body.get("n") or 1)
+        with self._lock:
+            texts = [""] if outcome == "empty" else [self._choice_text(body, i) for i in range(n)]
+        prompt_words = sum(count_words(str(m.get("content") or "")) for m in body.get("messages") or []
+                           if isinstance(m, dict))
+        completion_words = sum(count_words(t) for t in texts)
+        payload = {
+            "id": f"chatcmpl-{self.total}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "scripted"),
+            "choices": [
+                {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop", "logprobs": None}
+                for i, t in enumerate(texts)
+            ],
+            "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
+                      "total_tokens": prompt_words + completion_words},
+        }
+        return web.json_response(payload)
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await self._read_json(request)
+        self._enter(body)
+        status: int | None = None
+        try:
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            inputs = body.get("input")
+            texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs or []]
+            dimensions = int(body.get("dimensions") or 64)
+            words = sum(count_words(t) for t in texts)
+            response = web.json_response({
+                "object": "list",
+                "model": body.get("model", "scripted-embedding"),
+                "data": [{"object": "embedding", "index": i, "embedding": embed_text(t, dimensions)}
+                         for i, t in enumerate(texts)],
+                "usage": {"prompt_tokens": words, "total_tokens": words},
+            })
+            status = response.status
+            return response
+        finally:
+            self._leave(status, "ok")
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    payload = {"error": {"message": message, "type": code, "param": None, "code": code}}
+    return web.json_response(payload, status=status, headers=headers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Scripted OpenAI-compatible server on 127.0.0.1.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+    parser.add_argument("--reply-mode", choices=["echo", "fixed"], default="echo")
+    parser.add_argument("--reply-text", default="ok", help="the reply of --reply-mode fixed")
+    parser.add_argument("--rule", action="append", default=[], metavar="REGEX=TEXT",
+                        help="reply TEXT when REGEX matches the last user message (repeatable)")
+    parser.add_argument("--retry-after", type=float, default=0.1)
+    parser.add_argument("--hang-seconds", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=0)
+    for name in FAULTS[:-1]:
+        parser.add_argument(f"--p{name}", type=float, default=0.0, help=f"probability of a {name!r} fault")
+    args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("the scripted server only listens on loopback")
+    reply = echo_reply if args.reply_mode == "echo" else fixed_reply(args.reply_text)
+    server = ScriptedOpenAIServer(host=args.host, port=args.port, latency=args.latency, reply=reply,
+                                  retry_after=args.retry_after, hang_seconds=args.hang_seconds)
+    for rule in args.rule:
+        pattern, _, text = rule.partition("=")
+        server.add_rule(pattern, text)
+    rates = {f"p{name}": getattr(args, f"p{name}") for name in FAULTS[:-1]}
+    server.set_fault_rates(seed=args.seed, **rates)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with server:
+        print(server.url, flush=True)
+        while not stop.wait(0.5):
+            pass
+        print(f"served {server.total} requests, peak concurrency {server.peak}, "
+              f"statuses {dict(server.status_counts)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
