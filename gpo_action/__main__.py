@@ -1,0 +1,3 @@
+from gpo_action.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""The command line: parse, call the library, render, exit. No logic lives here.
+
+Exit codes: 0 pass; 1 a gate failed (regression or below a floor); 2 usage or input error;
+3 provider errors beyond tolerance.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from gpo_action import __version__
+from gpo_action.errors import GpoError
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _handle_errors(func):
+    """Map our error roots to exit codes in one place; foreign errors keep their traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except GpoError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished calls are cached; run again to resume", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _notes():
+    seen: set[str] = set()
+
+    def note(message: str) -> None:
+        if message not in seen:
+            seen.add(message)
+            click.echo(f"note: {message}", err=True)
+
+    return note
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gpo-action")
+def main() -> None:
+    """Keep LLM prompts from regressing: evaluate, compare with the base branch, propose fixes."""
+
+
+@main.command("eval")
+@click.argument("suites", nargs=-1)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="gpo.yaml to use (default: ./gpo.yaml).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the full results as JSON here.")
+@_handle_errors
+def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: str | None) -> None:
+    """Evaluate the current prompts on their suites (all, or the SUITES named)."""
+    from rich.console import Console
+
+    from gpo_action.report.jsonreport import eval_report, write_json
+    from gpo_action.report.progress import progress_bar
+    from gpo_action.report.terminal import eval_table
+    from gpo_action.workspace import Workspace, eval_exit_code
+
+    ws = Workspace.open(config_path, notes=_notes())
+    chosen = ws.suites(suites)
+    with progress_bar(_stderr_console(), "evaluating") as on_progress:
+        results = ws.evaluate(chosen, on_progress=on_progress)
+    code = eval_exit_code(results, ws.config.max_error_rate)
+    Console().print(eval_table(results))
+    if json_path:
+        write_json(json_path, eval_report(results, ws.client.usage.to_dict(), code))
+    sys.exit(code)

@@ -1,0 +1,173 @@
+"""Template x suite -> results: render every case, ask the model, score the outputs.
+
+Sync functions over dataclasses; the only I/O goes through the LLM client, in two batches
+(task outputs, then judge calls for `llm-rubric`), so concurrency spans every suite of a run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from gpo_action import assertions as A
+from gpo_action.errors import TemplateError
+from gpo_action.llm.types import LLMRequest, LLMResponse, ModelConfig
+from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
+from gpo_action.suites import Case, Suite
+from gpo_action.templates import PromptTemplate
+
+ProgressFn = Callable[[int, int], None]
+
+# How many render failures one error message lists before it says "and N more".
+MAX_LISTED_ERRORS = 10
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One template evaluated on (some of) a suite's cases with one model."""
+
+    suite: Suite
+    template: PromptTemplate
+    model: ModelConfig
+    cases: tuple[Case, ...] | None = None  # None = every case of the suite
+
+    @property
+    def selected(self) -> tuple[Case, ...]:
+        return self.suite.cases if self.cases is None else self.cases
+
+
+def build_requests(job: EvalJob) -> list[LLMRequest]:
+    """Render every case; a case that cannot render stops the run before any call, naming it."""
+    requests: list[LLMRequest] = []
+    problems: list[str] = []
+    params = dict(job.template.params)
+    for case in job.selected:
+        try:
+            messages = job.template.render(case.vars)
+        except TemplateError as exc:
+            problems.append(f"case {case.id} ({case.source or job.suite.path}): {exc.message}")
+            continue
+        for sample in range(job.suite.repeats):
+            requests.append(LLMRequest(job.model, tuple(messages), params, sample, f"{job.suite.name}/{case.id}"))
+    if problems:
+        more = len(problems) - MAX_LISTED_ERRORS
+        listed = "; ".join(problems[:MAX_LISTED_ERRORS]) + (f"; and {more} more" if more > 0 else "")
+        raise TemplateError(f"cannot render suite {job.suite.name!r}: {listed}", path=job.template.path)
+    return requests
+
+
+def evaluate_jobs(
+    jobs: Sequence[EvalJob],
+    client,
+    *,
+    judge: ModelConfig | None = None,
+    on_progress: ProgressFn | None = None,
+) -> list[SuiteResult]:
+    """Evaluate every job in one batch of task calls (and one of judge calls); results in job order."""
+    per_job = [build_requests(job) for job in jobs]
+    flat = [r for reqs in per_job for r in reqs]
+    owner = [j for j, reqs in enumerate(per_job) for _ in reqs]
+    started = time.monotonic()
+    finished_at = [0.0] * len(jobs)
+    done = 0
+
+    def on_result(index: int, _response: LLMResponse) -> None:
+        nonlocal done
+        done += 1
+        finished_at[owner[index]] = time.monotonic() - started
+        if on_progress is not None:
+            on_progress(done, len(flat))
+
+    responses = client.complete(flat, on_result=on_result)
+    judged = _judge(jobs, per_job, responses, client, judge)
+
+    results, offset = [], 0
+    for j, job in enumerate(jobs):
+        reqs = per_job[j]
+        mine = responses[offset : offset + len(reqs)]
+        results.append(_suite_result(job, mine, judged, offset, finished_at[j]))
+        offset += len(reqs)
+    return results
+
+
+def _judge(jobs, per_job, responses, client, judge) -> dict[tuple[int, int], LLMResponse]:
+    """Ask the judge model about every (output, llm-rubric assertion) pair; keyed by (request index, assertion index)."""
+    keys: list[tuple[int, int]] = []
+    requests: list[LLMRequest] = []
+    offset = 0
+    for job, reqs in zip(jobs, per_job):
+        cases = _cases_by_request(job)
+        for i, response in enumerate(responses[offset : offset + len(reqs)]):
+            case = cases[i]
+            if response.ok:
+                for a_index, assertion in enumerate(case.asserts):
+                    if A.needs_llm(assertion):
+                        model = judge or job.model
+                        msgs = A.rubric_messages(assertion, response.text or "", case.vars, case.expected)
+                        if not msgs:  # nothing to judge (e.g. extract found nothing): check() fails it
+                            continue
+                        requests.append(LLMRequest(model, tuple(msgs), {"temperature": 0}, 0, f"{job.suite.name}/{case.id}#judge"))
+                        keys.append((offset + i, a_index))
+        offset += len(reqs)
+    if not requests:
+        return {}
+    return dict(zip(keys, client.complete(requests)))
+
+
+def _cases_by_request(job: EvalJob) -> list[Case]:
+    return [case for case in job.selected for _ in range(job.suite.repeats)]
+
+
+def _suite_result(job: EvalJob, responses, judged, offset: int, seconds: float) -> SuiteResult:
+    cases = job.selected
+    repeats = job.suite.repeats
+    results = []
+    for c_index, case in enumerate(cases):
+        samples = []
+        for s in range(repeats):
+            index = c_index * repeats + s
+            samples.append(score_sample(case, responses[index], judged, offset + index, job.suite.threshold))
+        results.append(CaseResult(case.id, case.vars, case.expected, tuple(samples), case.source))
+    return SuiteResult(
+        name=job.suite.name,
+        path=job.suite.path,
+        prompt=job.template.path,
+        model=job.model.name,
+        cases=tuple(results),
+        seconds=seconds,
+        min_score=job.suite.min_score,
+    )
+
+
+def score_sample(case: Case, response: LLMResponse, judged, request_index: int, threshold: float | None) -> SampleResult:
+    """Score one output against the case's assertions (pure, given the judge's replies)."""
+    usage = dict(
+        prompt_tokens=response.prompt_tokens,
+        completion_tokens=response.completion_tokens,
+        cost=response.cost,
+        cached=response.cached,
+    )
+    if not response.ok:
+        return SampleResult(None, error=response.error, error_type=response.error_type, **usage)
+    output = response.text or ""
+    verdicts = []
+    for a_index, assertion in enumerate(case.asserts):
+        if A.needs_llm(assertion):
+            reply = judged.get((request_index, a_index))
+            if reply is None:
+                verdicts.append(A.check(assertion, output, case.vars, case.expected))
+                continue
+            if not reply.ok:
+                return SampleResult(output, error=f"judge failed: {reply.error}", error_type="JudgeError", **usage)
+            usage["prompt_tokens"] += reply.prompt_tokens
+            usage["completion_tokens"] += reply.completion_tokens
+            usage["cost"] += reply.cost
+            verdicts.append(A.parse_rubric(reply.text or "", assertion))
+        else:
+            verdicts.append(A.check(assertion, output, case.vars, case.expected))
+    score, passed = A.score_case(case.asserts, verdicts, threshold)
+    checks = tuple(
+        Check(a.type, v.passed, v.score, v.reason, a.weight) for a, v in zip(case.asserts, verdicts)
+    )
+    return SampleResult(output, score, passed, checks, **usage)

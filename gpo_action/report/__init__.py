@@ -1,0 +1,1 @@
+"""Reports built from result objects: terminal renderables, JSON. Nothing here prints."""

@@ -1,0 +1,189 @@
+"""Results of an evaluation: per sample, per case, per suite. Frozen, JSON round-trippable."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Check:
+    """One assertion's verdict on one output, as reported."""
+
+    type: str
+    passed: bool
+    score: float
+    reason: str = ""
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """One model output for a case (there are `repeats` of them) and how it scored."""
+
+    output: str | None
+    score: float | None = None
+    passed: bool = False
+    checks: tuple[Check, ...] = ()
+    error: str | None = None
+    error_type: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case_id: str
+    vars: Mapping[str, Any]
+    expected: Any
+    samples: tuple[SampleResult, ...]
+    source: str = ""
+
+    @property
+    def error(self) -> str | None:
+        """A case with any errored sample is an error, counted apart from failures."""
+        for s in self.samples:
+            if s.error is not None:
+                return s.error
+        return None
+
+    @property
+    def error_type(self) -> str | None:
+        for s in self.samples:
+            if s.error is not None:
+                return s.error_type
+        return None
+
+    @property
+    def score(self) -> float | None:
+        if self.error is not None or not self.samples:
+            return None
+        return sum(s.score or 0.0 for s in self.samples) / len(self.samples)
+
+    @property
+    def pass_rate(self) -> float | None:
+        if self.error is not None or not self.samples:
+            return None
+        return sum(1 for s in self.samples if s.passed) / len(self.samples)
+
+    @property
+    def passed(self) -> bool:
+        rate = self.pass_rate
+        return rate is not None and rate >= 0.5
+
+    @property
+    def output(self) -> str | None:
+        return self.samples[0].output if self.samples else None
+
+    @property
+    def tokens(self) -> int:
+        return sum(s.prompt_tokens + s.completion_tokens for s in self.samples)
+
+    @property
+    def cost(self) -> float:
+        return sum(s.cost for s in self.samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "vars": dict(self.vars),
+            "expected": self.expected,
+            "source": self.source,
+            "score": self.score,
+            "passed": self.passed,
+            "error": self.error,
+            "samples": [asdict(s) for s in self.samples],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CaseResult":
+        samples = tuple(
+            SampleResult(**{**s, "checks": tuple(Check(**c) for c in s.get("checks", ()))})
+            for s in data["samples"]
+        )
+        return cls(data["case_id"], data["vars"], data.get("expected"), samples, data.get("source", ""))
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    name: str
+    path: str
+    prompt: str
+    model: str
+    cases: tuple[CaseResult, ...]
+    seconds: float = 0.0
+    min_score: float | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def scored(self) -> tuple[CaseResult, ...]:
+        return tuple(c for c in self.cases if c.error is None)
+
+    @property
+    def score(self) -> float | None:
+        """Mean case score over the cases that did not error; None when every case errored."""
+        scored = self.scored
+        if not scored:
+            return None
+        return sum(c.score or 0.0 for c in scored) / len(scored)
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for c in self.scored if c.passed)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for c in self.scored if not c.passed)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for c in self.cases if c.error is not None)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / len(self.cases) if self.cases else 0.0
+
+    @property
+    def tokens(self) -> int:
+        return sum(c.tokens for c in self.cases)
+
+    @property
+    def cost(self) -> float:
+        return sum(c.cost for c in self.cases)
+
+    @property
+    def below_min(self) -> bool:
+        return self.min_score is not None and self.score is not None and self.score < self.min_score
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "prompt": self.prompt,
+            "model": self.model,
+            "score": self.score,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "tokens": self.tokens,
+            "cost": self.cost,
+            "seconds": self.seconds,
+            "min_score": self.min_score,
+            "notes": list(self.notes),
+            "cases": [c.to_dict() for c in self.cases],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SuiteResult":
+        return cls(
+            name=data["name"],
+            path=data["path"],
+            prompt=data["prompt"],
+            model=data["model"],
+            cases=tuple(CaseResult.from_dict(c) for c in data["cases"]),
+            seconds=data.get("seconds", 0.0),
+            min_score=data.get("min_score"),
+            notes=tuple(data.get("notes", ())),
+        )

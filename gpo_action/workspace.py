@@ -1,0 +1,106 @@
+"""A loaded project: its config, its suites, the models they use and an LLM client built from it.
+
+The library entry for every command: `Workspace.open(path)`, then `evaluate(...)`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from gpo_action.config import Config, load_config
+from gpo_action.errors import ConfigError, InputError
+from gpo_action.evaluate import EvalJob, ProgressFn, evaluate_jobs
+from gpo_action.llm.types import ModelConfig
+from gpo_action.results import SuiteResult
+from gpo_action.suites import Suite, resolve_suites
+from gpo_action.templates import load_template
+
+NoteFn = Callable[[str], None]
+
+
+@dataclass
+class Workspace:
+    config: Config
+    notes: NoteFn = field(default=lambda message: None)
+    _client: object | None = None
+
+    @classmethod
+    def open(cls, config_path: str | os.PathLike | None = None, notes: NoteFn | None = None) -> "Workspace":
+        return cls(load_config(Path(config_path) if config_path else None), notes or (lambda message: None))
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    def suites(self, names: Sequence[str] = ()) -> list[Suite]:
+        """Every configured suite, or those named (by suite name or file path)."""
+        suites = resolve_suites(self.config)
+        if not names:
+            return suites
+        chosen = []
+        for name in names:
+            hits = [s for s in suites if name in (s.name, s.path) or _same_file(self.root, name, s.path)]
+            if not hits:
+                known = ", ".join(s.name for s in suites) or "none"
+                raise InputError(f"no suite named {name!r}", hint=f"known suites: {known}")
+            chosen.extend(h for h in hits if h not in chosen)
+        return chosen
+
+    def task_model(self, suite: Suite | None = None) -> ModelConfig:
+        if suite is not None and suite.model is not None:
+            return suite.model
+        model = self.config.model("task")
+        if model is None:
+            raise ConfigError(
+                "no task model configured",
+                path=str(self.config.path),
+                hint="set models.task, e.g. `models: {task: openai/gpt-4o-mini}`",
+            )
+        return model
+
+    @property
+    def client(self):
+        if self._client is None:
+            from gpo_action.llm.cache import ResponseCache
+            from gpo_action.llm.client import LLMClient
+
+            cfg = self.config
+            cache = None
+            if cfg.cache.enabled:
+                cache = ResponseCache(self.root / cfg.cache.path, notes=self.notes)
+            self._client = LLMClient(
+                cache=cache,
+                concurrency=cfg.concurrency,
+                timeout=cfg.timeout,
+                max_retries=cfg.retries.max,
+                retry_base=cfg.retries.base,
+                retry_max=cfg.retries.max_wait,
+                notes=self.notes,
+                base_dir=self.root,
+            )
+        return self._client
+
+    def jobs(self, suites: Sequence[Suite]) -> list[EvalJob]:
+        return [EvalJob(s, load_template(self.root / s.prompt), self.task_model(s)) for s in suites]
+
+    def evaluate(self, suites: Sequence[Suite], on_progress: ProgressFn | None = None) -> list[SuiteResult]:
+        return evaluate_jobs(self.jobs(suites), self.client, judge=self.config.model("judge"), on_progress=on_progress)
+
+
+def _same_file(root: Path, given: str, suite_path: str) -> bool:
+    try:
+        return Path(given).resolve() == (root / suite_path).resolve()
+    except OSError:
+        return False
+
+
+def eval_exit_code(results: Sequence[SuiteResult], max_error_rate: float) -> int:
+    """3 when a suite's provider errors exceed the tolerance, else 1 when a suite is below its floor, else 0."""
+    if any(r.errors and r.error_rate > max_error_rate for r in results):
+        return 3
+    if any(r.below_min for r in results):
+        return 1
+    return 0
