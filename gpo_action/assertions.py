@@ -151,11 +151,13 @@ def _normalize(value: Any, steps: tuple[str, ...]) -> Any:
 
 
 def _render_value(value: Any, context: dict[str, Any]) -> Any:
-    """Render strings (and the strings of a list) as templates; other values pass unchanged."""
+    """Render strings (also inside lists and mappings, e.g. a schema's `enum`) as templates."""
     if isinstance(value, str):
         return render_text(value, context, "<assertion value>") if "{" in value else value
     if isinstance(value, list):
         return [_render_value(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: _render_value(item, context) for key, item in value.items()}
     return value
 
 

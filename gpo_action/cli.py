@@ -78,3 +78,17 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     if json_path:
         write_json(json_path, eval_report(results, ws.client.usage.to_dict(), code))
     sys.exit(code)
+
+
+@main.command("init")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@_handle_errors
+def init_command(force: bool) -> None:
+    """Write gpo.yaml, one prompt, one suite and a workflow into the current directory."""
+    from pathlib import Path
+
+    from gpo_action.scaffold import write_scaffold
+
+    for path in write_scaffold(Path.cwd(), force=force):
+        click.echo(f"wrote {path.relative_to(Path.cwd())}")
+    click.echo("next: gpo-action eval")

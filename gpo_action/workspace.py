@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from gpo_action.config import Config, load_config
-from gpo_action.errors import ConfigError, InputError
+from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob, ProgressFn, evaluate_jobs
+from gpo_action.llm.defaults import default_model
 from gpo_action.llm.types import ModelConfig
 from gpo_action.results import SuiteResult
 from gpo_action.suites import Suite, resolve_suites
@@ -54,11 +55,8 @@ class Workspace:
             return suite.model
         model = self.config.model("task")
         if model is None:
-            raise ConfigError(
-                "no task model configured",
-                path=str(self.config.path),
-                hint="set models.task, e.g. `models: {task: openai/gpt-4o-mini}`",
-            )
+            model, note = default_model(self.config.environ)
+            self.notes(note)
         return model
 
     @property

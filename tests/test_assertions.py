@@ -366,3 +366,9 @@ def test_score_case_refuses_bad_input():
         score_case([], [])
     with pytest.raises(ValueError, match="2 assertions but 1 verdicts"):
         score_case([_a(1), _a(1)], [PASS])
+
+
+def test_schema_strings_are_rendered_with_case_vars():
+    a = Assertion(type="is-json", value={"properties": {"email": {"enum": ["{{ email }}"]}}})
+    assert check(a, '{"email": "ann@example.com"}', {"email": "ann@example.com"}).passed
+    assert not check(a, '{"email": "bob@example.com"}', {"email": "ann@example.com"}).passed
