@@ -4,7 +4,8 @@
     ├── InputError(message, path, line, hint)     exit 2: the user's files or flags are wrong
     │   ├── ConfigError                           gpo.yaml
     │   ├── TemplateError                         a prompt template
-    │   └── SuiteError                            an eval suite or its case files
+    │   ├── SuiteError                            an eval suite or its case files
+    │   └── ReplayFileError                       a replay/ file is missing or has a malformed line
     ├── ProviderError(message, status, retryable)  a model call failed (exit 3 beyond tolerance)
     │   ├── RateLimited(retry_after)               429
     │   ├── ProviderTimeout                        no answer within the request timeout
@@ -60,6 +61,10 @@ class TemplateError(InputError):
 
 class SuiteError(InputError):
     """An eval suite or one of its case files is malformed."""
+
+
+class ReplayFileError(InputError):
+    """A replay file (the model `replay/<file.jsonl>`) is missing or has a malformed line."""
 
 
 class ProviderError(GpoError):

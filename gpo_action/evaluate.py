@@ -14,6 +14,7 @@ from gpo_action import assertions as A
 from gpo_action.errors import TemplateError
 from gpo_action.llm.types import LLMRequest, LLMResponse, ModelConfig
 from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
+from gpo_action.rubric import parse_rubric, rubric_messages
 from gpo_action.suites import Case, Suite
 from gpo_action.templates import PromptTemplate
 
@@ -104,7 +105,7 @@ def _judge(jobs, per_job, responses, client, judge) -> dict[tuple[int, int], LLM
                 for a_index, assertion in enumerate(case.asserts):
                     if A.needs_llm(assertion):
                         model = judge or job.model
-                        msgs = A.rubric_messages(assertion, response.text or "", case.vars, case.expected)
+                        msgs = rubric_messages(assertion, response.text or "", case.vars, case.expected)
                         if not msgs:  # nothing to judge (e.g. extract found nothing): check() fails it
                             continue
                         requests.append(LLMRequest(model, tuple(msgs), {"temperature": 0}, 0, f"{job.suite.name}/{case.id}#judge"))
@@ -163,7 +164,7 @@ def score_sample(case: Case, response: LLMResponse, judged, request_index: int, 
             usage["prompt_tokens"] += reply.prompt_tokens
             usage["completion_tokens"] += reply.completion_tokens
             usage["cost"] += reply.cost
-            verdicts.append(A.parse_rubric(reply.text or "", assertion))
+            verdicts.append(parse_rubric(reply.text or "", assertion))
         else:
             verdicts.append(A.check(assertion, output, case.vars, case.expected))
     score, passed = A.score_case(case.asserts, verdicts, threshold)

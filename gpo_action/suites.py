@@ -1,4 +1,4 @@
-"""Eval suites: cases, their dev/holdout split, loading from YAML, JSONL and CSV.
+"""Eval suites: cases, their dev/holdout split, and loading them from a suite file (YAML).
 
 A suite file (YAML) names its prompt, default assertions and cases:
 
@@ -10,37 +10,34 @@ A suite file (YAML) names its prompt, default assertions and cases:
         expected: billing
       - file: more_cases.jsonl         # relative to this file; .jsonl or .csv; a glob is fine
 
-Every problem raises `SuiteError` with the file and line (`ConfigError` for gpo.yaml's `suites:`).
+`casefiles` reads the JSONL/CSV rows; every case, inline or from a file, is validated here against
+`CaseSpec`. Every problem raises `SuiteError` with the file and line (`ConfigError` for gpo.yaml's
+`suites:`).
 Paths stored in `Suite` (`path`, `prompt`) are relative to the repository root (POSIX form) when
 inside it, absolute otherwise; `root / suite.prompt` opens the template either way.
 """
 
 from __future__ import annotations
 
-import csv
 import glob
 import hashlib
-import io
-import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gpo_action.assertions import Assertion
+from gpo_action.casefiles import CASE_FILE_SUFFIXES, CaseRecord, find_case_files, read_case_file
 from gpo_action.config import SECRET_HINTS, Config, ModelSpec
 from gpo_action.errors import ConfigError, SuiteError
 from gpo_action.llm.types import ModelConfig, canonical_json
-from gpo_action.yamlsource import Loc, YamlDoc, decode_utf8, load_yaml, validation_error
+from gpo_action.yamlsource import Loc, YamlDoc, load_yaml, validation_error
 
 SUITE_SUFFIXES = (".yaml", ".yml")
-CASE_FILE_SUFFIXES = (".jsonl", ".csv")
 MIN_SPLIT_CASES = 4     # below this, split_cases puts every case in dev and none in holdout
 DEFAULT_ASSERTION = Assertion(type="equals", value="{{ expected }}")
-
-_RESERVED = frozenset({"id", "expected", "assert", "description"})   # JSONL keys that are not vars
 
 
 @dataclass(frozen=True)
@@ -242,111 +239,28 @@ def _file_cases(item: dict, index: int, suite_file: Path, root: Path, doc: YamlD
         raise validation_error(exc, path=doc.path, error=SuiteError, model=FileRef,
                                line_of=doc.line_of, prefix=loc) from None
     line = doc.line_of(loc + ("file",))
-    files = _expand_case_files(ref.file, suite_file.parent)
+    files = find_case_files(ref.file, suite_file.parent)
     if not files:
         raise SuiteError(f"cases.{index}.file: {ref.file!r} matched no files", doc.path, line,
                          hint=f"case files are relative to the suite file's directory ({display_path(suite_file.parent, root)})")
     drafts: list[_Draft] = []
     for case_file in files:
-        suffix = case_file.suffix.lower()
-        if suffix not in CASE_FILE_SUFFIXES:
+        if case_file.suffix.lower() not in CASE_FILE_SUFFIXES:
             raise SuiteError(f"cases.{index}.file: cannot read {case_file.name!r} as cases", doc.path, line,
                              hint="case files are .jsonl or .csv")
         shown = display_path(case_file, root)
-        try:
-            raw = case_file.read_bytes()
-        except OSError as exc:
-            raise SuiteError(f"cannot read the case file: {exc.strerror or exc}", shown) from None
-        text = decode_utf8(raw, shown, SuiteError)
-        drafts.extend(_jsonl_cases(text, shown) if suffix == ".jsonl" else _csv_cases(text, shown))
+        drafts.extend(_record_case(record, shown) for record in read_case_file(case_file, shown))
     return drafts
 
 
-def _expand_case_files(pattern: str, base: Path) -> list[Path]:
-    if glob.has_magic(pattern):
-        found = glob.glob(pattern, root_dir=base, recursive=True)
-        return [base / p for p in sorted(found, key=lambda p: Path(p).as_posix()) if (base / p).is_file()]
-    path = base / pattern
-    return [path] if path.is_file() else []
-
-
-def _jsonl_cases(text: str, shown: str) -> Iterator[_Draft]:
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SuiteError(f"invalid JSON: {exc.msg} (column {exc.colno})", shown, number) from None
-        if not isinstance(record, dict):
-            raise SuiteError(f"each line must be a JSON object, found {type(record).__name__}", shown, number)
-        if not isinstance(record.get("vars"), dict):  # flat (a non-mapping `vars` is then a variable too)
-            record = {
-                **{k: record[k] for k in _RESERVED if k in record},
-                "vars": {k: v for k, v in record.items() if k not in _RESERVED},
-            }
-        try:
-            spec = CaseSpec.model_validate(record)
-        except ValidationError as exc:
-            raise validation_error(exc, path=shown, error=SuiteError, model=CaseSpec, line=number) from None
-        for j, assertion in enumerate(spec.asserts):
-            _validate_assertion(assertion, shown, number, f"assert.{j}")
-        yield _Draft(spec.id, spec.description or "", spec.vars, spec.expected, tuple(spec.asserts), shown, number)
-
-
-def _csv_cases(text: str, shown: str) -> Iterator[_Draft]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _record_case(record: CaseRecord, shown: str) -> _Draft:
     try:
-        header = next(reader, None)
-        if header is None:
-            return
-        columns = [name.strip() for name in header]
-        roles = _csv_roles(columns, shown)
-        last = reader.line_num
-        for row in reader:
-            start, last = last + 1, reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != len(columns):
-                raise SuiteError(f"row has {len(row)} fields, the header has {len(columns)}", shown, start)
-            values: dict[str, Any] = {}
-            case_id = expected = None
-            description = ""
-            for name, role, cell in zip(columns, roles, row):
-                if role == "var":
-                    values[name] = cell
-                elif role == "id":
-                    case_id = cell.strip() or None
-                elif role == "expected":
-                    expected = cell if cell != "" else None
-                else:
-                    description = cell
-            yield _Draft(case_id, description, values, expected, (), shown, start)
-    except csv.Error as exc:
-        raise SuiteError(f"malformed CSV: {exc}", shown, reader.line_num or None) from None
-
-
-def _csv_roles(columns: list[str], shown: str) -> list[str]:
-    roles = []
-    for name in columns:
-        if not name:
-            raise SuiteError("the header has an empty column name", shown, 1)
-        if columns.count(name) > 1:
-            raise SuiteError(f"column {name!r} appears twice in the header", shown, 1)
-        if name == "id":
-            roles.append("id")
-        elif name in ("expected", "__expected"):
-            roles.append("expected")
-        elif name in ("description", "__description"):
-            roles.append("description")
-        elif name.startswith("__"):
-            raise SuiteError(f"column {name!r} is not supported", shown, 1,
-                             hint="columns are vars, plus id, expected (or __expected) and description")
-        else:
-            roles.append("var")
-    if roles.count("expected") > 1:
-        raise SuiteError("both `expected` and `__expected` columns are present", shown, 1)
-    return roles
+        spec = CaseSpec.model_validate(record.data)
+    except ValidationError as exc:
+        raise validation_error(exc, path=shown, error=SuiteError, model=CaseSpec, line=record.line) from None
+    for j, assertion in enumerate(spec.asserts):
+        _validate_assertion(assertion, shown, record.line, f"assert.{j}")
+    return _Draft(spec.id, spec.description or "", spec.vars, spec.expected, tuple(spec.asserts), shown, record.line)
 
 
 def _validate_assertion(assertion: Assertion, shown: str, line: int | None, key: str) -> None:

@@ -14,11 +14,10 @@ from gpo_action.assertions import (
     checker,
     get_checker,
     needs_llm,
-    parse_rubric,
-    rubric_messages,
     score_case,
     validate_assertion,
 )
+from gpo_action.rubric import parse_rubric, rubric_messages
 
 KNOWN = {
     "equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all",

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from gpo_action.errors import InputError, ReplayMiss
+from gpo_action.errors import ReplayFileError, ReplayMiss
 from gpo_action.llm.providers import RawCompletion, count_words, register
 from gpo_action.llm.types import Message, ModelConfig, canonical_json
 
@@ -28,10 +28,6 @@ Recordings = dict[str, list[str]]  # canonical messages -> completions, in file 
 
 _INDEXES: dict[Path, tuple[tuple[int, int], Recordings]] = {}
 _INDEXES_LOCK = threading.Lock()
-
-
-class ReplayFileError(InputError):
-    """A replay file is missing or has a malformed line."""
 
 
 def messages_key(messages: Sequence[Mapping[str, Any]]) -> str:

@@ -1,0 +1,138 @@
+"""Case files: the `.jsonl` and `.csv` files a suite names with `cases: [{file: ...}]`.
+
+The readers turn a file into `CaseRecord`s, lazily and in file order: the line a case starts on and
+the case as a mapping in the structured form (`id`, `description`, `vars`, `expected`, `assert`).
+Checking a record against the suite schema (`suites.CaseSpec`) is left to `suites`; this module only
+knows the file formats, and raises `SuiteError` with the file and line when one is malformed.
+
+JSONL: one JSON object per line, blank lines skipped. A record whose `vars` is a mapping is taken
+as written; otherwise it is flat: `id`, `expected`, `assert` and `description` keep their meaning
+and every other key is a var.
+
+CSV: the header names the columns. `id`, `expected` (or `__expected`) and `description` (or
+`__description`) are what they say; any other `__` column is refused; the rest are vars (strings).
+A row's line is the line it starts on (a quoted cell may span lines).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from gpo_action.errors import SuiteError
+from gpo_action.yamlsource import decode_utf8
+
+CASE_FILE_SUFFIXES = (".jsonl", ".csv")
+
+_RESERVED = frozenset({"id", "expected", "assert", "description"})   # JSONL keys that are not vars
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One case as read from a case file, not yet checked against the suite schema."""
+
+    line: int
+    data: dict[str, Any]
+
+
+def find_case_files(pattern: str, base: Path) -> list[Path]:
+    """The files `pattern` names, relative to `base`: a glob sorted by POSIX path, or one existing file."""
+    if glob.has_magic(pattern):
+        found = glob.glob(pattern, root_dir=base, recursive=True)
+        return [base / p for p in sorted(found, key=lambda p: Path(p).as_posix()) if (base / p).is_file()]
+    path = base / pattern
+    return [path] if path.is_file() else []
+
+
+def read_case_file(path: Path, shown: str) -> Iterator[CaseRecord]:
+    """The records of a `.jsonl` or `.csv` file; `shown` is the path used in messages."""
+    suffix = path.suffix.lower()
+    if suffix not in CASE_FILE_SUFFIXES:
+        raise SuiteError(f"cannot read {path.name!r} as cases", shown, hint="case files are .jsonl or .csv")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(f"cannot read the case file: {exc.strerror or exc}", shown) from None
+    text = decode_utf8(raw, shown, SuiteError)
+    yield from read_jsonl(text, shown) if suffix == ".jsonl" else read_csv(text, shown)
+
+
+def read_jsonl(text: str, shown: str) -> Iterator[CaseRecord]:
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"invalid JSON: {exc.msg} (column {exc.colno})", shown, number) from None
+        if not isinstance(record, dict):
+            raise SuiteError(f"each line must be a JSON object, found {type(record).__name__}", shown, number)
+        if not isinstance(record.get("vars"), dict):  # flat (a non-mapping `vars` is then a variable too)
+            record = {
+                **{k: record[k] for k in _RESERVED if k in record},
+                "vars": {k: v for k, v in record.items() if k not in _RESERVED},
+            }
+        yield CaseRecord(number, record)
+
+
+def read_csv(text: str, shown: str) -> Iterator[CaseRecord]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        columns = [name.strip() for name in header]
+        roles = _csv_roles(columns, shown)
+        last = reader.line_num
+        for row in reader:
+            start, last = last + 1, reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(columns):
+                raise SuiteError(f"row has {len(row)} fields, the header has {len(columns)}", shown, start)
+            values: dict[str, Any] = {}
+            case_id = expected = None
+            description = ""
+            for name, role, cell in zip(columns, roles, row):
+                if role == "var":
+                    values[name] = cell
+                elif role == "id":
+                    case_id = cell.strip() or None
+                elif role == "expected":
+                    expected = cell if cell != "" else None
+                else:
+                    description = cell
+            yield CaseRecord(start, {"id": case_id, "description": description, "vars": values, "expected": expected})
+    except csv.Error as exc:
+        raise SuiteError(f"malformed CSV: {exc}", shown, reader.line_num or None) from None
+
+
+def _csv_roles(columns: list[str], shown: str) -> list[str]:
+    roles = []
+    for name in columns:
+        if not name:
+            raise SuiteError("the header has an empty column name", shown, 1)
+        if columns.count(name) > 1:
+            raise SuiteError(f"column {name!r} appears twice in the header", shown, 1)
+        if name == "id":
+            roles.append("id")
+        elif name in ("expected", "__expected"):
+            roles.append("expected")
+        elif name in ("description", "__description"):
+            roles.append("description")
+        elif name.startswith("__"):
+            raise SuiteError(f"column {name!r} is not supported", shown, 1,
+                             hint="columns are vars, plus id, expected (or __expected) and description")
+        else:
+            roles.append("var")
+    if roles.count("expected") > 1:
+        raise SuiteError("both `expected` and `__expected` columns are present", shown, 1)
+    return roles
+
+
+__all__ = ["CASE_FILE_SUFFIXES", "CaseRecord", "find_case_files", "read_case_file", "read_csv", "read_jsonl"]
