@@ -211,3 +211,17 @@ def test_console_script_runs_as_a_process(project, openai_server):
     assert proc.returncode == 0, proc.stderr
     assert "triage" in proc.stdout
     assert json.loads((project / "out.json").read_text())["suites"][0]["score"] == 1.0
+
+
+def test_corrupt_cache_is_reported_rebuilt_and_the_run_continues(project, openai_server):
+    scripted_answers(openai_server)
+    cache = project / ".gpo" / "cache.sqlite"
+    cache.parent.mkdir()
+    cache.write_bytes(b"this is not a database" * 100)
+    result = run_cli("eval", "--json", "out.json")
+    assert result.exit_code == 0, result.stderr
+    assert "cache" in result.stderr.lower() and "corrupt" in result.stderr.lower()
+    assert json.loads((project / "out.json").read_text())["suites"][0]["score"] == 1.0
+    assert list(cache.parent.glob("cache.sqlite.corrupt-*"))  # the bad file is kept aside, not lost
+    again = run_cli("eval")
+    assert again.exit_code == 0 and openai_server.total == 6  # the rebuilt cache served the re-run
