@@ -1,0 +1,159 @@
+"""Paired tests for base-versus-head comparisons: pure functions, standard library only.
+
+- `mcnemar_exact(b, c)`: exact two-sided McNemar test on the discordant pairs of pass/fail
+  outcomes (b = passed on base only, c = passed on head only).
+- `sign_flip_test(diffs)`: two-sided paired permutation test of "mean difference == 0", for
+  graded scores or per-case means over repeats.
+- `bootstrap_ci(diffs)`: paired percentile bootstrap confidence interval of the mean difference.
+
+Randomness comes only from `random.Random(seed)`: the same input and seed give the same answer.
+Speed matters because a run compares every suite: with 250 paired cases, 10,000 sign-flip
+resamples take about 10 ms and 10,000 bootstrap resamples about 50 ms in CPython 3.11. Above
+256 cases the bootstrap draws through `random.choices` instead (about 60 ns a draw: 1,000 cases
+with 5,000 resamples take about 0.3 s).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from operator import getitem
+from typing import Iterable, Sequence
+
+__all__ = ["mcnemar_exact", "sign_flip_test", "bootstrap_ci", "EXACT_SIGN_FLIP_MAX"]
+
+# Up to this many non-zero differences the sign-flip test enumerates all 2**n sign patterns.
+EXACT_SIGN_FLIP_MAX = 16
+
+# Differences are floats: a resampled statistic counts as "at least as extreme" as the observed
+# one when it falls short of it by no more than this fraction of sum(|d|) (rounding noise only).
+_REL_TOL = 1e-9
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for `b` and `c` discordant pairs.
+
+    Under the null each discordant pair is equally likely to go either way, so with
+    X ~ Binomial(b + c, 1/2) the p-value is min(1, 2 * P[X <= min(b, c)]); it is 1.0 when there
+    are no discordant pairs. Computed with exact integers (one big-integer division at the end),
+    so it is exact to float precision for any size; b + c = 10,000 takes about 25 ms.
+    """
+    for name, value in (("b", b), ("c", c)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    n, k = b + c, min(b, c)
+    if n == 0 or 2 * k == n:
+        return 1.0
+    term = total = 1                      # C(n, 0)
+    for i in range(k):                    # C(n, i + 1) = C(n, i) * (n - i) / (i + 1), exact
+        term = term * (n - i) // (i + 1)
+        total += term
+    return min(1.0, (2 * total) / (1 << n))
+
+
+def _clean(diffs: Iterable[float]) -> list[float]:
+    values = [float(d) for d in diffs]
+    for d in values:
+        if not math.isfinite(d):
+            raise ValueError(f"differences must be finite numbers, got {d!r}")
+    return values
+
+
+def _subset_sum_table(values: Sequence[float]) -> list[float]:
+    """Sums of every subset of `values`; entry i sums the values whose bit is set in i."""
+    table = [0.0]
+    for v in values:
+        table += [s + v for s in table]
+    return table
+
+
+def sign_flip_test(diffs: Iterable[float], *, n_resamples: int = 10_000, seed: int = 0) -> float:
+    """Two-sided paired sign-flip (permutation) test of "mean difference == 0".
+
+    Under the null each per-case difference is as likely to have the other sign, so the
+    statistic |sum of sign-flipped diffs| is compared with the observed |sum of diffs|.
+    Zero differences do not change the statistic under any sign and are dropped first. With at
+    most `EXACT_SIGN_FLIP_MAX` (16) non-zero differences every sign pattern is enumerated and the
+    p-value is exact; otherwise `n_resamples` random patterns are drawn and the p-value is
+    (count + 1) / (n_resamples + 1), which never reports 0. No differences, or only zeros, give 1.0.
+    """
+    values = [d for d in _clean(diffs) if d != 0.0]
+    if not values:
+        return 1.0
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    total = sum(values)
+    # |flipped sum| = |2 * (sum of the diffs kept positive) - total|; count patterns at least as
+    # extreme as the observed one (all kept positive), within rounding tolerance.
+    threshold = abs(total) - _REL_TOL * sum(abs(d) for d in values)
+    n = len(values)
+    if n <= EXACT_SIGN_FLIP_MAX:
+        table = _subset_sum_table(values)
+        hits = sum(1 for p in table if abs(2.0 * p - total) >= threshold)
+        return hits / len(table)
+    # Monte Carlo: one random bit per difference, read eight at a time through per-byte tables of
+    # subset sums, so a resample costs n/8 lookups instead of n additions.
+    tables = [_subset_sum_table(values[i:i + 8]) for i in range(0, n, 8)]
+    n_bytes = len(tables)
+    rng = random.Random(seed)
+    bits = rng.getrandbits
+    hits = 0
+    for _ in range(n_resamples):
+        kept = sum(map(getitem, tables, bits(n).to_bytes(n_bytes, "little")))
+        if abs(2.0 * kept - total) >= threshold:
+            hits += 1
+    return (hits + 1) / (n_resamples + 1)
+
+
+def _resample_sums(values: list[float], n_resamples: int, rng: random.Random) -> list[float]:
+    """Sums of `n_resamples` samples of len(values) drawn with replacement from `values`."""
+    n = len(values)
+    need = n * n_resamples
+    if n <= 256:
+        # Random bytes with those >= n deleted are independent uniform indices in [0, n):
+        # generated and filtered in C, far faster than drawing indices one by one.
+        reject = bytes(range(n, 256))
+        chunks: list[bytes] = []
+        have = 0
+        while have < need:
+            chunk = rng.randbytes((need - have) * 256 // n + 64).translate(None, reject)
+            chunks.append(chunk)
+            have += len(chunk)
+        indices = b"".join(chunks)
+        pick = values.__getitem__
+        return [sum(map(pick, indices[i:i + n])) for i in range(0, need, n)]
+    picks = rng.choices(values, k=need)
+    return [sum(picks[i:i + n]) for i in range(0, need, n)]
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile of sorted data (numpy's default "linear" method)."""
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def bootstrap_ci(diffs: Iterable[float], *, alpha: float = 0.05, n_resamples: int = 5_000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Paired percentile bootstrap (1 - alpha) confidence interval of the mean difference.
+
+    Cases are resampled with replacement (each case's difference keeps its pairing); the bounds
+    are the alpha/2 and 1 - alpha/2 quantiles of the resampled means. Raises ValueError when
+    `diffs` is empty.
+    """
+    values = _clean(diffs)
+    if not values:
+        raise ValueError("bootstrap_ci needs at least one difference")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    n = len(values)
+    if min(values) == max(values):
+        return values[0], values[0]
+    rng = random.Random(seed)
+    means = sorted(s / n for s in _resample_sums(values, n_resamples, rng))
+    return _quantile(means, alpha / 2), _quantile(means, 1 - alpha / 2)

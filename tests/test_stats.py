@@ -1,0 +1,192 @@
+"""Paired tests: known values, hand enumerations, determinism (stdlib only, no scipy/numpy)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from fractions import Fraction
+
+import pytest
+
+from gpo_action.stats import EXACT_SIGN_FLIP_MAX, bootstrap_ci, mcnemar_exact, sign_flip_test
+
+
+# --- mcnemar_exact -----------------------------------------------------------------------------
+
+def _mcnemar_by_comb(b: int, c: int) -> float:
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = Fraction(sum(math.comb(n, k) for k in range(min(b, c) + 1)), 2 ** n)
+    return float(min(Fraction(1), 2 * tail))
+
+
+@pytest.mark.parametrize(("b", "c", "expected"), [
+    (0, 0, 1.0),
+    (10, 0, 2 / 1024),
+    (0, 10, 0.001953125),
+    (5, 5, 1.0),
+    (1, 0, 1.0),            # 2 * P[X <= 0] with n = 1 is 1
+    (3, 12, 2 * (1 + 15 + 105 + 455) / 2 ** 15),
+    (12, 3, 0.03515625),
+])
+def test_mcnemar_known_values(b: int, c: int, expected: float) -> None:
+    assert mcnemar_exact(b, c) == expected
+
+
+def test_mcnemar_matches_math_comb_on_a_grid() -> None:
+    for b in range(0, 40, 3):
+        for c in range(0, 40, 5):
+            assert mcnemar_exact(b, c) == pytest.approx(_mcnemar_by_comb(b, c), rel=1e-12, abs=0)
+    assert mcnemar_exact(117, 1) == pytest.approx(_mcnemar_by_comb(117, 1), rel=1e-12)
+
+
+def _mcnemar_by_logs(b: int, c: int) -> float:
+    n, k = b + c, min(b, c)
+    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+    top = max(logs)
+    return min(1.0, 2 * math.exp(top) * math.fsum(math.exp(x - top) for x in logs))
+
+
+def test_mcnemar_large_counts() -> None:
+    assert mcnemar_exact(5000, 5000) == 1.0
+    assert mcnemar_exact(700, 800) == pytest.approx(_mcnemar_by_comb(700, 800), rel=1e-12)
+    assert mcnemar_exact(4990, 5010) == pytest.approx(_mcnemar_by_logs(4990, 5010), rel=1e-8)
+    tiny = mcnemar_exact(4000, 6000)          # about 1e-89: tiny but not rounded to 0
+    assert 0.0 < tiny < 1e-80
+    assert tiny == pytest.approx(_mcnemar_by_logs(4000, 6000), rel=1e-8)
+
+
+def test_mcnemar_rejects_bad_counts() -> None:
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 3)
+    with pytest.raises(TypeError):
+        mcnemar_exact(1.5, 3)  # type: ignore[arg-type]
+
+
+# --- sign_flip_test ----------------------------------------------------------------------------
+
+def _sign_flip_by_hand(diffs: list[float]) -> float:
+    observed = abs(sum(diffs))
+    patterns = list(itertools.product((1, -1), repeat=len(diffs)))
+    extreme = sum(1 for signs in patterns
+                  if abs(sum(s * d for s, d in zip(signs, diffs))) >= observed - 1e-12)
+    return extreme / len(patterns)
+
+
+def test_sign_flip_exact_three_values_by_hand() -> None:
+    # sums of +-0.5 +-0.2 +-0.1: +-0.8, +-0.6, +-0.4, +-0.2; observed 0.4 -> 6 of 8 at least as extreme
+    assert sign_flip_test([0.5, -0.2, 0.1]) == 0.75
+    assert sign_flip_test([1.0, 1.0, 1.0, 1.0]) == 2 / 16
+
+
+def test_sign_flip_exact_matches_full_enumeration() -> None:
+    rng = random.Random(7)
+    for size in (1, 5, 9, 12):
+        diffs = [round(rng.uniform(-1, 1), 3) for _ in range(size)]
+        assert sign_flip_test(diffs) == pytest.approx(_sign_flip_by_hand(diffs), abs=1e-12)
+
+
+def test_sign_flip_exact_on_ties_equals_mcnemar() -> None:
+    # With differences of +-1 the sign-flip null is the binomial one: the same p as McNemar.
+    for b, c in [(3, 12), (0, 7), (2, 5), (8, 8), (0, 16)]:
+        assert sign_flip_test([1.0] * c + [-1.0] * b) == pytest.approx(mcnemar_exact(b, c), abs=1e-12)
+
+
+def test_sign_flip_zero_differences_change_nothing() -> None:
+    diffs = [0.3, -0.1, 0.25, 0.4, -0.05]
+    assert sign_flip_test(diffs + [0.0] * 40) == sign_flip_test(diffs)   # still exact: zeros dropped
+    assert sign_flip_test([0.0] * 300) == 1.0
+    assert sign_flip_test([]) == 1.0
+
+
+def test_sign_flip_monte_carlo_close_to_exact_binomial() -> None:
+    # 100 discordant +-1 differences: the Monte Carlo p must be near the exact McNemar value.
+    diffs = [1.0] * 62 + [-1.0] * 38 + [0.0] * 150
+    exact = mcnemar_exact(38, 62)
+    assert len([d for d in diffs if d]) > EXACT_SIGN_FLIP_MAX
+    p = sign_flip_test(diffs, n_resamples=20_000, seed=3)
+    assert abs(p - exact) < 0.01
+
+
+def test_sign_flip_monte_carlo_never_reports_zero() -> None:
+    p = sign_flip_test([0.5] * 60, n_resamples=999, seed=0)
+    assert p == 1 / 1000
+
+
+def test_sign_flip_is_deterministic_by_seed() -> None:
+    rng = random.Random(11)
+    diffs = [rng.gauss(0.02, 0.2) for _ in range(250)]
+    first = sign_flip_test(diffs, seed=5)
+    assert sign_flip_test(diffs, seed=5) == first
+    assert sign_flip_test(list(diffs), seed=5, n_resamples=10_000) == first
+    others = {sign_flip_test(diffs, seed=s, n_resamples=2_000) for s in range(6)}
+    assert len(others) > 1                   # the seed does drive the resampling
+
+
+def test_sign_flip_graded_signal_and_noise() -> None:
+    rng = random.Random(2)
+    shifted = [rng.gauss(0.1, 0.2) for _ in range(200)]
+    centred = [d - sum(shifted) / len(shifted) for d in shifted]
+    assert sign_flip_test(shifted) < 0.001
+    assert sign_flip_test(centred) > 0.5
+
+
+# --- bootstrap_ci ------------------------------------------------------------------------------
+
+def _draws(n: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.choice((-1.0, 0.0, 0.0, 1.0)) * rng.random() for _ in range(n)]
+
+
+@pytest.mark.parametrize("n", [10, 250, 600])      # 600 > 256 takes the random.choices path
+def test_bootstrap_ci_contains_the_mean(n: int) -> None:
+    diffs = _draws(n, seed=n)
+    low, high = bootstrap_ci(diffs)
+    mean = sum(diffs) / n
+    assert low < mean < high
+    assert min(diffs) <= low and high <= max(diffs)
+
+
+def test_bootstrap_ci_shrinks_with_n() -> None:
+    widths = []
+    for n in (40, 160, 640):
+        low, high = bootstrap_ci(_draws(n, seed=1), seed=1)
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2]
+    assert widths[0] / widths[2] == pytest.approx(4.0, rel=0.3)   # width ~ 1/sqrt(n)
+
+
+def test_bootstrap_ci_width_matches_normal_theory() -> None:
+    diffs = _draws(400, seed=4)
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / n)
+    low, high = bootstrap_ci(diffs)
+    assert high - low == pytest.approx(2 * 1.959964 * sd / math.sqrt(n), rel=0.1)
+    assert (low + high) / 2 == pytest.approx(mean, abs=0.1 * (high - low))
+
+
+def test_bootstrap_ci_level_follows_alpha() -> None:
+    diffs = _draws(100, seed=9)
+    low95, high95 = bootstrap_ci(diffs, alpha=0.05)
+    low80, high80 = bootstrap_ci(diffs, alpha=0.2)
+    assert low95 < low80 < high80 < high95
+
+
+def test_bootstrap_ci_is_deterministic_by_seed() -> None:
+    diffs = _draws(250, seed=0)
+    assert bootstrap_ci(diffs, seed=3) == bootstrap_ci(list(diffs), seed=3)
+    assert len({bootstrap_ci(diffs, seed=s) for s in range(5)}) > 1
+
+
+def test_bootstrap_ci_edge_cases() -> None:
+    assert bootstrap_ci([0.25] * 30) == (0.25, 0.25)
+    assert bootstrap_ci([0.0]) == (0.0, 0.0)
+    with pytest.raises(ValueError):
+        bootstrap_ci([])
+    with pytest.raises(ValueError):
+        bootstrap_ci([1.0, 0.0], alpha=1.5)
+    with pytest.raises(ValueError):
+        bootstrap_ci([1.0, float("nan")])
