@@ -80,6 +80,40 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     sys.exit(code)
 
 
+@main.command("run")
+@click.option("--base", "base", help="Base revision to compare with (default: the event's base in GitHub Actions, else the default branch).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="gpo.yaml to use (default: ./gpo.yaml).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the full result as JSON here.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Also write the Markdown report here.")
+@_handle_errors
+def run_command(base: str | None, config_path: str | None, json_path: str | None, markdown_path: str | None) -> None:
+    """Compare prompts and suites with the base revision; exit 1 on a regression."""
+    import os
+
+    from rich.console import Console
+
+    from gpo_action.files import write_atomic
+    from gpo_action.github.runner import publish_run
+    from gpo_action.pipeline import run
+    from gpo_action.report.jsonreport import write_json
+    from gpo_action.report.markdown import run_markdown
+    from gpo_action.report.progress import progress_bar
+    from gpo_action.report.terminal import run_table
+
+    with progress_bar(_stderr_console(), "evaluating base and head") as on_progress:
+        result = run(config_path, base=base, notes=_notes(), on_progress=on_progress)
+    if result.comparisons:
+        Console().print(run_table(result))
+    for note in result.notes:
+        click.echo(note, err=True)
+    if json_path:
+        write_json(json_path, result.to_dict())
+    if markdown_path:
+        write_atomic(markdown_path, run_markdown(result))
+    publish_run(result, json_path, sys.stdout, os.environ)
+    sys.exit(result.exit_code)
+
+
 @main.command("init")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @_handle_errors

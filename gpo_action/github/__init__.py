@@ -1,0 +1,1 @@
+"""GitHub: the event that triggered a run, workflow commands, and (later) the REST client."""

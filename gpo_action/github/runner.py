@@ -1,0 +1,58 @@
+"""What a run leaves on the GitHub Actions runner: outputs, the job summary and annotations."""
+
+from __future__ import annotations
+
+from typing import IO, Mapping
+
+from gpo_action.github.commands import MAX_ERROR_ANNOTATIONS, annotation, set_outputs, write_summary
+from gpo_action.report.markdown import run_markdown
+
+
+def first_changed_line(old: str | None, new: str) -> int:
+    """1-based line of the first difference between two texts (1 when there is no old text)."""
+    if old is None:
+        return 1
+    for number, (a, b) in enumerate(zip(old.splitlines(), new.splitlines()), start=1):
+        if a != b:
+            return number
+    return min(len(old.splitlines()), len(new.splitlines())) + 1
+
+
+def annotate_failures(result, stream: IO[str]) -> int:
+    """`::error file=...,line=...::` on each failing suite's prompt, within GitHub's per-step limit."""
+    prefix = "" if result.project_dir == "." else f"{result.project_dir}/"
+    written = 0
+    changes = {c.name: c for c in result.changes}
+    for comparison in result.comparisons:
+        if not comparison.failed or written >= MAX_ERROR_ANNOTATIONS:
+            continue
+        change = changes.get(comparison.suite)
+        if change is None or change.head is None:
+            continue
+        old = change.base.template.source if change.base is not None else None
+        line = first_changed_line(old, change.head.template.source)
+        score = "-" if comparison.head_score is None else f"{100 * comparison.head_score:.1f}"
+        base = "-" if comparison.base_score is None else f"{100 * comparison.base_score:.1f}"
+        annotation(
+            "error", f"suite {comparison.suite} {comparison.verdict}: {base} -> {score}", stream,
+            file=f"{prefix}{change.prompt}", line=line, title="gpo-action",
+        )
+        written += 1
+    return written
+
+
+def publish_run(result, report_path: str | None, stream: IO[str], env: Mapping[str, str]) -> None:
+    """Outputs, summary and annotations; each is skipped quietly outside Actions."""
+    set_outputs(
+        {
+            "regressed": "true" if any(c.verdict == "regressed" for c in result.comparisons) else "false",
+            "improved": "true" if any(c.verdict == "improved" for c in result.comparisons) else "false",
+            "verdicts": ",".join(f"{c.suite}={c.verdict}" for c in result.comparisons),
+            "exit-code": str(result.exit_code),
+            "report-path": report_path or "",
+        },
+        env,
+    )
+    write_summary(run_markdown(result, max_chars=900_000), env)
+    if env.get("GITHUB_ACTIONS"):
+        annotate_failures(result, stream)

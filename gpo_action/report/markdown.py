@@ -1,0 +1,85 @@
+"""Markdown for the pull-request comment and the job summary, from a `RunResult`.
+
+Everything that comes from a case or a model output is escaped: it goes inside `<pre>` blocks
+(whose content GitHub never parses as Markdown) with HTML escaped, so a case cannot inject a fake
+suggestion, a link or hidden text. The report is cut to `max_chars`, dropping flipped-case
+details first, then notes, never the verdict table.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from gpo_action.report.terminal import format_cost, format_delta, format_score
+
+MARKER = "<!-- gpo-action:report -->"
+VERDICT_ICON = {"regressed": "🔴", "below-min": "🔴", "error": "⚠️", "improved": "🟢", "unchanged": "⚪"}
+MAX_FLIPPED = 5
+MAX_FIELD_CHARS = 600
+
+
+def cell(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return html.escape(str(text)).replace("|", "&#124;").replace("\n", " ")
+
+
+def clip(text: Any, limit: int = MAX_FIELD_CHARS) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more chars)"
+
+
+def pre(text: Any) -> str:
+    return f"<pre>{html.escape(clip(text))}</pre>"
+
+
+def verdict_table(result) -> str:
+    rows = [
+        "| suite | verdict | base | head | Δ [CI] | p | cases |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in result.comparisons:
+        rows.append(
+            f"| {cell(c.suite)} | {VERDICT_ICON.get(c.verdict, '')} {c.verdict} | {format_score(c.base_score)} | "
+            f"{format_score(c.head_score)} | {format_delta(c)} | {'-' if c.p_value is None else f'{c.p_value:.3g}'} | "
+            f"{c.n_paired or '-'} |"
+        )
+    return "\n".join(rows)
+
+
+def flipped_section(comparison) -> str:
+    if not comparison.flipped:
+        return ""
+    parts = [f"<details><summary>{cell(comparison.suite)}: {len(comparison.flipped)} flipped case(s)</summary>\n"]
+    for f in comparison.flipped[:MAX_FLIPPED]:
+        direction = "passed on base, fails on head" if f.base_score > f.head_score else "failed on base, passes on head"
+        parts.append(f"\n**{cell(f.case_id)}**: {direction}\n\ninput {pre(f.vars)}\nexpected {pre(f.expected)}\n"
+                     f"base output {pre(f.base_output)}\nhead output {pre(f.head_output)}\n")
+    if len(comparison.flipped) > MAX_FLIPPED:
+        parts.append(f"\n…and {len(comparison.flipped) - MAX_FLIPPED} more (see the JSON report).\n")
+    parts.append("\n</details>\n")
+    return "".join(parts)
+
+
+def run_markdown(result, max_chars: int = 65_000) -> str:
+    """The whole report; under `max_chars`, cutting flipped cases, then notes."""
+    head = [MARKER, "## gpo-action", ""]
+    if not result.comparisons:
+        body = head + ["No prompt, suite or model change to evaluate."] + [f"- {cell(n)}" for n in result.notes]
+        return "\n".join(body)[:max_chars]
+    usage = result.usage or {}
+    table = "\n".join(head + [verdict_table(result), ""])
+    footer = (f"\n{usage.get('calls', 0)} model calls ({usage.get('cache_hits', 0)} from cache), "
+              f"{usage.get('tokens', 0):,} tokens, {format_cost(usage.get('cost', 0.0))}. "
+              f"Base `{result.base_sha[:12]}`, head: {cell(result.head)}.\n")
+    notes = [f"- {cell(c.suite)}: {cell(n)}" for c in result.comparisons for n in c.notes]
+    notes += [f"- {cell(n)}" for n in result.notes]
+    notes_text = ("\n**Notes**\n" + "\n".join(notes) + "\n") if notes else ""
+    flipped = [flipped_section(c) for c in result.comparisons if c.verdict != "unchanged" or c.flipped]
+    text = table + "".join(flipped) + notes_text + footer
+    while len(text) > max_chars and flipped:
+        flipped.pop()
+        text = table + "".join(flipped) + "\n*(some flipped cases left out to fit)*\n" + notes_text + footer
+    if len(text) > max_chars:
+        text = table + "\n*(notes left out to fit)*\n" + footer
+    return text[:max_chars]
