@@ -112,4 +112,11 @@ class GitError(GpoError):
 
 
 class GitHubError(GpoError):
+    """The GitHub API refused or failed; `status` is the HTTP status when there was a response."""
+
     exit_code = 3
+
+    def __init__(self, message: str, status: int | None = None):
+        self.message = message
+        self.status = status
+        super().__init__(message)
