@@ -69,7 +69,7 @@ class Provider(Protocol):
 ProviderFactory = Callable[[ModelConfig, Path], Provider]
 
 PROVIDERS: dict[str, ProviderFactory] = {}
-BUILTIN_MODULES = ("gpo_action.llm.replay",)
+BUILTIN_MODULES = ("gpo_action.llm.replay", "gpo_action.llm.local")
 _builtins_loaded = False
 
 
