@@ -114,6 +114,39 @@ def run_command(base: str | None, config_path: str | None, json_path: str | None
     sys.exit(result.exit_code)
 
 
+@main.command("optimize")
+@click.argument("suite")
+@click.option("--preset", help="Optimizer preset: gpo, opro, ape, apo, pe2 (default: optimize.preset, else gpo).")
+@click.option("--write", is_flag=True, help="Replace the template with the proposed prompt (only if it improved).")
+@click.option("--dry-run", is_flag=True, help="Print the projected calls and cost, and stop.")
+@click.option("--resume", is_flag=True, help="Continue the stopped run of this suite (no paid call is repeated).")
+@click.option("--steps", type=click.IntRange(min=1), help="Optimisation steps (default: optimize.steps).")
+@click.option("--candidates", type=click.IntRange(min=1, max=64), help="Candidates per step (default: optimize.candidates).")
+@click.option("--max-calls", type=click.IntRange(min=0), help="Cap on model calls (default: optimize.budget.max_calls).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="gpo.yaml to use (default: ./gpo.yaml).")
+@_handle_errors
+def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool, resume: bool, steps: int | None,
+                     candidates: int | None, max_calls: int | None, config_path: str | None) -> None:
+    """Propose a better prompt for SUITE within the budget: GPO, scored on dev, guarded on holdout."""
+    from rich.console import Console
+
+    from gpo_action.optimize.plan import optimize_exit_code, plan_optimization, project_plan, run_plan, write_proposal
+    from gpo_action.optimize.terminal import projection_table, result_renderable, step_line
+
+    from gpo_action.workspace import Workspace
+
+    ws = Workspace.open(config_path, notes=_notes())
+    plan = plan_optimization(ws, suite, preset=preset, steps=steps, candidates=candidates, max_calls=max_calls)
+    if dry_run:
+        Console().print(projection_table(project_plan(plan, ws.client)))
+        return
+    result = run_plan(plan, ws.client, resume=resume, on_step=lambda report: click.echo(step_line(report), err=True))
+    Console().print(result_renderable(result))
+    if write and result.proposed:
+        click.echo(f"wrote {write_proposal(result, ws.root)}", err=True)
+    sys.exit(optimize_exit_code(result))
+
+
 @main.command("init")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @_handle_errors

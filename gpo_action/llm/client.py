@@ -11,6 +11,11 @@ retries a failure is an `LLMResponse` with `error` set, never an exception.
 `usage` counts what this client actually did: provider calls (retries included), cache hits,
 tokens and cost of calls made. A response's own tokens and cost are nominal: what the answer
 cost when it was obtained, also when it now comes from the cache.
+
+A `CallLimit` passed to `complete`/`complete_n` caps provider dispatches, retries included: the
+client takes one unit before every dispatch, and a request that finds none left ends as an error
+response with `error_type` "BudgetExhausted" (never cached, never raised). Cache hits take
+nothing. `uncached_count(requests)` says how many requests a batch would send, without calling.
 """
 
 from __future__ import annotations
@@ -37,6 +42,31 @@ log = logging.getLogger("gpo_action.llm")
 
 # Extra seconds the client waits beyond `timeout` before abandoning a provider call itself.
 TIMEOUT_GRACE = 1.0
+# `LLMResponse.error_type` of a request that a `CallLimit` kept from being (re)dispatched.
+BUDGET_EXHAUSTED = "BudgetExhausted"
+
+
+class CallLimit:
+    """An allowance of provider dispatches, shared by every request of the calls it is given to.
+
+    `take()` is called before each dispatch (first attempts and retries alike); it spends one
+    unit, or returns False when none is left. Workers run on the client's one event loop, so the
+    check and the decrement cannot interleave.
+    """
+
+    def __init__(self, remaining: int):
+        self.remaining = max(0, int(remaining))
+        self.taken = 0
+
+    def take(self) -> bool:
+        if self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        self.taken += 1
+        return True
+
+    def __repr__(self) -> str:
+        return f"CallLimit(remaining={self.remaining}, taken={self.taken})"
 
 
 @dataclass
@@ -46,6 +76,7 @@ class _Job:
     request: LLMRequest
     provider: Provider
     keys: list[str]
+    limit: CallLimit | None = None
 
 
 class LLMClient:
@@ -93,9 +124,10 @@ class LLMClient:
         self._lock = threading.RLock()
 
     # ---- public ----------------------------------------------------------------------------
-    def complete(self, requests: Sequence[LLMRequest], on_result: OnResult | None = None) -> list[LLMResponse]:
+    def complete(self, requests: Sequence[LLMRequest], on_result: OnResult | None = None, *,
+                 limit: CallLimit | None = None) -> list[LLMResponse]:
         """One response per request, in order. `on_result(index, response)` fires as each is known
-        (cache hits first). Identical requests are sent once."""
+        (cache hits first). Identical requests are sent once. `limit` caps provider dispatches."""
         with self._lock:
             results: list[LLMResponse | None] = [None] * len(requests)
             keys = [request_key(r) for r in requests]
@@ -118,19 +150,20 @@ class LLMClient:
             hits = self._lookup([key for key in firsts if providers[key].cacheable])
             for key in sorted(hits, key=lambda k: indexes[k][0]):
                 deliver(key, hits[key], from_cache=True)
-            jobs = [_Job(firsts[key], providers[key], [key]) for key in firsts if key not in hits]
+            jobs = [_Job(firsts[key], providers[key], [key], limit) for key in firsts if key not in hits]
             if jobs:
                 self._run(self._dispatch(jobs, deliver))
             return [r if r is not None else _missing() for r in results]
 
-    def complete_n(self, request: LLMRequest, n: int) -> list[LLMResponse]:
+    def complete_n(self, request: LLMRequest, n: int, *, limit: CallLimit | None = None) -> list[LLMResponse]:
         """`n` candidates for one request (samples request.sample .. request.sample + n - 1), in one
-        provider request when the provider supports `n`; each is cached under its own sample."""
+        provider request when the provider supports `n`; each is cached under its own sample.
+        `limit` caps provider dispatches."""
         if n < 1:
             return []
         samples = [replace(request, sample=request.sample + i) for i in range(n)]
         if n == 1:
-            return self.complete(samples)
+            return self.complete(samples, limit=limit)
         with self._lock:
             provider = self._provider(request.model)
             keys = [request_key(r) for r in samples]
@@ -144,12 +177,20 @@ class LLMClient:
                     if response.error is not None:
                         self.usage.errors += 1
 
-                job = _Job(samples[missing[0]], provider, [keys[i] for i in missing])
+                job = _Job(samples[missing[0]], provider, [keys[i] for i in missing], limit)
                 self._run(self._dispatch([job], deliver))
             elif missing:
-                for i, response in zip(missing, self.complete([samples[i] for i in missing])):
+                for i, response in zip(missing, self.complete([samples[i] for i in missing], limit=limit)):
                     results[keys[i]] = response
             return [results.get(key) or _missing() for key in keys]
+
+    def uncached_count(self, requests: Sequence[LLMRequest]) -> int:
+        """How many provider requests `complete(requests)` would send, first attempts only: the
+        distinct requests that the cache cannot answer. Peeks at the cache; never calls a model."""
+        with self._lock:
+            firsts = {request_key(r): r for r in requests}
+            cacheable = [key for key, r in firsts.items() if self._provider(r.model).cacheable]
+            return len(firsts) - len(self._lookup(cacheable))
 
     def close(self) -> None:
         """Close the client's event loop (and the connections litellm keeps on it)."""
@@ -247,7 +288,11 @@ class LLMClient:
         candidates: list[tuple[str, int, int, float]] = []  # text, prompt tokens, completion tokens, cost
         attempts = 0
         error: ProviderError | None = None
+        exhausted = False
         while len(candidates) < wanted:
+            if job.limit is not None and not job.limit.take():
+                exhausted = True
+                break
             attempts += 1
             self.usage.calls += 1
             try:
@@ -266,8 +311,11 @@ class LLMClient:
         if len(responses) < wanted:
             error = error or ProviderError("no response was produced")
             message = redact(f"{error.message} (after {attempts} attempt{'s' * (attempts != 1)})", params)
-            failed = LLMResponse(text=None, attempts=attempts, seconds=seconds, error=message,
-                                 error_type=type(error).__name__)
+            error_type = type(error).__name__
+            if exhausted:
+                message = "call budget exhausted: not dispatched" if attempts == 0 else f"call budget exhausted: {message}"
+                error_type = BUDGET_EXHAUSTED
+            failed = LLMResponse(text=None, attempts=attempts, seconds=seconds, error=message, error_type=error_type)
             responses.extend([failed] * (wanted - len(responses)))
         return responses
 

@@ -1,0 +1,23 @@
+"""Prompt optimisation: GPO (arXiv 2402.17564) and the methods it frames, as presets of one engine.
+
+    from gpo_action.optimize import optimize, get_preset, BudgetLimits
+    result = optimize(job, suite, get_preset("gpo", steps=6), BudgetLimits(max_calls=400), client,
+                      optimizer_model=ModelConfig("openai/gpt-4o"), run_dir=".gpo/optimize/triage")
+
+Modules: `engine` (the loop, `optimize`), `spec` (OptimizerSpec, BudgetLimits), `presets`, the parts
+and their registries (`directions`, `refiners`, `schedules`, `selectors`, `similarity`, `stoppers`),
+`candidates` (extraction and safety), `scoring` (budgeted evaluation, racing), `ledger` (spend and
+projections), `rundir`/`trajectory` (state.json, trajectory.jsonl), `metaprompts` (+ the .j2 files),
+`diffs` (word diff), `results`, `projection` (dry run), `plan` (from a workspace), `terminal`.
+"""
+
+from __future__ import annotations
+
+from gpo_action.optimize.diffs import word_diff
+from gpo_action.optimize.engine import optimize
+from gpo_action.optimize.presets import PRESETS, get_preset
+from gpo_action.optimize.results import OptimizeResult, StepReport
+from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec
+
+__all__ = ["optimize", "OptimizeResult", "StepReport", "OptimizerSpec", "BudgetLimits", "PRESETS", "get_preset",
+           "word_diff"]

@@ -1,0 +1,376 @@
+"""The one entry point: `optimize(job_or_template, suite, spec, budget, client, ...)`.
+
+The loop (gpo-method.md, section 2), with gpo-action's guards:
+0. Score the original on every case (dev and holdout, one batch); H = [original].
+1. For t = 1..T, while no cap is reached: retrieve the trajectory to show (direction), reflect
+   on failed dev cases (if on), build the meta-prompt (refiner) with the step's word budget
+   (schedule), sample n candidates in one request (`complete_n`, sample indexes fixed per step so
+   a resumed run reads them from the cache), reject unsafe ones (`candidates`), reuse the scores of
+   prompts seen before, score the new ones on dev (`Scorer`, optionally racing), and let the
+   selection rule pick the next current prompt.
+2. The result is the best dev prompt; it is proposed only if it beats the original on dev and
+   passes the holdout guard (policy "at-least-equal" or "strictly-better").
+
+Every dispatch is admitted by the ledger first, keeping a reserve for the final holdout check;
+the run stops cleanly at the first cap, at an optimizer failure, or on Ctrl-C (state saved, then
+KeyboardInterrupt re-raised), and can resume from its run directory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from gpo_action.errors import InputError
+from gpo_action.evaluate import EvalJob
+from gpo_action.llm.client import BUDGET_EXHAUSTED
+from gpo_action.llm.types import LLMRequest, ModelConfig
+from gpo_action.optimize import metaprompts as M
+from gpo_action.optimize.candidates import allowed_words, check_candidate, edit_words, extract_candidate
+from gpo_action.optimize.directions import get_direction
+from gpo_action.optimize.ledger import Ledger, upfront_tokens
+from gpo_action.optimize.refiners import get_refiner
+from gpo_action.optimize.results import OptimizeResult, StepReport
+from gpo_action.optimize.rundir import RunDir, RunState, fingerprint
+from gpo_action.optimize.schedules import get_schedule, scaled_words
+from gpo_action.optimize.scoring import Evaluation, Scorer, mean_score
+from gpo_action.optimize.selectors import get_selector
+from gpo_action.optimize.similarity import get_similarity
+from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec, stoppers_for
+from gpo_action.optimize.stoppers import Spend
+from gpo_action.optimize.trajectory import FinalRecord, PromptRecord, StepRecord, prompt_id
+from gpo_action.suites import MIN_SPLIT_CASES, Suite, split_cases
+from gpo_action.templates import PromptTemplate, frozen_regions, parse_template
+
+StepFn = Callable[[StepReport], None]
+SAMPLE_STRIDE = 1000   # step t samples candidates t*1000 .. t*1000+n-1 (reflection: t*1000)
+
+
+def optimize(job_or_template: EvalJob | PromptTemplate, suite: Suite, spec: OptimizerSpec | Mapping[str, Any],
+             budget: BudgetLimits | Mapping[str, Any], client, *, optimizer_model: ModelConfig,
+             run_dir: str | Path | None = None, resume: bool = False, on_step: StepFn | None = None,
+             task_model: ModelConfig | None = None, judge: ModelConfig | None = None,
+             clock: Callable[[], float] = time.monotonic) -> OptimizeResult:
+    """Optimize the template of `job_or_template` on `suite`; see the module docstring.
+
+    The task model is the job's (or `task_model`, or the suite's). `run_dir` keeps state.json and
+    trajectory.jsonl; `resume` continues the run found there when its fingerprint matches.
+    """
+    if isinstance(job_or_template, EvalJob):
+        template, model = job_or_template.template, job_or_template.model
+    else:
+        template, model = job_or_template, task_model or suite.model
+    if model is None:
+        raise InputError("no task model to optimize with", hint="pass an EvalJob or task_model=")
+    spec = spec if isinstance(spec, OptimizerSpec) else OptimizerSpec(**spec)
+    budget = budget if isinstance(budget, BudgetLimits) else BudgetLimits(**budget)
+    run = _Run(template, suite, spec, budget, client, model, optimizer_model, judge, clock,
+               RunDir(run_dir) if run_dir is not None else None, on_step)
+    return run.execute(resume)
+
+
+class _Run:
+    def __init__(self, template, suite, spec, budget, client, model, optimizer_model, judge, clock, rundir, on_step):
+        self.template, self.suite, self.spec, self.client = template, suite, spec, client
+        self.optimizer_model, self.rundir, self.on_step = optimizer_model, rundir, on_step
+        self.dev, self.holdout = split_cases(suite)
+        self.warnings: list[str] = []
+        if len(suite.cases) < MIN_SPLIT_CASES:
+            self.warnings.append(f"suite {suite.name!r} has {len(suite.cases)} cases (fewer than {MIN_SPLIT_CASES}): "
+                                 "optimizing on all of them with no holdout guard; the gain may not generalize")
+        words = len(template.source.split())
+        start = scaled_words(spec.budget_start, words, spec.scale_words)
+        self.schedule = get_schedule(spec.schedule)(start, scaled_words(spec.budget_end, words, spec.scale_words),
+                                                    spec.warmup)
+        self.direction = get_direction(spec.direction)()
+        self.refiner, self.selector = get_refiner(spec.refiner)(), get_selector(spec.selector)()
+        self.similarity = get_similarity(spec.similarity)()
+        self.sources = M.load_metaprompts(spec.metaprompts)
+        self.exemplars = [M.exemplar_view(c) for c in self.dev[:spec.exemplars]]
+        self.fingerprint = fingerprint({
+            "template": [template.kind, template.source],      # not the path: checkouts move
+            "cases": [c.to_dict() for c in suite.cases],
+            "suite": [suite.repeats, suite.threshold, suite.split.dev, suite.split.seed],
+            "models": [[m.name, m.public_params()] if m else None for m in (model, optimizer_model, judge)],
+            "spec": spec.fingerprint_data(), "metaprompts": self.sources,
+        })
+        self.ledger = Ledger(client, stoppers_for(spec, budget), clock=clock)
+        self.scorer = Scorer(client, self.ledger, suite, model, judge)
+        self.state = RunState(self.fingerprint, similarity=self._similarity_name())
+        self.records: dict[str, PromptRecord] = {}
+        self.results: dict[str, Any] = {}          # id -> SuiteResult on dev (this session only)
+        self.rejected: Counter[str] = Counter()
+        self._pending: dict[str, Any] = {}         # the finished step's figures, for on_step
+
+    def _similarity_name(self) -> str | None:
+        return self.similarity.name if self.direction.uses_similarity else None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def execute(self, resume: bool) -> OptimizeResult:
+        if resume and getattr(self.client, "cache", None) is None:
+            self.warnings.append("resuming without a response cache: the unfinished step's calls are made again")
+        resumed = resume and self.rundir is not None and self._load()
+        if self.rundir is not None and not resumed:
+            self.rundir.reset(self.state)
+        try:
+            reason = self._start() if self.state.step_done < 0 else None
+            t = self.state.step_done + 1
+            while reason is None and t <= self.spec.steps:
+                reason = self.ledger.stop_reason() or self._step(t)
+                if reason is None:
+                    self.state.step_done = self.ledger.spend.steps = t
+                    self._save("running")
+                    self._report_step(t)
+                t += 1
+            return self._finish(reason)
+        except KeyboardInterrupt:
+            self._save("interrupted")
+            raise
+
+    def _load(self) -> bool:
+        state = self.rundir.load_state()
+        if state is None:
+            self.warnings.append(f"nothing to resume in {self.rundir.path}: started afresh")
+            return False
+        if state.fingerprint != self.fingerprint:
+            raise InputError("the run to resume was made with other inputs (template, cases, models or optimizer "
+                             "settings changed)", path=str(self.rundir.state_path), hint="run again without --resume")
+        keep = [r for r in self.rundir.records() if r.kind != "final" and r.step <= state.step_done]
+        self.rundir.rewrite(keep)
+        for record in keep:
+            if isinstance(record, PromptRecord):
+                self.records.setdefault(record.id, record)
+            else:
+                self.rejected.update(record.rejected)
+        self.state = state
+        self.ledger.restore(Spend.from_dict(state.spend))
+        return True
+
+    def _save(self, status: str, reason: str | None = None) -> None:
+        self.state.status, self.state.stop_reason = status, reason
+        self.state.spend = self.ledger.now().to_dict()
+        if self.rundir is not None:
+            self.rundir.save_state(self.state)
+
+    def _write(self, record) -> None:
+        if self.rundir is not None:
+            self.rundir.append(record)
+
+    def _report(self, step: int, **fields: Any) -> None:
+        if self.on_step is None:
+            return
+        done = [r.dev for r in self.records.values() if r.complete]
+        current = self.records[self.state.history[-1]].dev if self.state.history else None
+        self.on_step(StepReport(step, self.spec.steps, current=current, best=max(done, default=None),
+                                spent=self.ledger.now().to_dict(), **fields))
+
+    def _spent_fields(self) -> dict[str, Any]:
+        spend = self.ledger.now()
+        return {"calls": spend.calls, "tokens": spend.tokens, "cost": spend.cost}
+
+    # ---- step 0 ----------------------------------------------------------------------------
+    def _start(self) -> str | None:
+        reserve = [self.scorer.reserve_for(self.holdout, self.template)]
+        [evaluation], reason = self.scorer.evaluate([self.template], self.dev + self.holdout, reserve)
+        if evaluation is None:
+            return reason or "max_calls"
+        dev_ids = {c.id for c in self.dev}
+        dev_cases = tuple(c for c in evaluation.result.cases if c.case_id in dev_ids)
+        held = [c.score or 0.0 for c in evaluation.result.cases if c.case_id not in dev_ids]
+        if all(c.error is not None for c in dev_cases):
+            return f"task-errors: every dev case failed ({dev_cases[0].error})"
+        dev_result = replace(evaluation.result, cases=dev_cases)
+        record = PromptRecord(prompt_id(self.template.source), 0, self.template.source, mean_score(dev_result),
+                              len(dev_cases), errors=dev_result.errors, **self._spent_fields())
+        self.records[record.id] = record
+        self.results[record.id] = dev_result
+        self._write(record)
+        self.state.history = [record.id]
+        self.state.original_holdout = sum(held) / len(held) if held else None
+        self.state.step_done = 0
+        self._save("running")
+        self._report(0)
+        return None
+
+    # ---- one step --------------------------------------------------------------------------
+    def _step(self, t: int) -> str | None:
+        current = self.records[self.state.history[-1]]
+        budget_words = self.schedule.budget(t, self.spec.steps)
+        shown = self.direction.retrieve([self.records[i] for i in self.state.history], self.spec.k, self.similarity)
+        reserve = [self.scorer.reserve_for(self.holdout, self.template)]
+        feedback, reason = self._reflect(t, current, reserve) if self.spec.reflection else (None, None)
+        if reason is not None:
+            return reason
+        context = {
+            "kind": self.template.kind, "task": self.suite.description,
+            "trajectory": [{"prompt": r.prompt, "score": M.score_text(r.dev)} for r in shown],
+            "current": {"prompt": current.prompt, "score": M.score_text(current.dev)},
+            "exemplars": self.exemplars, "feedback": feedback, "budget_words": budget_words,
+            "variables": M.variable_list(self.template.variables),
+            "frozen": list(frozen_regions(self.template.source, self.template.path)),
+        }
+        meta = self.refiner.build(self.sources, context)
+        replies, reason = self._ask(meta, t * SAMPLE_STRIDE, self.spec.candidates, reserve, f"step {t}")
+        if reason is not None:
+            return reason
+        new, pool, rejected, duplicates = self._sort(replies, current, budget_words)
+        evals, complete, reason = self._score([p for _, p, _ in new], reserve)
+        raced_out = 0
+        for (source, _, distance), evaluation, full in zip(new, evals, complete):
+            if evaluation is None:
+                continue
+            raced_out += not full
+            record = PromptRecord(prompt_id(source), t, source, evaluation.score, evaluation.cases, full, current.id,
+                                  budget_words, distance, evaluation.errors, rejected=dict(rejected),
+                                  **self._spent_fields())
+            self.records[record.id] = record
+            self.results[record.id] = evaluation.result
+            self._write(record)
+            pool.append(record)
+        if reason is not None:
+            return reason
+        chosen = self.selector.select(pool, current, set(self.state.history))
+        if chosen is not None:
+            self.state.history.append(chosen.id)
+        self.rejected.update(rejected)
+        scored = [r.dev for r in pool if r.complete]
+        self._write(StepRecord(t, budget_words, current.id, tuple(r.id for r in shown), self._similarity_name(),
+                               len(replies), len(new) - evals.count(None), duplicates, raced_out, dict(rejected),
+                               chosen.id if chosen else None, feedback, self.ledger.now().to_dict()))
+        self._pending = dict(budget_words=budget_words, candidates=len(replies), evaluated=len(new),
+                             duplicates=duplicates, raced_out=raced_out, rejected=dict(rejected),
+                             step_best=max(scored, default=None))
+        return None
+
+    def _sort(self, replies, current: PromptRecord, budget_words: int | None):
+        """The replies as (new safe candidates [(source, template, distance)], records of prompts seen
+        before, rejections by reason, number of duplicates)."""
+        new, known, rejected, duplicates, seen = [], [], Counter(), 0, set()
+        for reply in replies:
+            source, why = (extract_candidate(reply.text or "", self.template.source, self.spec.max_candidate_chars)
+                           if reply.ok else (None, "optimizer-error"))
+            if source is not None and (source in seen or prompt_id(source) in self.records):
+                duplicates += 1
+                if source not in seen:
+                    known.append(self.records[prompt_id(source)])
+                seen.add(source)
+                continue
+            parsed = None
+            if source is not None:
+                seen.add(source)
+                parsed, why = check_candidate(source, self.template, self.suite.cases)
+            if why is None:
+                distance = edit_words(current.prompt, source)
+                if not (self.spec.enforce_budget and budget_words is not None
+                        and distance > allowed_words(budget_words, self.spec.budget_slack)):
+                    new.append((source, parsed, distance))
+                    continue
+                why = "over-budget"
+            rejected[why] += 1
+        return new, known, rejected, duplicates
+
+    def _report_step(self, t: int) -> None:
+        self._report(t, **self._pending)
+
+    def _score(self, templates: list[PromptTemplate], reserve) -> tuple[list[Evaluation | None], list[bool], str | None]:
+        if self.spec.race:
+            return self.scorer.race(templates, self.dev, self.spec.race_slices, self.spec.race_z, reserve)
+        evals, reason = self.scorer.evaluate(templates, self.dev, reserve)
+        return evals, [e is not None for e in evals], reason
+
+    def _ask(self, text: str, sample: int, n: int, reserve, what: str):
+        """n optimizer replies to `text` (one request where the provider supports n); (replies, stop reason)."""
+        request = LLMRequest(self.optimizer_model, ({"role": "user", "content": text},),
+                             {"temperature": self.spec.temperature}, sample, f"optimize/{self.suite.name}/{what}")
+        limit, reason = self.ledger.admit("optimizer", 1, upfront_tokens([request], n), reserve)
+        if reason is not None:
+            return [], reason
+        with self.ledger.charge("optimizer"):
+            replies = self.client.complete_n(request, n, limit=limit)
+        fresh = [r for r in replies if r.ok and not r.cached]
+        if fresh:
+            self.ledger.observe("optimizer", sum(r.prompt_tokens + r.completion_tokens for r in fresh),
+                                sum(r.cost for r in fresh))
+        if any(r.ok for r in replies):
+            return replies, None
+        if any(r.error_type == BUDGET_EXHAUSTED for r in replies):
+            return [], self.ledger.stop_reason() or "max_optimizer_calls"
+        return [], f"optimizer-error: {replies[0].error}" if replies else "optimizer-error"
+
+    def _reflect(self, t: int, current: PromptRecord, reserve) -> tuple[str | None, str | None]:
+        """The optimizer's analysis of the current prompt's failed dev cases (None when none failed)."""
+        result = self.results.get(current.id)
+        if result is None:  # resumed: score it again (answered by the cache)
+            parsed = parse_template(current.prompt, self.template.path, self.template.kind)
+            [evaluation], reason = self.scorer.evaluate([parsed], self.dev, reserve)
+            if evaluation is None:
+                return None, reason or "max_calls"
+            result = self.results[current.id] = evaluation.result
+        cases = {c.id: c for c in self.dev}
+        failed = [c for c in result.cases if not c.passed][: self.spec.reflection_cases]
+        if not failed:
+            return None, None
+        context = {"task": self.suite.description, "current": {"prompt": current.prompt},
+                   "failures": [M.failure_view(cases[c.case_id], c) for c in failed]}
+        text = M.render_metaprompt(self.sources, "reflection.j2", context)
+        replies, reason = self._ask(text, t * SAMPLE_STRIDE, 1, reserve, f"step {t} reflection")
+        return (replies[0].text if replies and replies[0].ok else None), reason
+
+    # ---- the end ---------------------------------------------------------------------------
+    def _finish(self, reason: str | None) -> OptimizeResult:
+        original = self.records.get(prompt_id(self.template.source))
+        best = original
+        for record in self.records.values():
+            if record.complete and (best is None or record.dev > best.dev):
+                best = record
+        best_holdout, original_holdout = None, self.state.original_holdout
+        guard = bool(self.holdout)
+        if original is None:
+            proposed, message = False, f"no improvement found: the original could not be scored ({reason})"
+        elif best.id == original.id:
+            proposed = False
+            message = f"no improvement found: no candidate beat the original on dev ({_pct(original.dev)})"
+        elif not guard:
+            proposed = True
+            message = f"improved on dev {_pct(original.dev)} -> {_pct(best.dev)}; no holdout guard (suite too small)"
+        else:
+            parsed = parse_template(best.prompt, self.template.path, self.template.kind)
+            [evaluation], why = self.scorer.evaluate([parsed], self.holdout)
+            best_holdout = evaluation.score if evaluation is not None else None
+            proposed, message = _decide(original, best, original_holdout, best_holdout, self.spec.holdout_policy, why)
+        final = best or PromptRecord(prompt_id(self.template.source), 0, self.template.source, 0.0, 0)
+        distance = edit_words(self.template.source, final.prompt)
+        spent = self.ledger.now().to_dict()
+        self._write(FinalRecord(final.id, final.prompt, original.dev if original else 0.0, final.dev, original_holdout,
+                                best_holdout, distance, proposed, message, reason, spent))
+        self._save("finished" if reason is None else "stopped", reason)
+        return OptimizeResult(
+            suite=self.suite.name, template_path=self.template.path, kind=self.template.kind,
+            original=self.template.source, best=final.prompt,
+            original_dev=original.dev if original else None, best_dev=final.dev if original else None,
+            original_holdout=original_holdout, best_holdout=best_holdout, proposed=proposed, message=message,
+            edit_words=distance, steps_done=max(self.state.step_done, 0), steps=self.spec.steps,
+            stop_reason=reason, holdout_guard=guard, holdout_policy=self.spec.holdout_policy,
+            dev_cases=len(self.dev), holdout_cases=len(self.holdout), evaluated=len(self.records),
+            rejected=dict(self.rejected), spent=spent, similarity=self.state.similarity, warnings=tuple(self.warnings),
+            run_dir=str(self.rundir.path) if self.rundir else None,
+            trajectory=str(self.rundir.trajectory_path) if self.rundir else None)
+
+
+def _pct(score: float | None) -> str:
+    return "-" if score is None else f"{100 * score:.1f}"
+
+
+def _decide(original: PromptRecord, best: PromptRecord, original_holdout: float | None, best_holdout: float | None,
+            policy: str, why: str | None) -> tuple[bool, str]:
+    dev = f"dev {_pct(original.dev)} -> {_pct(best.dev)}"
+    if best_holdout is None:
+        return False, f"no improvement found: {dev}, but the holdout check could not run ({why or 'no budget'})"
+    held = f"holdout {_pct(original_holdout)} -> {_pct(best_holdout)}"
+    ok = best_holdout > original_holdout if policy == "strictly-better" else best_holdout >= original_holdout
+    if ok:
+        return True, f"improved: {dev}, {held}"
+    return False, f"no improvement found: {dev}, but {held} ({policy} required)"

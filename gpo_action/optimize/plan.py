@@ -1,0 +1,111 @@
+"""An optimisation set up from a workspace (gpo.yaml), for the CLI and the pipeline.
+
+    plan = plan_optimization(ws, "triage", preset="gpo", steps=4, max_calls=200)
+    projection = project_plan(plan, ws.client)          # --dry-run: no calls
+    result = run_plan(plan, ws.client, on_step=print)   # the run; state in .gpo/optimize/<suite>/
+    write_proposal(result, ws.root)                     # --write: only a proposed prompt
+
+Models: the task model is the suite's (`ws.task_model`), the optimizer is `models.optimizer` or
+else the task model, the judge is `models.judge`. The spec is the preset's row, then gpo.yaml's
+`optimize.steps`/`candidates`, then the flags. `models.embedding` is not used yet (local TF-IDF).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from gpo_action.errors import InputError
+from gpo_action.evaluate import EvalJob
+from gpo_action.files import write_atomic
+from gpo_action.llm.types import ModelConfig
+from gpo_action.optimize.engine import StepFn, optimize
+from gpo_action.optimize.presets import PRESETS, get_preset
+from gpo_action.optimize.projection import Projection, litellm_price, project
+from gpo_action.optimize.results import OptimizeResult
+from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec
+from gpo_action.templates import parse_template
+
+RUNS_DIR = ".gpo/optimize"
+PROVIDER_FAILURES = ("optimizer-error", "task-errors")
+
+
+@dataclass(frozen=True)
+class OptimizePlan:
+    job: EvalJob
+    spec: OptimizerSpec
+    budget: BudgetLimits
+    optimizer_model: ModelConfig
+    judge: ModelConfig | None
+    run_dir: Path
+    notes: tuple[str, ...] = ()
+
+
+def plan_optimization(ws, suite: str, *, preset: str | None = None, steps: int | None = None,
+                      candidates: int | None = None, max_calls: int | None = None,
+                      overrides: Mapping[str, Any] | None = None) -> OptimizePlan:
+    """Resolve the suite, models, spec and budget; every input error is an InputError."""
+    [chosen] = ws.suites([suite])[:1]
+    job = ws.jobs([chosen])[0]
+    section = ws.config.optimize
+    name = preset or section.preset
+    if name not in PRESETS:
+        raise InputError(f"unknown optimizer preset {name!r}", path=ws.config.display_path,
+                         line=ws.config.line_of(("optimize", "preset")), hint=f"known: {', '.join(PRESETS)}")
+    fields = {"steps": steps or section.steps, "candidates": candidates or section.candidates, **(overrides or {})}
+    if fields.get("metaprompts"):
+        fields["metaprompts"] = str(ws.root / fields["metaprompts"])
+    try:
+        spec = get_preset(name, **fields)
+        budget = BudgetLimits.from_config(section.budget, max_calls=max_calls)
+    except (ValidationError, ValueError) as exc:
+        raise InputError(f"invalid optimizer settings: {exc}") from None
+    notes = ()
+    if ws.config.model("embedding") is not None:
+        notes = ("models.embedding is configured, but embedding similarity is not available yet: using tfidf",)
+    slug = re.sub(r"[^\w.-]+", "_", chosen.name)
+    return OptimizePlan(job, spec, budget, ws.config.model("optimizer") or job.model, ws.config.model("judge"),
+                        ws.root / RUNS_DIR / slug, notes)
+
+
+def run_plan(plan: OptimizePlan, client, *, resume: bool = False, on_step: StepFn | None = None) -> OptimizeResult:
+    result = optimize(plan.job, plan.job.suite, plan.spec, plan.budget, client, optimizer_model=plan.optimizer_model,
+                      run_dir=plan.run_dir, resume=resume, on_step=on_step, judge=plan.judge)
+    if plan.notes:
+        from dataclasses import replace
+
+        result = replace(result, warnings=plan.notes + result.warnings)
+    return result
+
+
+def project_plan(plan: OptimizePlan, client) -> Projection:
+    return project(plan.job, plan.spec, plan.budget, client, optimizer_model=plan.optimizer_model,
+                   judge=plan.judge, price=litellm_price)
+
+
+def optimize_exit_code(result: OptimizeResult) -> int:
+    """3 when a provider failure stopped the run, else 0 (a run without improvement is not a failure)."""
+    return 3 if (result.stop_reason or "").startswith(PROVIDER_FAILURES) else 0
+
+
+def write_proposal(result: OptimizeResult, root: str | Path = ".") -> Path:
+    """Replace the template file with the proposed prompt, atomically. Refuses a prompt that was not
+    proposed (worse, or failing the holdout guard), drops or adds a variable, or a file that changed
+    since the run."""
+    path = Path(root) / result.template_path
+    if not result.proposed:
+        raise InputError("nothing to write: no improvement was found", path=result.template_path)
+    current = path.read_text(encoding="utf-8") if path.exists() else None
+    if current != result.original:
+        raise InputError("the template changed since the optimisation ran; not overwritten", path=result.template_path,
+                         hint="run gpo-action optimize again")
+    before = parse_template(result.original, result.template_path, result.kind)
+    after = parse_template(result.best, result.template_path, result.kind)
+    if after.variables != before.variables:
+        raise InputError("the proposed prompt changes the template's variables; not written", path=result.template_path)
+    write_atomic(path, result.best)
+    return path

@@ -1,0 +1,86 @@
+"""What an optimisation reports: per step (`StepReport`, to `on_step`) and at the end
+(`OptimizeResult`). Frozen, JSON round-trippable; the word diff is computed from the texts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from gpo_action.optimize.diffs import Op, word_diff
+
+
+def _from(cls, data: Mapping[str, Any]):
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: int                               # 0 = the original prompt was scored
+    steps: int
+    budget_words: int | None = None
+    candidates: int = 0
+    evaluated: int = 0
+    duplicates: int = 0
+    raced_out: int = 0
+    rejected: Mapping[str, int] = field(default_factory=dict)
+    step_best: float | None = None          # best dev score among this step's candidates
+    current: float | None = None            # dev score of the current prompt after the step
+    best: float | None = None               # best dev score so far
+    spent: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rejected": dict(self.rejected), "spent": dict(self.spent)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "StepReport":
+        return _from(cls, data)
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    suite: str
+    template_path: str
+    kind: str                               # "text" | "chat"
+    original: str                           # the original template source
+    best: str                               # the best source on dev (== original when nothing beat it)
+    original_dev: float | None
+    best_dev: float | None
+    original_holdout: float | None
+    best_holdout: float | None
+    proposed: bool                          # best differs, beat the original on dev, passed the holdout guard
+    message: str                            # one line: what was found, with the numbers
+    edit_words: int                         # word-level edit distance of best to original
+    steps_done: int
+    steps: int
+    stop_reason: str | None = None          # the cap or failure that ended the run early; None = all steps ran
+    holdout_guard: bool = True              # False when the suite is too small to hold cases out
+    holdout_policy: str = "at-least-equal"
+    dev_cases: int = 0
+    holdout_cases: int = 0
+    evaluated: int = 0                      # distinct prompts scored
+    rejected: Mapping[str, int] = field(default_factory=dict)
+    spent: Mapping[str, Any] = field(default_factory=dict)
+    similarity: str | None = None
+    warnings: tuple[str, ...] = ()
+    run_dir: str | None = None
+    trajectory: str | None = None
+
+    @property
+    def improved(self) -> bool:
+        return self.proposed
+
+    @property
+    def diff(self) -> list[Op]:
+        return word_diff(self.original, self.best)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(rejected=dict(self.rejected), spent=dict(self.spent), warnings=list(self.warnings),
+                    diff=[list(op) for op in self.diff])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "OptimizeResult":
+        result = _from(cls, data)
+        return OptimizeResult(**{**asdict(result), "warnings": tuple(result.warnings)})
