@@ -135,3 +135,37 @@ def test_a_registered_provider_is_used_and_short_answers_are_topped_up(tmp_path)
     assert [c.text for c in candidates] == [f"candidate {i}" for i in range(5)]
     assert client.usage.calls == 3 and client.usage.prompt_tokens == 12
     assert notes == ["no price known for partial/x: cost counted as 0"]
+
+
+class OneAtATimeProvider:
+    """Records how many of its calls overlap; declares that it serves one at a time."""
+
+    cacheable = False
+    supports_n = False
+    max_concurrency = 1
+    active = 0
+    peak = 0
+
+    def __init__(self, model, base_dir):
+        pass
+
+    async def acomplete(self, messages, params, n, timeout, *, sample=0, tag=""):
+        import asyncio
+
+        cls = OneAtATimeProvider
+        cls.active += 1
+        cls.peak = max(cls.peak, cls.active)
+        await asyncio.sleep(0.01)
+        cls.active -= 1
+        return RawCompletion(texts=["ok"], prompt_tokens=1, completion_tokens=1, cost=0.0)
+
+
+def test_a_provider_max_concurrency_caps_the_workers():
+    register("serial/")(OneAtATimeProvider)
+    try:
+        with LLMClient(concurrency=8) as client:
+            responses = client.complete([ask(ModelConfig("serial/x"), f"q{i}") for i in range(6)])
+    finally:
+        del PROVIDERS["serial/"]
+    assert [r.text for r in responses] == ["ok"] * 6
+    assert OneAtATimeProvider.peak == 1

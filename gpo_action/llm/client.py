@@ -254,7 +254,8 @@ class LLMClient:
 
     # ---- async part ------------------------------------------------------------------------
     async def _dispatch(self, jobs: list[_Job], deliver: Callable[[str, LLMResponse], None]) -> None:
-        """A pool of at most `concurrency` workers per model drains that model's jobs."""
+        """A pool of at most `concurrency` workers per model (fewer when its provider can only
+        answer `max_concurrency` at once, so that queued requests do not time out) drains its jobs."""
         for provider in {id(job.provider): job.provider for job in jobs}.values():
             prepare = getattr(provider, "prepare", None)
             if prepare is not None:
@@ -265,7 +266,8 @@ class LLMClient:
         workers = []
         for model_jobs in by_model.values():
             queue = iter(model_jobs)
-            for _ in range(min(self.concurrency, len(model_jobs))):
+            limit = getattr(model_jobs[0].provider, "max_concurrency", None) or self.concurrency
+            for _ in range(min(self.concurrency, limit, len(model_jobs))):
                 workers.append(asyncio.ensure_future(self._work(queue, deliver)))
         try:
             await asyncio.gather(*workers)

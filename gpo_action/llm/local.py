@@ -323,6 +323,7 @@ class LocalProvider(LiteLLMProvider):
     loaded in `prepare()`; sample k is drawn with seed `seed + k`."""
 
     supports_n = True  # the handler samples n completions itself
+    max_concurrency = 1  # one generation at a time: more workers would only queue past their timeout
 
     def __init__(self, model: ModelConfig, base_dir: Path):
         super().__init__(model, base_dir)

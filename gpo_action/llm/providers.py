@@ -49,7 +49,8 @@ class Provider(Protocol):
     """Answers requests for one model. `cacheable`: answers may go to the response cache;
     `supports_n`: one call can return n candidates. A provider may also define a sync
     `prepare()`, which the client calls once before its first request goes out (heavy imports
-    belong there, not in the factory, and not inside a timed call)."""
+    belong there, not in the factory, and not inside a timed call), and a `max_concurrency`
+    (requests it can serve at once) that caps the client's workers for its model."""
 
     cacheable: bool
     supports_n: bool
