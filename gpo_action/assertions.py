@@ -14,6 +14,7 @@ Errors (a raising checker, a failed extraction, a value that cannot render) are 
 prompt (`rubric_messages()`) and grades the reply (`parse_rubric()`); it imports this module, not
 the reverse. `score_case()` aggregates the verdicts of a case (weights, threshold).
 Code assertions (`javascript`, `python`) are refused: nothing from a pull request is executed.
+User regexes (`regex`, `extract`) run through `gpo_action.patterns`: bounded input, and a timeout.
 """
 
 from __future__ import annotations
@@ -22,20 +23,17 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Callable, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpo_action.errors import TemplateError
+from gpo_action.patterns import MAX_REGEX_INPUT, PatternTimeout, compile_pattern, search
 from gpo_action.schemas import check_schema, same_json, schema_problem, short_json
 from gpo_action.templates import parse_template, render_text
 
 Normalizer = Literal["strip", "lower", "collapse_spaces", "strip_punctuation"]
 
-# Regex checks (`regex`, `extract`) look at most at this many leading characters of the output: Python's
-# `re` has no timeout, and bounding the input bounds catastrophic backtracking. A timeout comes later.
-MAX_REGEX_INPUT = 100_000
 DEFAULT_LEVENSHTEIN_THRESHOLD = 5
 REFUSED = {
     "javascript": "gpo-action never runs code from a suite (a pull request could change it)",
@@ -129,16 +127,12 @@ _NORMALIZERS: dict[str, Callable[[str], str]] = {
 }
 
 
-@lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-def _compile_checked(pattern: Any, what: str, type_: str) -> re.Pattern[str]:
+def _compile_checked(pattern: Any, what: str, type_: str) -> Any:
+    """A user pattern, compiled by `gpo_action.patterns` (searched there with a timeout)."""
     if not isinstance(pattern, str):
         raise ValueError(f"assertion {type_!r}: {what} must be a string pattern, got {type(pattern).__name__}")
     try:
-        return _regex(pattern)
+        return compile_pattern(pattern)
     except re.error as exc:
         raise ValueError(f"assertion {type_!r}: invalid {what} pattern {pattern!r}: {exc}") from None
 
@@ -171,7 +165,9 @@ def prepare(assertion: Assertion, spec: Checker, output: str, vars: Mapping[str,
     already fail the assertion."""
     if assertion.extract is not None:
         try:
-            match = _compile_checked(assertion.extract, "extract", assertion.type).search(output[:MAX_REGEX_INPUT])
+            match = search(_compile_checked(assertion.extract, "extract", assertion.type), output)
+        except PatternTimeout as exc:
+            return Verdict(False, 0.0, f"extract: {exc}")
         except ValueError as exc:
             return Verdict(False, 0.0, str(exc))
         if match is None:
@@ -338,7 +334,7 @@ _LIST_CHECKERS = frozenset({"contains-any", "contains-all", "icontains-any", "ic
 @checker("regex")
 def regex(output: str, value: Any, assertion: Assertion) -> Verdict:
     pattern = _compile_checked(_text(value, "regex"), "regex", assertion.type)
-    found = pattern.search(output[:MAX_REGEX_INPUT])  # bounded input: see MAX_REGEX_INPUT
+    found = search(pattern, output)  # bounded input and time: see gpo_action.patterns
     return _verdict(found is not None, f"output matches {short_json(pattern.pattern)}",
                     f"output does not match {short_json(pattern.pattern)}")
 
@@ -405,6 +401,6 @@ def score_case(assertions: Iterable[Assertion], verdicts: Iterable[Verdict], thr
 
 
 __all__ = [
-    "Assertion", "Checker", "CHECKERS", "Verdict", "check", "checker", "flip", "get_checker", "is_missing",
+    "Assertion", "Checker", "CHECKERS", "MAX_REGEX_INPUT", "Verdict", "check", "checker", "flip", "get_checker", "is_missing",
     "needs_llm", "prepare", "score_case", "split_type", "validate_assertion",
 ]

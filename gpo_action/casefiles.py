@@ -28,6 +28,7 @@ from gpo_action.errors import SuiteError
 from gpo_action.yamlsource import decode_utf8
 
 CASE_FILE_SUFFIXES = (".jsonl", ".csv")
+MAX_DEPTH = 100  # JSON nesting a case record may have (deeper data would overflow the stack later on)
 
 _RESERVED = frozenset({"id", "expected", "assert", "description"})   # JSONL keys that are not vars
 
@@ -70,6 +71,10 @@ def read_jsonl(text: str, shown: str) -> Iterator[CaseRecord]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise SuiteError(f"invalid JSON: {exc.msg} (column {exc.colno})", shown, number) from None
+        except RecursionError:
+            raise _too_deep(shown, number) from None
+        if _depth(record) > MAX_DEPTH:
+            raise _too_deep(shown, number)
         if not isinstance(record, dict):
             raise SuiteError(f"each line must be a JSON object, found {type(record).__name__}", shown, number)
         if not isinstance(record.get("vars"), dict):  # flat (a non-mapping `vars` is then a variable too)
@@ -78,6 +83,23 @@ def read_jsonl(text: str, shown: str) -> Iterator[CaseRecord]:
                 "vars": {k: v for k, v in record.items() if k not in _RESERVED},
             }
         yield CaseRecord(number, record)
+
+
+def _too_deep(shown: str, line: int) -> SuiteError:
+    return SuiteError(f"the record is nested more than {MAX_DEPTH} levels deep", shown, line, hint="flatten the case's vars")
+
+
+def _depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iteratively: the value may be hostile)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                break
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def read_csv(text: str, shown: str) -> Iterator[CaseRecord]:
@@ -135,4 +157,4 @@ def _csv_roles(columns: list[str], shown: str) -> list[str]:
     return roles
 
 
-__all__ = ["CASE_FILE_SUFFIXES", "CaseRecord", "find_case_files", "read_case_file", "read_csv", "read_jsonl"]
+__all__ = ["CASE_FILE_SUFFIXES", "MAX_DEPTH", "CaseRecord", "find_case_files", "read_case_file", "read_csv", "read_jsonl"]

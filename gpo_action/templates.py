@@ -7,6 +7,8 @@ Two file forms:
 
 Rendering runs in Jinja2's immutable sandbox with `StrictUndefined`: a template from a pull request
 can read its variables but not Python internals, and a missing variable is an error, never "".
+The sandbox (`gpo_action.sandbox`) also bounds loops, output and every size-multiplying operation,
+so a hostile template or case fails fast with a "render limit" error instead of hanging.
 A source is compiled once (cached by its text). Every failure is a `TemplateError` naming the file.
 """
 
@@ -23,12 +25,11 @@ import jinja2
 import yaml
 from jinja2 import StrictUndefined, meta
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gpo_action.errors import TemplateError
+from gpo_action.sandbox import MAX_LOOP_ITERATIONS, MAX_RENDER_CHARS, BoundedSandbox, RenderLimitError, render_budget
 
-MAX_RENDER_CHARS = 1_000_000  # a rendered template (or message) longer than this is an error
 TEXT_SUFFIXES = (".j2", ".jinja", ".txt", ".md")
 CHAT_SUFFIXES = (".yaml", ".yml")
 _JINJA_MARKERS = ("{{", "{%", "{#")
@@ -39,25 +40,9 @@ _NO_ATTRIBUTE_RE = re.compile(r"^'(?P<owner>[^']+)' has no attribute '(?P<name>[
 Kind = Literal["text", "chat"]
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus bounds on `*` and `**` so that `{{ 'a' * 10**9 }}` or
-    `{{ 9**9**9 }}` fail fast instead of exhausting memory (or hanging in constant folding)."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
-        if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 4096:
-            raise SecurityError(f"exponent {right} is too large")
-        if op == "*":
-            for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_RENDER_CHARS:
-                    raise SecurityError(f"repetition of {len(seq)} items {n} times is too large")
-        return super().call_binop(context, op, left, right)
-
-
 @lru_cache(maxsize=4)
-def _environment(newline: str) -> _Environment:
-    return _Environment(
+def _environment(newline: str) -> BoundedSandbox:
+    return BoundedSandbox(
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -115,6 +100,10 @@ def _render_error(exc: Exception, name: str, path: str, line_offset: int | None)
     if line is not None and line_offset is not None:
         line += line_offset
     text = str(exc)
+    if isinstance(exc, RenderLimitError):
+        return TemplateError(f"render limit: {text}", path=path, line=line,
+                             hint=f"a template renders at most {MAX_RENDER_CHARS} characters and "
+                                  f"{MAX_LOOP_ITERATIONS} loop iterations, with its case's vars")
     if isinstance(exc, SecurityError):
         return TemplateError(f"unsafe template refused: {text}", path=path, line=line,
                              hint="templates run in a sandbox: no '_' attributes, no mutation, bounded sizes")
@@ -139,19 +128,25 @@ def _render(source: str, variables: Mapping[str, Any], name: str, path: str, lin
         template = _compile(source, name)
     except jinja2.TemplateSyntaxError as exc:
         raise _syntax_error(exc, path, line_offset, "" if name == path else name) from None
-    parts: list[str] = []
-    total = 0
     try:
-        for chunk in template.generate(variables):
-            total += len(chunk)
-            if total > MAX_RENDER_CHARS:
-                raise TemplateError(f"rendered text is longer than {MAX_RENDER_CHARS} characters",
-                                    path=path, hint="a loop or filter produces runaway output")
-            parts.append(chunk)
+        with render_budget():
+            return _generate(template, variables, path)
     except TemplateError:
         raise
     except Exception as exc:  # any failure inside template code is the template's fault
         raise _render_error(exc, name, path, line_offset) from None
+
+
+def _generate(template: jinja2.Template, variables: Mapping[str, Any], path: str) -> str:
+    """The rendered text, refused as soon as it grows past MAX_RENDER_CHARS."""
+    parts: list[str] = []
+    total = 0
+    for chunk in template.generate(variables):
+        total += len(chunk)
+        if total > MAX_RENDER_CHARS:
+            raise TemplateError(f"rendered text is longer than {MAX_RENDER_CHARS} characters",
+                                path=path, hint="a loop or filter produces runaway output")
+        parts.append(chunk)
     return "".join(parts)
 
 

@@ -110,6 +110,9 @@ def parse_yaml(text: str, display: str, *, error: type[InputError] = InputError)
         raise error(f"invalid YAML: unacceptable character #x{exc.character:04x}", display, line) from None
     except yaml.YAMLError as exc:  # pragma: no cover - every parser error above carries a mark
         raise error(f"invalid YAML: {exc}", display) from None
+    except RecursionError:  # PyYAML composes recursively: a hostile file nests thousands deep
+        raise error("invalid YAML: nested too deeply", display, loader.line + 1,
+                    hint="flatten the data; nesting this deep cannot be read") from None
     finally:
         loader.dispose()
     return YamlDoc(display, data, node)

@@ -1,0 +1,210 @@
+"""Hostile input ends fast with a clear error that names the case, never a hang or a traceback.
+
+A suite, its case files and its templates come from pull requests. Each test here runs the real
+`gpo-action eval` on a project under tmp against the scripted server, with pytest-timeout as the
+guard against a hang (no timing assertions: speed is measured in bench/). What a render refuses
+stops the run before any model call (exit 2, naming the case and its file:line); what a check
+cannot finish (a catastrophic regex) fails that case's assertion with the reason, and the other
+cases are scored as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gpo_action.assertions import Assertion, check
+from gpo_action.cli import main
+from gpo_action.errors import TemplateError
+from gpo_action.templates import render_text
+
+KEY = "sk-test-hostile-0000"
+CATASTROPHIC = r"(a|aa)+$"  # exponential backtracking on "aaaa...!" in Python's re
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def write_project(root: Path, url: str, *, template: str = "Say {{ word }}", cases: str | bytes | None = None,
+                  asserts: str = '  - {type: equals, value: "{{ expected }}"}\n') -> Path:
+    (root / "prompts").mkdir()
+    (root / "evals").mkdir()
+    (root / "gpo.yaml").write_text(textwrap.dedent(f"""\
+        models:
+          task: {{model: openai/scripted, api_base: "{url}/v1", api_key_env: GPO_TEST_KEY}}
+        suites:
+          - eval: evals/*.yaml
+        concurrency: 4
+        timeout: 5
+        retries: {{max: 0, base: 0.01, max_wait: 0.05}}
+        cache: {{path: .gpo/cache.sqlite}}
+        """), encoding="utf-8")
+    (root / "prompts" / "say.j2").write_text(template, encoding="utf-8")
+    (root / "evals" / "hostile.yaml").write_text(
+        "prompt: prompts/say.j2\nassert:\n" + asserts + "cases:\n  - file: cases.jsonl\n", encoding="utf-8")
+    if cases is None:
+        cases = "".join(json.dumps({"word": w, "expected": f"Say {w}"}) + "\n" for w in ("one", "two", "three"))
+    data = cases if isinstance(cases, bytes) else cases.encode("utf-8")
+    (root / "evals" / "cases.jsonl").write_bytes(data)
+    return root
+
+
+@pytest.fixture
+def project_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPO_TEST_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_a_5_mb_case_input_is_refused_naming_the_case(project_dir, openai_server):
+    huge = json.dumps({"id": "huge", "word": "x" * 5_000_000, "expected": "x"})
+    small = json.dumps({"id": "small", "word": "ok", "expected": "Say ok"})
+    write_project(project_dir, openai_server.url, cases=f"{small}\n{huge}\n")
+    result = run_cli("eval")
+    assert result.exit_code == 2, result.output
+    assert "case huge (evals/cases.jsonl:2)" in result.stderr
+    assert "render limit" in result.stderr and "1000000 characters" in result.stderr
+    assert openai_server.total == 0  # refused before anything was spent
+
+
+def test_a_5_mb_input_the_template_does_not_print_is_evaluated(project_dir, openai_server):
+    """Size alone is not an error: a big var that the prompt only slices renders fine."""
+    case = json.dumps({"id": "big", "word": "y" * 5_000_000, "expected": "Say yyy"})
+    write_project(project_dir, openai_server.url, template="Say {{ word[:3] }}", cases=case + "\n")
+    result = run_cli("eval", "--json", "out.json")
+    assert result.exit_code == 0, result.stderr
+    suite = json.loads((project_dir / "out.json").read_text())["suites"][0]
+    assert (suite["passed"], suite["errors"]) == (1, 0)
+
+
+def test_json_nested_past_the_stack_is_a_suite_error_with_its_line(project_dir, openai_server):
+    deep = '{"word": ' + "[" * 100_000 + "]" * 100_000 + ', "expected": "x"}'
+    fine = json.dumps({"word": "ok", "expected": "Say ok"})
+    write_project(project_dir, openai_server.url, cases=f"{fine}\n{deep}\n")
+    result = run_cli("eval")
+    assert result.exit_code == 2, result.output
+    assert "evals/cases.jsonl:2: the record is nested more than 100 levels deep" in result.stderr
+    assert openai_server.total == 0
+
+
+def test_json_nested_deeper_than_the_limit_but_parseable_is_refused_too(project_dir, openai_server):
+    nested = '{"word": "ok", "expected": "Say ok", "extra": ' + "[" * 500 + "]" * 500 + "}"
+    write_project(project_dir, openai_server.url, cases=nested + "\n")
+    result = run_cli("eval")
+    assert result.exit_code == 2
+    assert "evals/cases.jsonl:1: the record is nested more than 100 levels deep" in result.stderr
+
+
+def test_moderately_nested_vars_are_evaluated(project_dir, openai_server):
+    nested = {"word": "ok", "expected": "Say ok", "extra": [[[[[[[[[[{"a": [1, 2, {"b": None}]}]]]]]]]]]]}
+    write_project(project_dir, openai_server.url, cases=json.dumps(nested) + "\n")
+    result = run_cli("eval", "--json", "out.json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((project_dir / "out.json").read_text())["suites"][0]["passed"] == 1
+
+
+def test_yaml_nested_past_the_stack_is_a_suite_error(project_dir, openai_server):
+    write_project(project_dir, openai_server.url)
+    suite = project_dir / "evals" / "hostile.yaml"
+    suite.write_text("prompt: prompts/say.j2\ncases:\n  - vars: {word: " + "[" * 50_000 + "]" * 50_000 + "}\n")
+    result = run_cli("eval")
+    assert result.exit_code == 2, result.output
+    assert "evals/hostile.yaml:3: invalid YAML" in result.stderr and "nesting depth" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_invalid_utf8_in_a_case_file_names_the_file_line_and_byte(project_dir, openai_server):
+    cases = b'{"word": "ok", "expected": "Say ok"}\n{"word": "caf\xe9", "expected": "x"}\n'
+    write_project(project_dir, openai_server.url, cases=cases)
+    result = run_cli("eval")
+    assert result.exit_code == 2
+    assert "evals/cases.jsonl:2: not valid UTF-8 (byte 0xe9)" in result.stderr
+    assert openai_server.total == 0
+
+
+@pytest.mark.parametrize("template", [
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{ word }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{{ word }}{% endfor %}{% endfor %}",
+    "{% set ns = namespace(s=word) %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+    "{% macro grow(s, n) %}{% if n %}{{ grow(s ~ s, n - 1) }}{% else %}{{ s }}{% endif %}{% endmacro %}{{ grow(word, 64) }}",
+    "{% set x %}{% for i in range(100000) %}{{ word * 200000 }}{% endfor %}{% endset %}{{ x[:10] }}",
+    "{{ word|center(10 ** 10) }}",
+    "{{ word.ljust(10 ** 10) }}",
+    "{{ '{:>{w}}'.format(word, w=10 ** 10) }}",
+    "{{ '%*s' % (10 ** 10, word) }}",
+    "{{ (word * 100000)|replace(word, word * 100000) }}",
+    "{{ (word * 1000)|wordwrap(1, wrapstring=word * 100000) }}",
+    "{{ (',' * 100000).join([word] * 100000) }}",
+    "{{ lipsum(10 ** 9) }}",
+    "{% set ns = namespace(x=[1]) %}{% for i in range(64) %}{% set ns.x = ns.x + [ns.x] %}{% endfor %}{{ ns.x }}",
+])
+def test_a_template_that_loops_or_renders_gigabytes_hits_the_render_limit(template):
+    with pytest.raises(TemplateError) as caught:
+        render_text(template, {"word": "abcd"}, "prompts/hostile.j2")
+    assert "render limit" in caught.value.message
+    assert caught.value.path == "prompts/hostile.j2"
+
+
+def test_ordinary_templates_still_render_exactly():
+    source = ("{% for w in words %}{{ loop.index }}. {{ w|center(7) }}|{% endfor %} {{ '%3d' % 7 }} "
+              "{{ '{:>5}'.format('x') }} {{ words|join(', ') }} {{ ('ab' ~ 'cd')|replace('b', 'B') }}")
+    assert render_text(source, {"words": ["a", "bb"]}) == \
+        f"1. {'a'.center(7)}|2. {'bb'.center(7)}|   7     x a, bb aBcd"
+
+
+def test_a_looping_template_stops_the_run_naming_the_case(project_dir, openai_server):
+    loop = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}Say {{ word }}"
+    write_project(project_dir, openai_server.url, template=loop)
+    result = run_cli("eval")
+    assert result.exit_code == 2, result.output
+    assert "render limit: loops ran more than 100000 iterations" in result.stderr
+    assert "case " in result.stderr and "evals/cases.jsonl:1" in result.stderr
+    assert openai_server.total == 0
+
+
+def test_a_catastrophic_regex_fails_its_case_with_the_reason(project_dir, openai_server):
+    """The pattern hangs Python's re for hours on this output; here the case fails after the
+    regex timeout, and the other cases are scored as usual."""
+    openai_server.add_rule(r"^Say evil$", "a" * 40 + "!")
+    cases = "".join(json.dumps({"id": w, "word": w}) + "\n" for w in ("evil", "aaaa", "fine"))
+    write_project(project_dir, openai_server.url, cases=cases,
+                  asserts=f"  - {{type: regex, value: '{CATASTROPHIC}'}}\n")
+    result = run_cli("eval", "--json", "out.json")
+    assert result.exit_code == 0, result.stderr
+    suite = json.loads((project_dir / "out.json").read_text())["suites"][0]
+    by_id = {c["case_id"]: c for c in suite["cases"]}
+    evil = by_id["evil"]["samples"][0]["checks"][0]
+    assert evil["passed"] is False and "gave up after 1 s" in evil["reason"]
+    assert by_id["aaaa"]["passed"] is True  # "Say aaaa" ends in a's: the same pattern, answered at once
+    assert by_id["fine"]["passed"] is False and "does not match" in by_id["fine"]["samples"][0]["checks"][0]["reason"]
+    assert suite["errors"] == 0 and len(suite["cases"]) == 3
+
+
+@pytest.mark.parametrize("assertion", [
+    Assertion(type="regex", value=CATASTROPHIC),
+    Assertion(type="not-regex", value=CATASTROPHIC),
+    Assertion(type="equals", value="x", extract=CATASTROPHIC),
+])
+def test_catastrophic_patterns_are_bounded_in_every_place_a_pattern_runs(assertion):
+    verdict = check(assertion, "a" * 40 + "!")
+    assert verdict.passed is False and verdict.score == 0.0
+    assert "gave up after 1 s" in verdict.reason
+
+
+def test_a_hostile_assertion_value_fails_only_its_case(project_dir, openai_server):
+    cases = "".join(json.dumps({"id": w, "word": w, "width": width}) + "\n" for w, width in (("a", 5), ("b", 10 ** 10)))
+    write_project(project_dir, openai_server.url, cases=cases,
+                  asserts="  - {type: contains, value: \"{{ word|center(width)|trim }}\"}\n")
+    result = run_cli("eval", "--json", "out.json")
+    assert result.exit_code == 0, result.stderr
+    cases_out = {c["case_id"]: c for c in json.loads((project_dir / "out.json").read_text())["suites"][0]["cases"]}
+    assert cases_out["a"]["passed"] is True
+    reason = cases_out["b"]["samples"][0]["checks"][0]["reason"]
+    assert cases_out["b"]["passed"] is False and "render limit" in reason
