@@ -1,3 +1,3 @@
-from gpo_action.cli import main
+from gpo_action.cli import run_process
 
-main()
+run_process()

@@ -7,6 +7,8 @@ Exit codes: 0 pass; 1 a gate failed (regression or below a floor); 2 usage or in
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import sys
 
 import click
@@ -38,6 +40,31 @@ def _handle_errors(func):
     return wrapper
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a CI runner cancelling the job) stops a run the way Ctrl-C does."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def run_process() -> None:
+    """The process entry (console script, `python -m gpo_action`): `main`, then exit without tearing
+    the interpreter down (freeing litellm's modules costs ~1 s); every output is flushed first and
+    the cache commits each answer as it arrives, so nothing is lost."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _notes():
     seen: set[str] = set()
 
@@ -64,15 +91,21 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     """Evaluate the current prompts on their suites (all, or the SUITES named)."""
     from rich.console import Console
 
-    from gpo_action.report.jsonreport import eval_report, write_json
+    from gpo_action.report.jsonreport import eval_report, interrupted_report, write_json
     from gpo_action.report.progress import progress_bar
     from gpo_action.report.terminal import eval_table
     from gpo_action.workspace import Workspace, eval_exit_code
 
     ws = Workspace.open(config_path, notes=_notes())
     chosen = ws.suites(suites)
-    with progress_bar(_stderr_console(), "evaluating") as on_progress:
-        results = ws.evaluate(chosen, on_progress=on_progress)
+    _stop_on_sigterm()
+    try:
+        with progress_bar(_stderr_console(), "evaluating") as on_progress:
+            results = ws.evaluate(chosen, on_progress=on_progress)
+    except KeyboardInterrupt:
+        if json_path:  # the partial report: what finished, and which cases are missing
+            write_json(json_path, interrupted_report(ws.evaluate_cached(chosen), ws.client.usage.to_dict()))
+        raise
     code = eval_exit_code(results, ws.config.max_error_rate)
     Console().print(eval_table(results))
     if json_path:
@@ -80,38 +113,81 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     sys.exit(code)
 
 
+def _step_printer():
+    from gpo_action.report.optimize import step_line
+
+    return lambda suite, report: click.echo(f"fix {suite}: {step_line(report)}", err=True)
+
+
+def _finish_run(outcome) -> None:
+    """Print what a run found (table, fixes, notes) and exit with its code."""
+    from rich.console import Console
+
+    from gpo_action.report.terminal import outcome_renderable
+
+    if outcome.result.comparisons or outcome.guard:
+        Console().print(outcome_renderable(outcome))
+    for note in outcome.result.notes:
+        click.echo(note, err=True)
+    sys.exit(outcome.exit_code)
+
+
 @main.command("run")
 @click.option("--base", "base", help="Base revision to compare with (default: the event's base in GitHub Actions, else the default branch).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="gpo.yaml to use (default: ./gpo.yaml).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the full result as JSON here.")
-@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Also write the Markdown report here.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Also write the pull-request comment (Markdown) here.")
+@click.option("--optimize/--no-optimize", default=False, help="Try a bounded GPO fix of failing suites (per optimize.when).")
+@click.option("--deliver", help="Deliver fixes: comma-separated comment, suggestion, commit (default: optimize.deliver).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the comment and review it would post here.")
+@click.option("--budget-usd", type=click.FloatRange(min=0), help="Dollar cap of all fixes together (default: optimize.budget.max_usd).")
 @_handle_errors
-def run_command(base: str | None, config_path: str | None, json_path: str | None, markdown_path: str | None) -> None:
+def run_command(base, config_path, json_path, markdown_path, optimize, deliver, out_dir, budget_usd) -> None:
     """Compare prompts and suites with the base revision; exit 1 on a regression."""
     import os
 
+    from gpo_action.action import Options, execute, parse_deliver
+    from gpo_action.report.progress import progress_bar
+
+    options = Options(config=config_path, base=base, mode="fix" if optimize else "check", deliver=parse_deliver(deliver),
+                      budget_usd=budget_usd, token=os.environ.get("GITHUB_TOKEN") if deliver else None,
+                      out_dir=out_dir, report_path=json_path, markdown_path=markdown_path)
+    with progress_bar(_stderr_console(), "evaluating base and head") as on_progress:
+        outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_progress=on_progress,
+                          on_step=_step_printer())
+    _finish_run(outcome)
+
+
+@main.command("action")
+@_handle_errors
+def action_command() -> None:
+    """The GitHub Action's entry point: inputs from INPUT_* variables, the event from GITHUB_EVENT_PATH."""
+    import os
+
+    from gpo_action.action import execute, options_from_inputs
+
+    options = options_from_inputs(os.environ)
+    outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_step=_step_printer())
+    _finish_run(outcome)
+
+
+@main.command("demo")
+@click.option("--quick", is_flag=True, help="A smaller demo (fewer cases, one optimizer step): about a minute.")
+@click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Build the demo repository here and keep it.")
+@_handle_errors
+def demo_command(quick: bool, keep_dir: str | None) -> None:
+    """The whole pull-request pipeline offline on the bundled model: a prompt regresses, GPO tries a fix,
+    and the comment and review it would post are printed."""
     from rich.console import Console
 
-    from gpo_action.files import write_atomic
-    from gpo_action.github.runner import publish_run
-    from gpo_action.pipeline import run
-    from gpo_action.report.jsonreport import write_json
-    from gpo_action.report.markdown import run_markdown
-    from gpo_action.report.progress import progress_bar
-    from gpo_action.report.terminal import run_table
+    from gpo_action.demo import run_demo
+    from gpo_action.report.terminal import outcome_renderable
 
-    with progress_bar(_stderr_console(), "evaluating base and head") as on_progress:
-        result = run(config_path, base=base, notes=_notes(), on_progress=on_progress)
-    if result.comparisons:
-        Console().print(run_table(result))
-    for note in result.notes:
-        click.echo(note, err=True)
-    if json_path:
-        write_json(json_path, result.to_dict())
-    if markdown_path:
-        write_atomic(markdown_path, run_markdown(result))
-    publish_run(result, json_path, sys.stdout, os.environ)
-    sys.exit(result.exit_code)
+    outcome, shown = run_demo(keep_dir, quick=quick, notes=_notes(), say=lambda m: click.echo(m, err=True),
+                              on_step=_step_printer())
+    Console().print(outcome_renderable(outcome))
+    click.echo(shown)
+    sys.exit(0)
 
 
 @main.command("optimize")
@@ -131,7 +207,7 @@ def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool,
     from rich.console import Console
 
     from gpo_action.optimize.plan import optimize_exit_code, plan_optimization, project_plan, run_plan, write_proposal
-    from gpo_action.optimize.terminal import projection_table, result_renderable, step_line
+    from gpo_action.report.optimize import projection_table, result_renderable, step_line
 
     from gpo_action.workspace import Workspace
 

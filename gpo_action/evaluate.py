@@ -2,6 +2,10 @@
 
 Sync functions over dataclasses; the only I/O goes through the LLM client, in two batches
 (task outputs, then judge calls for `llm-rubric`), so concurrency spans every suite of a run.
+
+When a run is stopped (Ctrl-C, SIGTERM), what it finished is already in the response cache:
+`evaluate_from_cache(jobs, cache)` scores exactly that, without calling any model, and marks every
+other case as an error of type NOT_EVALUATED; `missing_cases(results)` lists them per suite.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ ProgressFn = Callable[[int, int], None]
 
 # How many render failures one error message lists before it says "and N more".
 MAX_LISTED_ERRORS = 10
+# `error_type` of a case that a stopped run did not get to (see `evaluate_from_cache`).
+NOT_EVALUATED = "NotEvaluated"
 
 
 @dataclass(frozen=True)
@@ -172,3 +178,35 @@ def score_sample(case: Case, response: LLMResponse, judged, request_index: int, 
         Check(a.type, v.passed, v.score, v.reason, a.weight) for a, v in zip(case.asserts, verdicts)
     )
     return SampleResult(output, score, passed, checks, **usage)
+
+
+class CachedAnswers:
+    """Answers from the response cache only, in the client's `complete` shape: what a stopped run
+    already obtained. A request the cache does not hold gets a NOT_EVALUATED error response."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def complete(self, requests: Sequence[LLMRequest], on_result=None) -> list[LLMResponse]:
+        from gpo_action.llm.cache import request_key
+
+        keys = [request_key(r) for r in requests]
+        found = self.cache.get_many(keys) if self.cache is not None else {}
+        missing = LLMResponse(text=None, error="not evaluated: the run stopped before this request was answered",
+                              error_type=NOT_EVALUATED)
+        responses = [found.get(key, missing) for key in keys]
+        for index, response in enumerate(responses):
+            if on_result is not None:
+                on_result(index, response)
+        return responses
+
+
+def evaluate_from_cache(jobs: Sequence[EvalJob], cache, *, judge: ModelConfig | None = None) -> list[SuiteResult]:
+    """The results a stopped run has: cached answers scored, every other case NOT_EVALUATED. No model call."""
+    return evaluate_jobs(jobs, CachedAnswers(cache), judge=judge)
+
+
+def missing_cases(results: Sequence[SuiteResult]) -> dict[str, list[str]]:
+    """Per suite, the ids of the cases a stopped run did not evaluate (suites with none are left out)."""
+    missing = {r.name: [c.case_id for c in r.cases if c.error_type == NOT_EVALUATED] for r in results}
+    return {name: ids for name, ids in missing.items() if ids}

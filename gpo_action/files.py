@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, TextIO
 
 
 def write_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
     """Write `text` to a temp file beside `path`, fsync it, then os.replace it into place."""
+    with atomic_writer(path, encoding) as handle:
+        handle.write(text)
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[TextIO]:
+    """A text handle on a temp file beside `path`; on a clean exit the file is fsynced and
+    os.replace'd into place, on an error removed. For writers that stream (`json.dump`)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
-            handle.write(text)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         if target.exists():

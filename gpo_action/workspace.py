@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 from gpo_action.config import Config, load_config
 from gpo_action.errors import InputError
-from gpo_action.evaluate import EvalJob, ProgressFn, evaluate_jobs
+from gpo_action.evaluate import EvalJob, ProgressFn, evaluate_from_cache, evaluate_jobs
 from gpo_action.llm.defaults import default_model
 from gpo_action.llm.types import ModelConfig
 from gpo_action.results import SuiteResult
@@ -86,6 +86,10 @@ class Workspace:
 
     def evaluate(self, suites: Sequence[Suite], on_progress: ProgressFn | None = None) -> list[SuiteResult]:
         return evaluate_jobs(self.jobs(suites), self.client, judge=self.config.model("judge"), on_progress=on_progress)
+
+    def evaluate_cached(self, suites: Sequence[Suite]) -> list[SuiteResult]:
+        """What an interrupted `evaluate` obtained: cached answers scored, the rest NOT_EVALUATED."""
+        return evaluate_from_cache(self.jobs(suites), self.client.cache, judge=self.config.model("judge"))
 
 
 def _same_file(root: Path, given: str, suite_path: str) -> bool:

@@ -6,8 +6,12 @@ import json
 from typing import Any, Sequence
 
 from gpo_action import __version__
-from gpo_action.files import write_atomic
+from gpo_action.evaluate import missing_cases
+from gpo_action.files import atomic_writer
 from gpo_action.results import SuiteResult
+
+# Exit code of a run stopped by Ctrl-C or SIGTERM.
+INTERRUPTED = 130
 
 
 def eval_report(results: Sequence[SuiteResult], usage: dict[str, Any], exit_code: int) -> dict[str, Any]:
@@ -21,5 +25,18 @@ def eval_report(results: Sequence[SuiteResult], usage: dict[str, Any], exit_code
     }
 
 
+def interrupted_report(results: Sequence[SuiteResult], usage: dict[str, Any]) -> dict[str, Any]:
+    """The report of a stopped run (results from `evaluate_from_cache`): what finished, scored, and
+    per suite the ids of the cases still `missing` (they are errors of type NotEvaluated)."""
+    report = eval_report(results, usage, INTERRUPTED)
+    report["interrupted"] = True
+    report["missing"] = missing_cases(results)
+    return report
+
+
 def write_json(path: str, data: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Write `data` as indented JSON, atomically, streamed to the file: a report of 10,000 cases is
+    never held as one string (json.dumps with indent needs about 5x the text's size at its peak)."""
+    with atomic_writer(path) as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
+        handle.write("\n")

@@ -216,8 +216,13 @@ class ScriptedOpenAIServer:
         with self._lock:
             self._faults.extend(outcomes)
 
-    def set_fault_rates(self, seed: int = 0, **rates: float) -> None:
-        """Seeded random faults, e.g. set_fault_rates(p429=0.1, p500=0.05, phang=0.02, seed=0)."""
+    def set_fault_rates(self, seed: int = 0, keyed: bool = False, **rates: float) -> None:
+        """Seeded random faults, e.g. set_fault_rates(p429=0.1, p500=0.05, phang=0.02, seed=0).
+
+        By default the draws follow the order requests arrive in, which concurrency makes vary.
+        `keyed=True` draws from (seed, last user message, how many times that message came before)
+        instead, so each prompt meets the same sequence of outcomes in every run, whatever the
+        order: `planned_outcome(message, attempt)` says which."""
         names = {f"p{name}": name for name in FAULTS if name != "ok"}
         unknown = [key for key in rates if key not in names]
         if unknown:
@@ -225,17 +230,34 @@ class ScriptedOpenAIServer:
         with self._lock:
             self._rates = {names[key]: float(p) for key, p in rates.items() if p}
             self._rng = random.Random(seed)
+            self._seed = seed
+            self._keyed = keyed
+            self._seen: Counter[str] = Counter()
+
+    def planned_outcome(self, message: str, attempt: int) -> str:
+        """With keyed rates: the outcome of the `attempt`-th (0-based) request whose last user
+        message is `message`."""
+        digest = hashlib.blake2b(f"{self._seed}\0{attempt}\0{message}".encode(), digest_size=8).digest()
+        return self._pick(int.from_bytes(digest, "big") / 2**64)
+
+    def _pick(self, draw: float) -> str:
+        for name, p in self._rates.items():
+            if draw < p:
+                return name
+            draw -= p
+        return "ok"
 
     # ---- handlers --------------------------------------------------------------------------
-    def _next_outcome(self) -> str:
+    def _next_outcome(self, body: dict[str, Any] | None = None) -> str:
         if self._faults:
             return self._faults.popleft()
         if self._rates:
-            draw = self._rng.random()
-            for name, p in self._rates.items():
-                if draw < p:
-                    return name
-                draw -= p
+            if getattr(self, "_keyed", False):
+                message = last_user_message(body or {})
+                attempt = self._seen[message]
+                self._seen[message] += 1
+                return self.planned_outcome(message, attempt)
+            return self._pick(self._rng.random())
         return "ok"
 
     def _choice_text(self, body: dict[str, Any], index: int) -> str:
@@ -275,7 +297,7 @@ class ScriptedOpenAIServer:
         outcome = "ok"
         try:
             with self._lock:
-                outcome = self._next_outcome()
+                outcome = self._next_outcome(body)
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
             response = await self._chat_response(body, outcome, request.headers.get("Authorization", ""))
@@ -363,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after", type=float, default=0.1)
     parser.add_argument("--hang-seconds", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keyed-faults", action="store_true",
+                        help="draw faults from (seed, prompt, attempt), not arrival order: the same in every run")
     for name in FAULTS[:-1]:
         parser.add_argument(f"--p{name}", type=float, default=0.0, help=f"probability of a {name!r} fault")
     args = parser.parse_args(argv)
@@ -375,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
         pattern, _, text = rule.partition("=")
         server.add_rule(pattern, text)
     rates = {f"p{name}": getattr(args, f"p{name}") for name in FAULTS[:-1]}
-    server.set_fault_rates(seed=args.seed, **rates)
+    server.set_fault_rates(seed=args.seed, keyed=args.keyed_faults, **rates)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -384,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         while not stop.wait(0.5):
             pass
         print(f"served {server.total} requests, peak concurrency {server.peak}, "
-              f"statuses {dict(server.status_counts)}", flush=True)
+              f"statuses {dict(server.status_counts)}, outcomes {json.dumps(dict(server.outcomes))}", flush=True)
 
 
 if __name__ == "__main__":
