@@ -29,234 +29,26 @@ import asyncio
 import json
 import math
 import os
-import platform
-import select
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import (HOST, KEY, KEY_ENV, MODEL, ROOT, BenchError, Measured, ServerProcess, bench_env,
+                     expected_passes, interrupt, kill_group, machine_line, run_eval, show, startup_seconds,
+                     verdict, write_project)
+
 sys.path.insert(0, str(ROOT))
 
-SERVER_SCRIPT = ROOT / "tests" / "support" / "openai_server.py"
-HOST = "127.0.0.1"
-KEY_ENV = "GPO_BENCH_KEY"
-KEY = "sk-bench-not-a-secret"
-MODEL = "openai/scripted"
-FAIL_EVERY = 10  # case i fails when i % FAIL_EVERY == FAIL_EVERY - 1
 TARGET_OVERHEAD_MS = 1.0
 TARGET_RATIO = 1.15
 TARGET_CACHED_S = 1.0
 
-# Runs one command, then prints its wall time and its own rusage (RUSAGE_CHILDREN deltas of this
-# fresh process, whose only child it is) as JSON on stdout.
-WRAPPER = r"""
-import json, resource, subprocess, sys, time
-argv, cwd, timeout = json.loads(sys.argv[1])
-before = resource.getrusage(resource.RUSAGE_CHILDREN)
-start = time.perf_counter()
-try:
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    code, out, err = proc.returncode, proc.stdout, proc.stderr
-except subprocess.TimeoutExpired as exc:
-    text = lambda b: b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
-    code, out, err = None, text(exc.stdout), text(exc.stderr) + f"\n[timed out after {timeout} s]"
-wall = time.perf_counter() - start
-after = resource.getrusage(resource.RUSAGE_CHILDREN)
-json.dump({"wall": wall, "user": after.ru_utime - before.ru_utime, "sys": after.ru_stime - before.ru_stime,
-           "maxrss_kb": after.ru_maxrss, "code": code, "stdout": out[-4000:], "stderr": err[-4000:]}, sys.stdout)
-"""
-
-
-class BenchError(Exception):
-    """A run failed, timed out, or scored differently from what the script knows it must."""
-
-
-@dataclass(frozen=True)
-class Measured:
-    wall: float
-    cpu: float
-    maxrss_mb: float
-    code: int | None
-    stdout: str
-    stderr: str
-
-
-# ---- processes ------------------------------------------------------------------------------------
-
-
-def bench_env() -> dict[str, str]:
-    """The environment of every child: this checkout first on the path, the key the project names,
-    litellm's local cost map, no proxies."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env.update({KEY_ENV: KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
-                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", "PYTHONDONTWRITEBYTECODE": "1"})
-    return env
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """Stop a child started in its own session, and everything it started."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-
-
-def measure(argv: list[str], cwd: Path, timeout: float) -> Measured:
-    """Run `argv` under a fresh wrapper; its wall time, CPU (user + sys) and peak RSS."""
-    wrapper = [sys.executable, "-c", WRAPPER, json.dumps([argv, str(cwd), timeout])]
-    proc = subprocess.Popen(wrapper, cwd=cwd, env=bench_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout + 30)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        raise BenchError(f"{' '.join(argv[-3:])}: no result within {timeout + 30:g} s") from None
-    except BaseException:
-        kill_group(proc)
-        raise
-    if proc.returncode != 0:
-        raise BenchError(f"the measuring wrapper failed: {err.strip()[-2000:]}")
-    data = json.loads(out)
-    if data["code"] is None:
-        raise BenchError(f"{' '.join(argv)} timed out after {timeout:g} s: {data['stderr'][-1000:]}")
-    return Measured(data["wall"], data["user"] + data["sys"], data["maxrss_kb"] / 1024, data["code"],
-                    data["stdout"], data["stderr"])
-
-
-class ServerProcess:
-    """The scripted server as a separate process on 127.0.0.1; always stopped on exit."""
-
-    def __init__(self, latency: float, log_dir: Path):
-        self.latency = latency
-        self.log_path = log_dir / f"server-{time.monotonic_ns()}.log"
-        self.proc: subprocess.Popen | None = None
-        self.url = ""
-        self.final = ""
-
-    def __enter__(self) -> "ServerProcess":
-        argv = [sys.executable, str(SERVER_SCRIPT), "--host", HOST, "--port", "0",
-                "--latency", f"{self.latency:g}", "--reply-mode", "echo"]
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(argv, env=bench_env(), stdout=subprocess.PIPE, stderr=self._log, text=True,
-                                     start_new_session=True)
-        try:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 30)
-            line = self.proc.stdout.readline().strip() if ready else ""
-            if not line.startswith(f"http://{HOST}:"):
-                raise BenchError(f"the scripted server did not start (got {line!r}; log {self.log_path})")
-            self.url = line
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                out, _ = proc.communicate(timeout=10)
-                self.final = out.strip()
-            except subprocess.TimeoutExpired:
-                kill_group(proc)
-        self._log.close()
-
-    def peak(self) -> int | None:
-        """The server's peak concurrency, from its exit line (after __exit__)."""
-        marker = "peak concurrency "
-        if marker not in self.final:
-            return None
-        return int(self.final.split(marker, 1)[1].split(",", 1)[0])
-
-
-# ---- the project ----------------------------------------------------------------------------------
-
-
-def expected_passes(n: int) -> int:
-    return n - sum(1 for i in range(n) if i % FAIL_EVERY == FAIL_EVERY - 1)
-
-
-def write_project(root: Path, url: str, n: int, concurrency: int) -> Path:
-    """gpo.yaml, prompts/say.j2 and evals/speed.yaml with N cases in evals/cases.jsonl."""
-    (root / "prompts").mkdir(parents=True)
-    (root / "evals").mkdir()
-    (root / "gpo.yaml").write_text(
-        "models:\n"
-        f'  task: {{model: {MODEL}, api_base: "{url}/v1", api_key_env: {KEY_ENV}}}\n'
-        "suites:\n  - eval: evals/*.yaml\n"
-        f"concurrency: {concurrency}\n"
-        "timeout: 30\n"
-        "retries: {max: 0, base: 0.1, max_wait: 1}\n"
-        "max_error_rate: 0\n"
-        "cache: {path: .gpo/cache.sqlite}\n",
-        encoding="utf-8",
-    )
-    (root / "prompts" / "say.j2").write_text("Say {{ word }}", encoding="utf-8")
-    (root / "evals" / "speed.yaml").write_text(
-        'prompt: prompts/say.j2\nassert:\n  - {type: equals, value: "{{ expected }}"}\ncases:\n  - file: cases.jsonl\n',
-        encoding="utf-8",
-    )
-    lines = []
-    for i in range(n):
-        word = f"w{i:06d}"
-        expected = "Say nothing" if i % FAIL_EVERY == FAIL_EVERY - 1 else f"Say {word}"
-        lines.append(json.dumps({"word": word, "expected": expected}))
-    (root / "evals" / "cases.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
-
-
-def eval_argv() -> list[str]:
-    return [sys.executable, "-m", "gpo_action", "eval", "--json", "out.json"]
-
-
-def check_report(root: Path, n: int, *, cached: bool) -> dict:
-    """The JSON report must show the known pass count, no errors, and the expected use of the cache."""
-    report = json.loads((root / "out.json").read_text(encoding="utf-8"))
-    suite, usage = report["suites"][0], report["usage"]
-    got = (suite["passed"], suite["failed"], suite["errors"])
-    want = (expected_passes(n), n - expected_passes(n), 0)
-    if got != want:
-        raise BenchError(f"{root.name}: passed/failed/errors {got}, expected {want}")
-    calls, hits = usage["calls"], usage["cache_hits"]
-    if (calls, hits) != ((0, n) if cached else (n, 0)):
-        raise BenchError(f"{root.name}: {calls} provider calls and {hits} cache hits ({'warm' if cached else 'cold'} run of {n})")
-    return report
-
-
-def run_eval(root: Path, n: int, timeout: float, *, cached: bool) -> Measured:
-    out = root / "out.json"
-    if out.exists():
-        out.unlink()
-    m = measure(eval_argv(), root, timeout)
-    if m.code != 0:
-        raise BenchError(f"gpo-action eval in {root} exited {m.code}: {m.stderr.strip()[-2000:]}")
-    check_report(root, n, cached=cached)
-    return m
-
 
 # ---- measurements ---------------------------------------------------------------------------------
-
-
-def startup_seconds(cwd: Path, runs: int = 5) -> float:
-    walls = []
-    for _ in range(runs):
-        m = measure([sys.executable, "-m", "gpo_action", "--help"], cwd, 60)
-        if m.code != 0:
-            raise BenchError(f"gpo-action --help exited {m.code}: {m.stderr[-1000:]}")
-        walls.append(m.wall)
-    return statistics.median(walls)
 
 
 def warm_in_process(root: Path, n: int, repeats: int) -> list[float]:
@@ -330,31 +122,6 @@ def raw_litellm_main(url: str, calls: int, concurrency: int) -> None:
 
 
 # ---- the run --------------------------------------------------------------------------------------
-
-
-def machine_line() -> str:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        litellm_version = metadata.version("litellm")
-    except metadata.PackageNotFoundError:
-        litellm_version = "absent"
-    return (f"machine: nproc={os.cpu_count()} cpu={cpu!r} python={platform.python_version()} "
-            f"litellm={litellm_version} os={platform.system()} {platform.release()}")
-
-
-def show(name: str, text: str) -> None:
-    print(f"{name}: {text}", flush=True)
-
-
-def verdict(value: float, target: float) -> str:
-    return "ok" if value <= target else f"MISSED by {(value / target - 1) * 100:.0f}%"
 
 
 def bench(args: argparse.Namespace, work: Path) -> int:
@@ -455,11 +222,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.latency < 0 or args.latency > 5:
         parser.error("--latency takes 0 to 5 seconds")
     return args
-
-
-def interrupt(signum: int, frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C, so the `finally`s stop the server and any running child."""
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
