@@ -8,7 +8,8 @@ Modules: `engine` (the loop, `optimize`), `spec` (OptimizerSpec, BudgetLimits), 
 and their registries (`directions`, `refiners`, `schedules`, `selectors`, `similarity`, `stoppers`),
 `candidates` (extraction and safety), `scoring` (budgeted evaluation, racing), `ledger` (spend and
 projections), `rundir`/`trajectory` (state.json, trajectory.jsonl), `metaprompts` (+ the .j2 files),
-`diffs` (word diff), `results`, `projection` (dry run), `plan` (from a workspace), `terminal`.
+`diffs` (word diff), `results`, `projection` (dry run), `plan` (from a workspace). The terminal
+renderables are in `gpo_action.report.optimize`.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 Calls are upper bounds: every candidate is assumed new (no duplicates, no rejections, no racing)
 and each optimizer step one request for its n candidates (plus one for reflection). Tokens are
 estimates: prompt characters / 4, plus `max_tokens` where set (else COMPLETION_GUESS per call).
-Cost prices those tokens with litellm's local price map (`litellm_price`), when it knows the
-model; otherwise it is shown as unknown. The caps then say where the run would stop.
+Cost prices those tokens at list prices per token (`litellm_price`, through `llm.prices`, which
+reads litellm's local price map), when a model has one; otherwise it is shown as unknown. The
+caps then say where the run would stop.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Callable, Mapping
 
 from gpo_action import assertions as A
 from gpo_action.evaluate import EvalJob, build_requests
+from gpo_action.llm.prices import price_per_token
 from gpo_action.llm.types import ModelConfig
 from gpo_action.optimize import metaprompts as M
 from gpo_action.optimize.refiners import get_refiner
@@ -61,17 +63,12 @@ class Projection:
 
 
 def litellm_price(model: ModelConfig, prompt_tokens: int, completion_tokens: int) -> float | None:
-    """USD for the tokens from litellm's local price map; 0 for replay/ and local/ models; None if unknown."""
-    if model.name.startswith(("replay/", "local/")):
-        return 0.0
-    try:
-        from gpo_action.llm.providers import import_litellm
-
-        prompt_cost, completion_cost = import_litellm().cost_per_token(
-            model=model.name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-        return float(prompt_cost) + float(completion_cost)
-    except Exception:  # noqa: BLE001  (an unpriced model: litellm raises several types)
+    """USD for the tokens at the model's list price (`llm.prices`, litellm's local price map); 0 for
+    replay/ and local/ models; None if unknown."""
+    per_token = price_per_token(model.name)
+    if per_token is None:
         return None
+    return prompt_tokens * per_token[0] + completion_tokens * per_token[1]
 
 
 def _row(phase, role, model, calls, prompt_each, completion_each, price: Price | None) -> ProjectionRow:

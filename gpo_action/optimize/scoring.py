@@ -140,6 +140,8 @@ class Scorer:
         """Score on growing slices of `cases` (a fixed shuffle); after each, drop the templates that
         are `clearly_worse` than the leader. Returns (evaluations, complete flags: False for those
         raced out, stop reason)."""
+        if not templates:  # every candidate of the step was rejected: nothing to race
+            return [], [], None
         order = sorted(cases, key=lambda c: hashlib.sha256(f"race:{c.id}".encode("utf-8")).digest())
         evals: list[Evaluation | None] = [None] * len(templates)
         alive = list(range(len(templates)))

@@ -1,6 +1,6 @@
 """Terminal renderables for `gpo-action optimize`: a progress line per step, the projection of
 a dry run, and the final report (scores, word diff, edit size, trajectory). Never prints;
-`cli.py` owns the consoles. (Kept beside the engine until `report/` takes it.)"""
+`cli.py` owns the consoles. rich is imported inside the functions that build renderables."""
 
 from __future__ import annotations
 
@@ -72,8 +72,8 @@ def result_renderable(result: OptimizeResult):
                   render_rich(result.diff)]
     spent = result.spent
     stop = f", stopped at {result.stop_reason}" if result.stop_reason else ""
-    parts.append(Text(f"{result.steps_done}/{result.steps} steps{stop}; {result.evaluated} prompt{'s' * (result.evaluated != 1)} "
-                      f"scored; "
+    plural = "s" * (result.evaluated != 1)
+    parts.append(Text(f"{result.steps_done}/{result.steps} steps{stop}; {result.evaluated} prompt{plural} scored; "
                       f"calls {spent.get('calls', 0)} (task {spent.get('task_calls', 0)}, optimizer "
                       f"{spent.get('optimizer_calls', 0)}), tokens {spent.get('tokens', 0):,}, "
                       f"{_cost(spent.get('cost', 0.0))}, {spent.get('seconds', 0.0):.1f}s"))
