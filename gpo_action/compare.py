@@ -10,7 +10,13 @@ whose `verdict` is one of `VERDICTS`:
 - "below-min": head scores under the floor (the stricter of `gate.min_score` and the head
   suite's own `min_score`);
 - "improved": head is higher by more than `gate.max_drop`, significantly;
+- "skipped": some cases could not be evaluated on a side because their model cannot run here
+  (no key, e.g. a pull request from a fork: `error_type` "Skipped") and the cache did not hold
+  them. The figures over the cases that were paired are still given, but an incomplete comparison
+  is never called a regression: it is neutral, like "unchanged";
 - "unchanged": anything else, including a new suite that meets its floor and a removed suite.
+
+Skipped cases are not provider errors: they never count towards `max_error_rate`.
 
 `exit_code(comparisons)` turns verdicts into the gate's exit status; "error" is left to the caller.
 """
@@ -20,12 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from gpo_action.llm.types import SKIPPED
 from gpo_action.results import CaseResult, SuiteResult
 from gpo_action.stats import bootstrap_ci, mcnemar_exact, sign_flip_test
 
 __all__ = ["Gate", "FlippedCase", "Comparison", "compare", "exit_code", "VERDICTS", "TESTS"]
 
-VERDICTS = ("regressed", "improved", "unchanged", "below-min", "error")
+VERDICTS = ("regressed", "improved", "unchanged", "below-min", "error", "skipped")
 TESTS = ("mcnemar", "sign-flip", "none")
 FAILING_VERDICTS = frozenset({"regressed", "below-min"})
 
@@ -122,6 +129,8 @@ class Comparison:
     floor: float | None = None
     flipped: tuple[FlippedCase, ...] = ()
     notes: tuple[str, ...] = ()
+    base_skipped: int = 0
+    head_skipped: int = 0
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -153,6 +162,8 @@ class Comparison:
             "floor": self.floor,
             "flipped": [f.to_dict() for f in self.flipped],
             "notes": list(self.notes),
+            "base_skipped": self.base_skipped,
+            "head_skipped": self.head_skipped,
         }
 
     @classmethod
@@ -175,6 +186,8 @@ class Comparison:
             floor=data.get("floor"),
             flipped=tuple(FlippedCase.from_dict(f) for f in data.get("flipped", ())),
             notes=tuple(data.get("notes", ())),
+            base_skipped=data.get("base_skipped", 0),
+            head_skipped=data.get("head_skipped", 0),
         )
 
 
@@ -216,11 +229,32 @@ def _by_id(suite: SuiteResult, side: str, notes: list[str]) -> dict[str, CaseRes
     return cases
 
 
+def _skipped(case: CaseResult) -> bool:
+    return case.error is not None and case.error_type == SKIPPED
+
+
+def skipped_count(suite: SuiteResult | None) -> int:
+    """Cases of `suite` that were not evaluated because their model cannot run here."""
+    return 0 if suite is None else sum(1 for c in suite.cases if _skipped(c))
+
+
+def _errors(suite: SuiteResult) -> int:
+    """Provider errors: errored cases that were not skipped."""
+    return suite.errors - skipped_count(suite)
+
+
 def _error_rate_note(suite: SuiteResult, side: str, max_error_rate: float) -> str | None:
-    if suite.cases and suite.error_rate > max_error_rate:
-        return (f"{suite.errors} of {len(suite.cases)} cases errored on {side} "
-                f"({suite.error_rate:.1%}), above the allowed {max_error_rate:.1%}")
+    evaluated = len(suite.cases) - skipped_count(suite)
+    errors = _errors(suite)
+    if evaluated and errors / evaluated > max_error_rate:
+        return (f"{errors} of {evaluated} cases errored on {side} "
+                f"({errors / evaluated:.1%}), above the allowed {max_error_rate:.1%}")
     return None
+
+
+def _skip_note(skipped: int, total: int, side: str) -> str:
+    return (f"{skipped} of {_cases(total)} on {side} {'was' if skipped == 1 else 'were'} skipped: "
+            "their model cannot run here (no key) and the cache did not hold them")
 
 
 def _is_binary(case: CaseResult) -> bool:
@@ -251,25 +285,30 @@ def _one_sided(base: SuiteResult | None, head: SuiteResult | None, gate: Gate,
     floor = _floor(gate, head)
     notes = ["evaluated one-sided: the suite or its prompt is new in this change, so there is no base to compare with"]
     verdict = "unchanged"
+    skipped, errors = skipped_count(head), _errors(head)
     problem = _error_rate_note(head, "head", max_error_rate)
+    if skipped:
+        notes.append(_skip_note(skipped, len(head.cases), "head"))
     if problem:
         verdict = "error"
         notes.append(problem)
     elif not head.cases:
         verdict = "error"
         notes.append("head has no cases; there is no score")
+    elif skipped:
+        verdict = "skipped"
     elif head.score is None:
         verdict = "error"
         notes.append("every case errored on head; there is no score")
     elif floor is not None and head.score < floor:
         verdict = "below-min"
         notes.append(f"head scores {_fmt(head.score)}, below the minimum {_fmt(floor)}")
-    if verdict != "error" and head.errors:
-        notes.append(f"{_cases(head.errors)} errored on head and {'was' if head.errors == 1 else 'were'} "
+    if verdict != "error" and errors:
+        notes.append(f"{_cases(errors)} errored on head and {'was' if errors == 1 else 'were'} "
                      "left out of the score")
     return Comparison(
         suite=head.name, verdict=verdict, base_score=None, head_score=head.score,
-        n_head_only=len(head.cases), head_errors=head.errors, floor=floor, notes=tuple(notes),
+        n_head_only=len(head.cases), head_errors=errors, floor=floor, notes=tuple(notes), head_skipped=skipped,
     )
 
 
@@ -303,18 +342,25 @@ def compare(base: SuiteResult | None, head: SuiteResult | None, gate: Gate, *,
                      f"in both ({len(base_only)} only in base, {len(head_only)} only in head)")
     pairs = [(base_cases[i], head_cases[i]) for i in shared]
     for side, index in (("base", 0), ("head", 1)):
-        errored = sum(1 for pair in pairs if pair[index].error is not None)
+        errored = sum(1 for pair in pairs if pair[index].error is not None and not _skipped(pair[index]))
         if errored:
             notes.append(f"{_cases(errored)} errored on {side} and {'was' if errored == 1 else 'were'} "
                          "left out of the comparison")
+    skipped = {"base": skipped_count(base), "head": skipped_count(head)}
+    notes.extend(_skip_note(n, len((base if side == "base" else head).cases), side)
+                 for side, n in skipped.items() if n)
     pairs = [(b, h) for b, h in pairs if b.error is None and h.error is None]
     floor = _floor(gate, head)
     common = dict(suite=head.name, n_paired=len(pairs), n_base_only=len(base_only), n_head_only=len(head_only),
-                  base_errors=base.errors, head_errors=head.errors, floor=floor)
+                  base_errors=_errors(base), head_errors=_errors(head), floor=floor,
+                  base_skipped=skipped["base"], head_skipped=skipped["head"])
 
     problems = [n for n in (_error_rate_note(base, "base", max_error_rate),
                             _error_rate_note(head, "head", max_error_rate)) if n]
     if not pairs:
+        if not problems and any(skipped.values()):
+            return Comparison(verdict="skipped", base_score=base.score, head_score=head.score,
+                              notes=tuple(notes + ["no case could be compared: nothing to judge"]), **common)
         problems.append("no case could be paired: none is present and without error on both sides")
         return Comparison(verdict="error", base_score=base.score, head_score=head.score,
                           notes=tuple(notes + problems), **common)
@@ -347,6 +393,10 @@ def compare(base: SuiteResult | None, head: SuiteResult | None, gate: Gate, *,
     if problems:
         verdict = "error"
         notes.extend(problems)
+    elif any(skipped.values()):
+        verdict = "skipped"
+        notes.append(f"on the {_cases(n)} that could be compared, head scores {delta:+.3f} against base "
+                     f"(p = {p_value:.3g}); with cases skipped this is not a verdict")
     elif delta < -gate.max_drop and significant:
         verdict = "regressed"
     elif floor is not None and floor_score < floor:

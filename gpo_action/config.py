@@ -158,10 +158,12 @@ class Gate(BaseModel):
 class Budget(BaseModel):
     model_config = _STRICT
 
-    max_calls: int = Field(default=400, gt=0, description="model calls per optimisation")
-    max_usd: float = Field(default=2.0, ge=0, description="spend per optimisation, in US dollars")
-    max_seconds: float = Field(default=900.0, gt=0, description="wall-clock seconds per optimisation")
-    max_tokens: int | None = Field(default=None, gt=0, description="tokens per optimisation; null = no limit")
+    # One budget per run: `gpo-action optimize SUITE`, or all the fixes of a pull request together
+    # (split across the suites to fix, see `fixes.share_of`).
+    max_calls: int = Field(default=400, gt=0, description="model calls per run (all fixes of a pull request together)")
+    max_usd: float = Field(default=2.0, ge=0, description="spend per run, in US dollars")
+    max_seconds: float = Field(default=900.0, gt=0, description="wall-clock seconds per run")
+    max_tokens: int | None = Field(default=None, gt=0, description="tokens per run; null = no limit")
 
 
 class Optimize(BaseModel):

@@ -402,11 +402,60 @@ def commit_file(repo: "Repo", path: str | os.PathLike, text: str, message: str,
     return head_sha(repo)
 
 
-def push(repo: "Repo", remote: str, branch: str) -> None:
-    """Push HEAD to `branch` on `remote` (works from a detached HEAD, as in CI checkouts)."""
-    if not remote or not branch or remote.startswith("-") or branch.startswith("-"):
+def commit_files(repo: "Repo", parent: str, files: Mapping[str, str], message: str,
+                 author_name: str, author_email: str) -> str:
+    """A new commit whose parent is `parent` and whose tree is `parent`'s with `files` (repo-relative
+    path -> text) replaced, made with git's plumbing: the working tree, the index and every ref are
+    left alone (so it works on the merge checkout of a pull request). Returns the commit's sha; push
+    it with `push(repo, remote, branch, rev=sha)`. A path's file mode is kept."""
+    import tempfile
+
+    base = resolve_ref(repo, parent)
+    if not files:
+        raise GitError("commit_files needs at least one file")
+    ident = {"GIT_AUTHOR_NAME": author_name, "GIT_AUTHOR_EMAIL": author_email,
+             "GIT_COMMITTER_NAME": author_name, "GIT_COMMITTER_EMAIL": author_email}
+    with tempfile.TemporaryDirectory(prefix="gpo-commit-") as tmp:
+        index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        _git(repo, "read-tree", base, env=index)
+        for number, (path, text) in enumerate(sorted(files.items())):
+            rel = _clean(path)
+            entry = _z(_git(repo, "ls-tree", "-z", "--full-tree", base, "--", rel))
+            mode = entry[0].split()[0] if entry else "100644"
+            source = os.path.join(tmp, f"blob{number}")
+            with open(source, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+            blob = _git(repo, "hash-object", "-w", "--no-filters", "--", source).strip()
+            _git(repo, "update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}", env=index)
+        tree = _git(repo, "write-tree", env=index).strip()
+    if tree == _git(repo, "rev-parse", f"{base}^{{tree}}").strip():
+        raise GitError(f"nothing to commit: the files already have this content at {base[:12]}")
+    return _git(repo, "commit-tree", tree, "-p", base, "-m", message, env=ident).strip()
+
+
+def commit_message(repo: "Repo", rev: str) -> str | None:
+    """The full message of commit `rev`, or None when the revision is not in this clone."""
+    sha = _verify(repo, rev) if rev and not rev.startswith("-") else None
+    return None if sha is None else _git(repo, "log", "-1", "--format=%B", sha)
+
+
+def diff_patch(repo: "Repo", base_sha: str, head_sha: str | None, path: str) -> str | None:
+    """The unified diff hunks (3 lines of context, no ---/+++ header) of `path` between two revisions
+    (head None = the working tree), as GitHub gives a pull request file's `patch`; None when unchanged."""
+    rel = _clean(path)
+    revs = [resolve_ref(repo, base_sha)] + ([resolve_ref(repo, head_sha)] if head_sha else [])
+    out = _git(repo, "diff", "--no-color", "--no-ext-diff", "-U3", *revs, "--", rel)
+    lines = out.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.startswith("@@")), None)
+    return None if start is None else "\n".join(lines[start:]).rstrip("\n")
+
+
+def push(repo: "Repo", remote: str, branch: str, rev: str = "HEAD") -> None:
+    """Push `rev` (default HEAD; works from a detached HEAD, as in CI checkouts) to `branch` on
+    `remote`, never forced."""
+    if not remote or not branch or remote.startswith("-") or branch.startswith("-") or rev.startswith("-"):
         raise GitError(f"invalid push target: remote {remote!r}, branch {branch!r}")
-    status, _, err = _run(repo, ["push", remote, f"HEAD:refs/heads/{branch}"])
+    status, _, err = _run(repo, ["push", remote, f"{rev}:refs/heads/{branch}"])
     if status == 0:
         return
     err = "; ".join(line.strip() for line in err.splitlines() if line.strip() and not line.startswith("To "))
@@ -426,6 +475,9 @@ __all__ = [
     "Snapshot",
     "changed_files",
     "commit_file",
+    "commit_files",
+    "commit_message",
+    "diff_patch",
     "from_repo_path",
     "head_sha",
     "is_shallow",

@@ -113,11 +113,15 @@ def run(
     notes: NoteFn | None = None,
     on_progress: ProgressFn | None = None,
     seed: int = 0,
+    workspace: Workspace | None = None,
 ) -> RunResult:
-    """Compare the working tree's prompts and suites with the base revision's; see module doc."""
+    """Compare the working tree's prompts and suites with the base revision's; see module doc.
+
+    `workspace` is the head project already opened (its client, with any cache-only models, is
+    then shared with whatever runs next, e.g. the fixes); else `config_path` is opened."""
     env = os.environ if env is None else env
     say = notes or (lambda message: None)
-    head_ws = Workspace.open(config_path, notes=say)
+    head_ws = workspace or Workspace.open(config_path, notes=say)
     event: Event | None = load_event(env)
     with gitrepo.open_repo(head_ws.root) as repo:
         base_ref = base or (event.base_sha if event and event.base_sha else None) or gitrepo.default_branch(repo)

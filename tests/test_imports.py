@@ -28,3 +28,22 @@ def test_help_is_light():
     )
     loaded = modules_after(code)
     assert not [m for m in HEAVY if m in loaded]
+
+
+def test_optimize_and_its_report_are_light():
+    loaded = modules_after(
+        "import gpo_action.optimize.plan, gpo_action.optimize.projection, gpo_action.report.optimize")
+    assert not [m for m in HEAVY if m in loaded]
+
+
+def test_only_the_llm_package_imports_litellm():
+    import re
+    from pathlib import Path
+
+    import gpo_action
+
+    package = Path(gpo_action.__file__).parent
+    pattern = re.compile(r"^\s*(import litellm|from litellm\b)|import_litellm", re.MULTILINE)
+    offenders = [str(p.relative_to(package)) for p in sorted(package.rglob("*.py"))
+                 if p.relative_to(package).parts[0] != "llm" and pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []

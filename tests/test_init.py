@@ -19,7 +19,10 @@ def test_init_writes_the_project(tmp_path, monkeypatch):
     for rel in FILES:
         assert (tmp_path / rel).is_file(), rel
     workflow = yaml.safe_load((tmp_path / ".github/workflows/gpo.yml").read_text())
-    assert workflow["permissions"] == {"contents": "read"}
+    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert list(workflow[True]) == ["pull_request"]           # YAML 1.1 reads the key `on` as True
+    steps = workflow["jobs"]["prompts"]["steps"]
+    assert any(str(s.get("uses", "")).endswith("gpo-action@v0.1.0") for s in steps)
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path, monkeypatch):

@@ -41,18 +41,23 @@ def annotate_failures(result, stream: IO[str]) -> int:
     return written
 
 
-def publish_run(result, report_path: str | None, stream: IO[str], env: Mapping[str, str]) -> None:
-    """Outputs, summary and annotations; each is skipped quietly outside Actions."""
+def publish_run(result, report_path: str | None, stream: IO[str], env: Mapping[str, str], *,
+                markdown: str | None = None, outputs: Mapping[str, str] | None = None,
+                exit_code: int | None = None) -> None:
+    """Outputs, summary and annotations; each is skipped quietly outside Actions. `markdown`
+    replaces the summary (default: `run_markdown`), `outputs` adds outputs, `exit_code` replaces
+    the result's."""
     set_outputs(
         {
             "regressed": "true" if any(c.verdict == "regressed" for c in result.comparisons) else "false",
             "improved": "true" if any(c.verdict == "improved" for c in result.comparisons) else "false",
             "verdicts": ",".join(f"{c.suite}={c.verdict}" for c in result.comparisons),
-            "exit-code": str(result.exit_code),
+            "exit-code": str(result.exit_code if exit_code is None else exit_code),
             "report-path": report_path or "",
+            **(outputs or {}),
         },
         env,
     )
-    write_summary(run_markdown(result, max_chars=900_000), env)
+    write_summary(markdown if markdown is not None else run_markdown(result, max_chars=900_000), env)
     if env.get("GITHUB_ACTIONS"):
         annotate_failures(result, stream)

@@ -16,6 +16,12 @@ A `CallLimit` passed to `complete`/`complete_n` caps provider dispatches, retrie
 client takes one unit before every dispatch, and a request that finds none left ends as an error
 response with `error_type` "BudgetExhausted" (never cached, never raised). Cache hits take
 nothing. `uncached_count(requests)` says how many requests a batch would send, without calling.
+
+Cache-only models: after `skip_uncached({model name: reason})`, or `skip_uncached(check)` with
+`check(model) -> reason | None` asked once per model name (no key for that model here, e.g. a
+pull request from a fork), a request for such a model is answered from the cache when it can be;
+otherwise it ends as an error response with `error_type` "Skipped" (`types.SKIPPED`) and
+the reason: never dispatched, never cached, its provider never prepared.
 """
 
 from __future__ import annotations
@@ -27,12 +33,12 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Coroutine, Iterator, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence, TypeVar
 
 from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
 from gpo_action.llm.cache import ResponseCache, request_key
 from gpo_action.llm.providers import Provider, get_provider, redact
-from gpo_action.llm.types import LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json
+from gpo_action.llm.types import SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -122,8 +128,32 @@ class LLMClient:
         self._noted: set[str] = set()
         self._runner: asyncio.Runner | None = None
         self._lock = threading.RLock()
+        self._skip: dict[str, str | None] = {}
+        self._skip_check: Callable[[ModelConfig], str | None] | None = None
 
     # ---- public ----------------------------------------------------------------------------
+    def skip_uncached(self, models: Mapping[str, str] | Callable[[ModelConfig], str | None]) -> None:
+        """Serve some models from the cache only: those named (name -> why they cannot run), or
+        those for which `models(model)` gives a reason; see the module doc."""
+        with self._lock:
+            if callable(models):
+                self._skip_check = models
+                self._skip = {name: reason for name, reason in self._skip.items() if reason is not None}
+            else:
+                self._skip.update({str(name): str(reason) for name, reason in models.items()})
+
+    @property
+    def skipped_models(self) -> dict[str, str]:
+        """The cache-only models met so far, and why."""
+        return {name: reason for name, reason in self._skip.items() if reason is not None}
+
+    def skip_reason(self, model: ModelConfig) -> str | None:
+        """Why requests for `model` are served from the cache only (None: they are dispatched)."""
+        with self._lock:
+            if model.name not in self._skip and self._skip_check is not None:
+                self._skip[model.name] = self._skip_check(model)
+            return self._skip.get(model.name)
+
     def complete(self, requests: Sequence[LLMRequest], on_result: OnResult | None = None, *,
                  limit: CallLimit | None = None) -> list[LLMResponse]:
         """One response per request, in order. `on_result(index, response)` fires as each is known
@@ -151,6 +181,9 @@ class LLMClient:
             for key in sorted(hits, key=lambda k: indexes[k][0]):
                 deliver(key, hits[key], from_cache=True)
             jobs = [_Job(firsts[key], providers[key], [key], limit) for key in firsts if key not in hits]
+            for job in [j for j in jobs if self.skip_reason(j.request.model) is not None]:
+                jobs.remove(job)
+                deliver(job.keys[0], self._skipped(job.request))
             if jobs:
                 self._run(self._dispatch(jobs, deliver))
             return [r if r is not None else _missing() for r in results]
@@ -170,7 +203,11 @@ class LLMClient:
             results: dict[str, LLMResponse] = self._lookup(keys) if provider.cacheable else {}
             self.usage.cache_hits += len(results)
             missing = [i for i, key in enumerate(keys) if key not in results]
-            if missing and provider.supports_n:
+            if missing and self.skip_reason(request.model) is not None:
+                for i in missing:
+                    results[keys[i]] = self._skipped(request)
+                    self.usage.errors += 1
+            elif missing and provider.supports_n:
 
                 def deliver(key: str, response: LLMResponse) -> None:
                     results[key] = response
@@ -212,6 +249,11 @@ class LLMClient:
         if provider is None:
             provider = self._providers[key] = get_provider(model, self.base_dir)
         return provider
+
+    def _skipped(self, request: LLMRequest) -> LLMResponse:
+        reason = self.skip_reason(request.model)
+        return LLMResponse(text=None, error=f"skipped: {reason}; the response cache has no answer for this request",
+                           error_type=SKIPPED)
 
     def _lookup(self, keys: list[str]) -> dict[str, LLMResponse]:
         if self.cache is None or not keys:

@@ -11,6 +11,10 @@ Message = Mapping[str, str]  # {"role": ..., "content": ...}
 # Keys of model params that are secrets or transport details: never part of a cache key, never logged.
 SECRET_PARAMS = frozenset({"api_key", "token", "azure_ad_token", "aws_secret_access_key", "aws_session_token"})
 
+# `LLMResponse.error_type` of a request for a model that cannot run here (no key): answered only
+# from the cache, never dispatched (see `LLMClient.skip_uncached`). Not a provider failure.
+SKIPPED = "Skipped"
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -49,6 +49,8 @@ def _merge(ops: Iterable[Op]) -> list[Op]:
             continue
         if out and out[-1][0] == kind:
             out[-1] = (kind, out[-1][1] + text)
+        elif kind == "delete" and out and out[-1][0] == "insert" and (len(out) < 2 or out[-2][0] != "delete"):
+            out.insert(len(out) - 1, (kind, text))        # a change reads deletion first
         elif kind == "delete" and len(out) >= 2 and out[-1][0] == "insert" and out[-2][0] == "delete":
             out[-2] = ("delete", out[-2][1] + text)
         elif kind == "insert" and len(out) >= 2 and out[-1][0] == "delete" and out[-2][0] == "insert":

@@ -1,27 +1,56 @@
 """Markdown for the pull-request comment and the job summary, from a `RunResult`.
 
-Everything that comes from a case or a model output is escaped: it goes inside `<pre>` blocks
-(whose content GitHub never parses as Markdown) with HTML escaped, so a case cannot inject a fake
-suggestion, a link or hidden text. The report is cut to `max_chars`, dropping flipped-case
-details first, then notes, never the verdict table.
+Everything that comes from a case, a prompt or a model output is escaped twice over: HTML special
+characters and every character Markdown gives a meaning to (backticks, brackets, `*`, `_`, `@`,
+...) become character references (`escape_text`); case contents go in `<pre>` blocks that
+start a line (an HTML block: GitHub does not parse Markdown inside it), HTML escaped along with
+backticks, brackets and `@` (`escape_pre`). So a case cannot inject a
+fake ```suggestion, a link, a mention or hidden text (`<!-- -->`, `<details>`). Code spans take
+`code()`, which cannot be closed from inside. The report is cut to `max_chars`, dropping
+flipped-case details first, then notes, never the verdict table.
 """
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from gpo_action.report.terminal import format_cost, format_delta, format_score
 
 MARKER = "<!-- gpo-action:report -->"
-VERDICT_ICON = {"regressed": "🔴", "below-min": "🔴", "error": "⚠️", "improved": "🟢", "unchanged": "⚪"}
+VERDICT_ICON = {"regressed": "🔴", "below-min": "🔴", "error": "⚠️", "improved": "🟢", "unchanged": "⚪", "skipped": "⏭️"}
 MAX_FLIPPED = 5
 MAX_FIELD_CHARS = 600
 
 
+# HTML's special characters, and those with a meaning in GitHub Markdown as character references.
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+            **{c: f"&#{ord(c)};" for c in "\\`*_[]()!#~|@:{}+-="}}
+
+
+# Inside a <pre> block that starts a line (an HTML block) GitHub parses no Markdown, so escaping HTML
+# is enough; backticks, brackets and @ are escaped too, in case a block is ever placed inline.
+_PRE_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "&#96;", "[": "&#91;", "]": "&#93;", "@": "&#64;"}
+
+
+def escape_text(text: Any) -> str:
+    """`text` with HTML and Markdown syntax neutralised (newlines kept): shows as itself, does nothing."""
+    return "".join(_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def escape_pre(text: Any) -> str:
+    """`text` for the inside of a `<pre>` block (see `pre`): HTML escaped, plus backticks, brackets and @."""
+    return "".join(_PRE_ESCAPES.get(ch, ch) for ch in str(text))
+
+
 def cell(text: Any) -> str:
-    """Text safe inside a Markdown table cell."""
-    return html.escape(str(text)).replace("|", "&#124;").replace("\n", " ")
+    """Text safe inside a Markdown table cell or a line of prose (one line)."""
+    return escape_text(text).replace("\r", " ").replace("\n", " ")
+
+
+def code(text: Any) -> str:
+    """An inline code span of `text` (one line) that nothing in it can close."""
+    body = str(text).replace("\r", " ").replace("\n", " ").replace("`", "'")
+    return f"`{body}`" if body.strip() else "` `"
 
 
 def clip(text: Any, limit: int = MAX_FIELD_CHARS) -> str:
@@ -30,7 +59,8 @@ def clip(text: Any, limit: int = MAX_FIELD_CHARS) -> str:
 
 
 def pre(text: Any) -> str:
-    return f"<pre>{html.escape(clip(text))}</pre>"
+    """A `<pre>` block of `text`; put it at the start of a line, after a blank line."""
+    return f"<pre>{escape_pre(clip(text))}</pre>"
 
 
 def verdict_table(result) -> str:
@@ -53,8 +83,8 @@ def flipped_section(comparison) -> str:
     parts = [f"<details><summary>{cell(comparison.suite)}: {len(comparison.flipped)} flipped case(s)</summary>\n"]
     for f in comparison.flipped[:MAX_FLIPPED]:
         direction = "passed on base, fails on head" if f.base_score > f.head_score else "failed on base, passes on head"
-        parts.append(f"\n**{cell(f.case_id)}**: {direction}\n\ninput {pre(f.vars)}\nexpected {pre(f.expected)}\n"
-                     f"base output {pre(f.base_output)}\nhead output {pre(f.head_output)}\n")
+        parts.append(f"\n**{cell(f.case_id)}**: {direction}\n\ninput:\n\n{pre(f.vars)}\n\nexpected:\n\n{pre(f.expected)}\n\n"
+                     f"base output:\n\n{pre(f.base_output)}\n\nhead output:\n\n{pre(f.head_output)}\n")
     if len(comparison.flipped) > MAX_FLIPPED:
         parts.append(f"\n…and {len(comparison.flipped) - MAX_FLIPPED} more (see the JSON report).\n")
     parts.append("\n</details>\n")
@@ -71,7 +101,7 @@ def run_markdown(result, max_chars: int = 65_000) -> str:
     table = "\n".join(head + [verdict_table(result), ""])
     footer = (f"\n{usage.get('calls', 0)} model calls ({usage.get('cache_hits', 0)} from cache), "
               f"{usage.get('tokens', 0):,} tokens, {format_cost(usage.get('cost', 0.0))}. "
-              f"Base `{result.base_sha[:12]}`, head: {cell(result.head)}.\n")
+              f"Base {code(result.base_sha[:12])}, head: {cell(result.head)}.\n")
     notes = [f"- {cell(c.suite)}: {cell(n)}" for c in result.comparisons for n in c.notes]
     notes += [f"- {cell(n)}" for n in result.notes]
     notes_text = ("\n**Notes**\n" + "\n".join(notes) + "\n") if notes else ""

@@ -36,7 +36,8 @@ def eval_table(results: Sequence[SuiteResult]) -> Table:
     return table
 
 
-VERDICT_STYLE = {"regressed": "red", "below-min": "red", "error": "red", "improved": "green", "unchanged": "white"}
+VERDICT_STYLE = {"regressed": "red", "below-min": "red", "error": "red", "improved": "green", "unchanged": "white",
+                 "skipped": "yellow"}
 
 
 def format_delta(c) -> str:
@@ -65,3 +66,35 @@ def run_table(result) -> Table:
             reasons.get(c.suite, ""),
         )
     return table
+
+
+def outcome_renderable(outcome):
+    """A pull-request run in the terminal: the verdict table, then one line per fix (or the loop guard)."""
+    from rich.console import Group
+    from rich.text import Text
+
+    if outcome.guard:
+        return Text(f"gpo-action: {outcome.guard}", style="yellow")
+    parts = [run_table(outcome.result)]
+    for name, reason in outcome.skipped_models.items():
+        parts.append(Text(f"skipped (served from the cache only): {name}: {reason}", style="yellow"))
+    for fix in outcome.fixes.fixes if outcome.fixes is not None else ():
+        if fix.result is None:
+            parts.append(Text(f"fix {fix.suite}: {fix.skipped}", style="yellow"))
+            continue
+        r = fix.result
+        from gpo_action.report.comment import holdout_text
+
+        parts.append(Text(f"fix {fix.suite}: {r.message}; {holdout_text(r)}, {r.edit_words} words changed, "
+                          f"{r.spent.get('calls', 0)} calls, {format_cost(r.spent.get('cost', 0.0))}",
+                          style="green" if r.proposed else "yellow"))
+    delivery = outcome.delivery
+    if delivery is not None:
+        if delivery.comment_where:
+            parts.append(Text(f"comment: {delivery.comment_where}"))
+        if delivery.review is not None:
+            parts.append(Text(f"review: {delivery.review.status} {delivery.review.reason or delivery.review.html_url}"))
+        if delivery.commit is not None:
+            parts.append(Text(f"commit: {delivery.commit.status} {delivery.commit.sha or delivery.commit.reason}"))
+        parts += [Text(f"note: {n}", style="yellow") for n in delivery.notes]
+    return Group(*parts)

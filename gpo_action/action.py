@@ -1,0 +1,241 @@
+"""The pull-request pipeline as one call: the GitHub Action's entry, also behind `gpo-action run`
+and `gpo-action demo`.
+
+    outcome = execute(Options(mode="fix", deliver=("comment", "suggestion")), os.environ, sys.stdout)
+    outcome.exit_code, outcome.comment
+
+Steps: mask the token (and every *_API_KEY value) first; stop at once when the head commit was made
+by gpo-action itself (loop guard); open the project and serve models that cannot run here (no
+key: a fork, a missing secret) from the cache only; `pipeline.run` (changed suites, base vs head,
+verdicts); `fixes.fix_failures` (mode "fix"); `delivery.deliver` to GitHub (a pull request event
+and a token), to files (`out_dir`), or nowhere (the comment is still rendered for the summary);
+then the Actions outputs, job summary and annotations, and the JSON report.
+
+Inputs of the Action (`options_from_inputs`, from the runner's `INPUT_<NAME>` variables):
+github-token, config, base, mode (fix | check), deliver (comma-separated: comment, suggestion,
+commit; empty = gpo.yaml's `optimize.deliver`), budget-usd (overrides `optimize.budget.max_usd`).
+Outputs: regressed, improved, proposed, verdicts, exit-code, report-path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Mapping
+
+from gpo_action import gitrepo
+from gpo_action.delivery import MODES, DeliveryResult, FileTarget, GitHubTarget, PullContext, deliver, is_own_commit
+from gpo_action.errors import InputError
+from gpo_action.fixes import FixReport, fix_failures
+from gpo_action.github.commands import add_mask
+from gpo_action.github.event import load_event
+from gpo_action.github.runner import publish_run
+from gpo_action.pipeline import RunResult, run
+from gpo_action.report.comment import pr_comment
+from gpo_action.report.jsonreport import write_json
+
+MODES_OF_RUN = ("fix", "check")
+INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd")
+OUTPUTS = ("regressed", "improved", "proposed", "verdicts", "exit-code", "report-path")
+REPORT_FILE = ".gpo/report.json"
+NoteFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    config: str | None = None
+    base: str | None = None
+    mode: str = "fix"                               # fix: optimize per optimize.when; check: compare only
+    deliver: tuple[str, ...] | None = None          # None: gpo.yaml's optimize.deliver
+    budget_usd: float | None = None
+    token: str | None = None                        # GitHub token: deliver to the pull request
+    out_dir: str | None = None                      # deliver to files here instead
+    report_path: str | None = None                  # the JSON report (None: none, unless in Actions)
+    markdown_path: str | None = None
+    steps: int | None = None                        # optimizer overrides (the demo keeps them small)
+    candidates: int | None = None
+    limits: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES_OF_RUN:
+            raise InputError(f"unknown mode {self.mode!r}", hint=f"use one of: {', '.join(MODES_OF_RUN)}")
+        unknown = [m for m in self.deliver or () if m not in MODES]
+        if unknown:
+            raise InputError(f"unknown delivery {unknown[0]!r}", hint=f"use some of: {', '.join(MODES)}")
+        if self.budget_usd is not None and self.budget_usd < 0:
+            raise InputError(f"budget-usd must be 0 or more, got {self.budget_usd}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: RunResult
+    fixes: FixReport | None = None
+    delivery: DeliveryResult | None = None
+    comment: str = ""
+    exit_code: int = 0
+    skipped_models: Mapping[str, str] = field(default_factory=dict)
+    guard: str | None = None                        # set when the loop guard stopped the run
+    report_path: str | None = None
+
+
+def parse_deliver(text: str | None) -> tuple[str, ...] | None:
+    """"comment, suggestion" -> ("comment", "suggestion"); empty -> None (use gpo.yaml's)."""
+    items = tuple(part.strip() for part in (text or "").replace(" ", ",").split(",") if part.strip())
+    return items or None
+
+
+def _input(env: Mapping[str, str], name: str) -> str:
+    # The runner passes `with:` inputs as INPUT_<NAME> (upper case, hyphens kept); accept "_" too.
+    key = f"INPUT_{name.upper()}"
+    return (env.get(key) or env.get(key.replace("-", "_")) or "").strip()
+
+
+def options_from_inputs(env: Mapping[str, str]) -> Options:
+    budget = _input(env, "budget-usd")
+    try:
+        budget_usd = float(budget) if budget else None
+    except ValueError:
+        raise InputError(f"budget-usd must be a number of dollars, got {budget!r}") from None
+    return Options(config=_input(env, "config") or None, base=_input(env, "base") or None,
+                   mode=_input(env, "mode") or "fix", deliver=parse_deliver(_input(env, "deliver")),
+                   budget_usd=budget_usd, token=_input(env, "github-token") or None,
+                   report_path=REPORT_FILE)
+
+
+def mask_secrets(token: str | None, env: Mapping[str, str], stream: IO[str]) -> None:
+    """::add-mask:: the token and every *_API_KEY value (each once)."""
+    seen: set[str] = set()
+    for value in [token] + [v for k, v in env.items() if k.endswith("_API_KEY")]:
+        if value and value not in seen:
+            seen.add(value)
+            add_mask(value, stream)
+
+
+def key_variables(config) -> tuple[str, ...]:
+    """The variables gpo.yaml's models name with `api_key_env`."""
+    specs = [getattr(config.models, role) for role in ("task", "optimizer", "judge", "embedding")]
+    specs += [entry.model for entry in config.suites]
+    return tuple(s.api_key_env for s in specs if s is not None and s.api_key_env)
+
+
+def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes: NoteFn | None = None,
+            on_progress=None, on_step=None) -> Outcome:
+    """Run the pipeline as the module docstring says; the Outcome carries the exit code."""
+    from gpo_action.llm.availability import missing_key_envs, model_status
+    from gpo_action.workspace import Workspace
+
+    if env.get("GITHUB_ACTIONS"):
+        mask_secrets(options.token, env, stream)
+    say = notes or (lambda message: None)
+    event = load_event(env)
+    pull = PullContext.from_event(event)
+    ws = Workspace.open(options.config, notes=say)
+    if env.get("GITHUB_ACTIONS"):
+        for name in key_variables(ws.config):
+            if not name.endswith("_API_KEY"):       # those were masked already
+                add_mask(env.get(name) or "", stream)
+    guard = _loop_guard(ws.root, event)
+    if guard is not None:
+        return _stop(guard, stream, env)
+    missing = missing_key_envs(ws.config)
+    ws.client.skip_uncached(lambda model: _reason(model_status(model, env, missing)))
+    result = run(workspace=ws, base=options.base, env=env, notes=say, on_progress=on_progress)
+    fixes = None
+    if options.mode == "fix" and result.comparisons:
+        fixes = fix_failures(ws, result, budget_usd=options.budget_usd, steps=options.steps,
+                             candidates=options.candidates, limits=options.limits, on_step=on_step)
+    skipped = ws.client.skipped_models
+    target = _target(options, env, event, pull, ws.root, result)
+    modes = options.deliver if options.deliver is not None else tuple(ws.config.optimize.deliver)
+    delivery = None
+    if target is not None:
+        delivery = deliver(result, fixes, target, pull, modes=modes, repo_root=ws.root,
+                           project_dir=result.project_dir, skipped_models=skipped)
+        comment = delivery.comment
+    else:
+        comment = pr_comment(result, fixes, skipped_models=skipped)
+    report_path = _report_path(options, env, ws.root)
+    outcome = Outcome(result, fixes, delivery, comment, result.exit_code, skipped, None, report_path)
+    _write_reports(outcome, options)
+    summary = comment + "".join(f"\n> {n}\n" for n in (delivery.notes if delivery else ()))
+    outputs = {"proposed": "true" if fixes is not None and fixes.proposed else "false"}
+    publish_run(result, report_path, stream, env, markdown=summary, outputs=outputs)
+    return outcome
+
+
+def _reason(status) -> str | None:
+    return None if status.available else status.reason
+
+
+def _loop_guard(root: Path, event) -> str | None:
+    """A message when the event's head commit was made by gpo-action (its own fix commit)."""
+    head = event.head_sha if event is not None else None
+    if not head:
+        return None
+    with gitrepo.open_repo(root) as repo:
+        message = gitrepo.commit_message(repo, head)
+    if is_own_commit(message):
+        return (f"the head commit {head[:12]} was made by gpo-action (it carries the `Gpo-Action: fix` trailer): "
+                "nothing to do (loop guard)")
+    return None
+
+
+def _stop(guard: str, stream: IO[str], env: Mapping[str, str]) -> Outcome:
+    result = RunResult("", "", (), (), (), (), notes=(guard,))
+    text = f"## gpo-action\n\n{guard}.\n"
+    publish_run(result, None, stream, env, markdown=text, outputs={"proposed": "false"})
+    return Outcome(result, comment=text, guard=guard)
+
+
+def _target(options: Options, env: Mapping[str, str], event, pull: PullContext, root: Path, result: RunResult):
+    if options.out_dir:
+        with gitrepo.open_repo(root) as repo:
+            commit = pull.head_sha or gitrepo.head_sha(repo)
+        return FileTarget(options.out_dir, root, result.base_sha or "HEAD", pull.head_sha, review_commit=commit)
+    if options.token and pull.number is not None:
+        from gpo_action.github.client import GitHubClient
+
+        repository = env.get("GITHUB_REPOSITORY") or (event.repository if event else None)
+        client = GitHubClient(options.token, repository=repository, env=env)
+        return GitHubTarget(client, pull.number)
+    return None
+
+
+def _report_path(options: Options, env: Mapping[str, str], root: Path) -> str | None:
+    if options.report_path is None:
+        return None
+    path = Path(options.report_path)
+    if not path.is_absolute() and options.report_path == REPORT_FILE:
+        path = root / REPORT_FILE
+    try:
+        return str(path.relative_to(Path.cwd())) if path.is_absolute() else str(path)
+    except ValueError:
+        return str(path)
+
+
+def report_data(outcome: Outcome) -> dict[str, Any]:
+    data = outcome.result.to_dict()
+    data["exit_code"] = outcome.exit_code
+    data["fixes"] = outcome.fixes.to_dict() if outcome.fixes is not None else None
+    data["delivery"] = outcome.delivery.to_dict() if outcome.delivery is not None else None
+    data["skipped_models"] = dict(outcome.skipped_models)
+    return data
+
+
+def _write_reports(outcome: Outcome, options: Options) -> None:
+    from gpo_action.files import write_atomic
+
+    if outcome.report_path:
+        Path(outcome.report_path).parent.mkdir(parents=True, exist_ok=True)
+        write_json(outcome.report_path, report_data(outcome))
+    if options.markdown_path:
+        write_atomic(options.markdown_path, outcome.comment)
+
+
+def inputs_env_names() -> dict[str, str]:
+    """Each input's environment variable as the runner sets it (for docs and the action.yml test)."""
+    return {name: f"INPUT_{name.upper()}" for name in INPUTS}
+
+
+__all__ = ["Options", "Outcome", "execute", "options_from_inputs", "parse_deliver", "mask_secrets", "report_data",
+           "INPUTS", "OUTPUTS"]

@@ -1,0 +1,263 @@
+"""The sticky pull-request comment: the run's verdicts, and for each failing suite what changed,
+the fix GPO found (or why none), its chart and cost, and where the fix went.
+
+    body = pr_comment(run_result, fixes=fix_report, delivery={"sentiment": DeliveryNote(...)},
+                      skipped_models={"openai/gpt-4o-mini": "OPENAI_API_KEY is not set"})
+
+Composes `markdown.py` (its table, flipped cases and escaping rules) and `chart.py`. Everything
+that comes from a prompt, a case or a model goes inside `<pre>` with HTML escaped (word diffs,
+case details) or inside a fence longer than any backtick run in it (`suggestions.render_diff`),
+so a case cannot inject a suggestion, a link or hidden text. The body stays under `max_chars`
+(GitHub refuses comments over 65,536 characters) by leaving out, in order: flipped-case details,
+the prompt diffs of suites that did not fail, the notes, the fix details (their one-line
+summaries stay), then the failing suites' own prompt diffs; never the verdict table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from gpo_action.optimize.diffs import diff_stats, word_diff
+from gpo_action.report.chart import trajectory_chart
+from gpo_action.report.markdown import MARKER, VERDICT_ICON, cell, code, escape_pre, flipped_section, verdict_table
+from gpo_action.report.terminal import format_cost, format_score
+
+MAX_CHARS = 65_000
+MAX_DIFF_CHARS = 6_000
+FAILING = ("regressed", "below-min")
+
+
+@dataclass(frozen=True)
+class DeliveryNote:
+    """Where one suite's fix went: `lines` are Markdown the caller made safe (escaped with
+    `markdown.cell`), `diffs` are fenced ```diff blocks (`suggestions.render_diff`)."""
+
+    lines: tuple[str, ...] = ()
+    diffs: tuple[str, ...] = ()
+
+
+@dataclass
+class _Part:
+    text: str
+    level: int = 0                 # 0: always kept; 1..5: dropped in this order to fit
+    short: str | None = None       # what stays when the part is dropped (else one placeholder per level)
+    kept: bool = field(default=True)
+
+
+def pct(score: float | None) -> str:
+    return format_score(score)
+
+
+def word_diff_html(old: str, new: str, limit: int = MAX_DIFF_CHARS) -> str:
+    """The word diff of old -> new in a `<pre>`, deletions in <del>, insertions in <ins>, HTML escaped,
+    cut after about `limit` characters of text."""
+    out, used = [], 0
+    for kind, text in word_diff(old, new):
+        if used + len(text) > limit:
+            text = text[: max(0, limit - used)]
+            out.append(_tagged(kind, text) + escape_pre(f" … (diff cut at {limit:,} characters)"))
+            break
+        used += len(text)
+        out.append(_tagged(kind, text))
+    return "<pre>" + "".join(out) + "</pre>"
+
+
+def _tagged(kind: str, text: str) -> str:
+    escaped = escape_pre(text)
+    return escaped if kind == "equal" or not text else f"<{kind[:3]}>{escaped}</{kind[:3]}>"
+
+
+def _money(cost: float | None) -> str:
+    return format_cost(cost or 0.0)
+
+
+def budget_text(caps: Mapping[str, float]) -> str:
+    parts = []
+    if caps.get("max_calls") is not None:
+        parts.append(f"{int(caps['max_calls']):,} calls")
+    if caps.get("max_usd") is not None:
+        parts.append(f"${caps['max_usd']:.2f}")
+    if caps.get("max_seconds") is not None:
+        parts.append(f"{caps['max_seconds']:.0f} s")
+    if caps.get("max_tokens") is not None:
+        parts.append(f"{int(caps['max_tokens']):,} tokens")
+    return ", ".join(parts) or "no cap"
+
+
+def spent_text(spent: Mapping[str, Any]) -> str:
+    n = spent.get("calls", 0)
+    calls = f"{n:,} call{'s' * (n != 1)}"
+    if "task_calls" in spent:
+        calls += f" (task {spent.get('task_calls', 0)}, optimizer {spent.get('optimizer_calls', 0)})"
+    return (f"{calls}, {spent.get('tokens', 0):,} tokens, {_money(spent.get('cost'))}, "
+            f"{spent.get('seconds', 0.0):.0f} s")
+
+
+def skipped_notice(result, skipped_models: Mapping[str, str]) -> str:
+    """The plain statement of what could not be evaluated, and why ("" when nothing was skipped)."""
+    counts = [(c.suite, c.base_skipped, c.head_skipped) for c in result.comparisons
+              if getattr(c, "base_skipped", 0) or getattr(c, "head_skipped", 0)]
+    if not skipped_models and not counts:
+        return ""
+    sizes = {}
+    for side, results in (("base", result.base_results), ("head", result.head_results)):
+        for r in results:
+            if r is not None:
+                sizes[(r.name, side)] = len(r.cases)
+    models = "; ".join(f"{code(name)}: {cell(reason)}" for name, reason in skipped_models.items())
+    lines = ["> [!WARNING]",
+             f"> **Not everything was evaluated.** No usable key for {models or 'some models'}. Secrets are not "
+             "given to workflows of pull requests from forks; this run used what the response cache (`.gpo/`) "
+             "or a replay file holds and skipped the rest."]
+    for suite, base, head in counts:
+        where = [f"{n} of {sizes.get((suite, side), '?')} cases on {side}" for side, n in (("base", base), ("head", head)) if n]
+        lines.append(f"> - {cell(suite)}: skipped {', '.join(where)}")
+    lines.append("> Suites with skipped cases get the neutral verdict *skipped*; the check does not fail for them.")
+    return "\n".join(lines) + "\n"
+
+
+def change_diff(change) -> str:
+    """The pull request's own prompt change of a suite (base -> head), or "" when the prompt did not change."""
+    if change is None or change.base is None or change.head is None:
+        return ""
+    old, new = change.base.template.source, change.head.template.source
+    return "" if old == new else word_diff_html(old, new)
+
+
+def holdout_text(result) -> str:
+    """The holdout figures of an optimisation, in words."""
+    if not result.holdout_guard:
+        return "no holdout check (suite too small)"
+    if result.best == result.original:
+        return f"holdout {pct(result.original_holdout)}"
+    if result.best_holdout is None:
+        return f"holdout {pct(result.original_holdout)} (the best candidate was not checked on it)"
+    return f"holdout {pct(result.original_holdout)} → {pct(result.best_holdout)}"
+
+
+def fix_section(fix, delivery: DeliveryNote | None) -> tuple[str, str]:
+    """(full text, one-line summary) of one suite's fix."""
+    result = fix.result
+    if result is None:
+        line = f"**Fix:** {cell(fix.skipped or 'not attempted')}"
+        return line + "\n", line + "\n"
+    icon = "✅" if result.proposed else "➖"
+    held = holdout_text(result)
+    said = "improved" if result.proposed else cell(result.message)
+    summary = (f"**Fix ({cell(result.steps_done)}/{cell(result.steps)} GPO steps):** {icon} {said} "
+               f"· {held} · dev {pct(result.original_dev)} → {pct(result.best_dev)} · "
+               f"{result.edit_words} words changed")
+    lines = [summary, ""]
+    lines += ["| | dev | holdout |", "|---|---:|---:|",
+              f"| head prompt | {pct(result.original_dev)} | {pct(result.original_holdout)} |",
+              f"| {'proposed' if result.proposed else 'best candidate'} | {pct(result.best_dev)} | "
+              f"{pct(result.best_holdout)} |", ""]
+    if result.best != result.original:
+        deleted, inserted = diff_stats(word_diff(result.original, result.best))
+        label = "Proposed change" if result.proposed else "Best candidate, not proposed"
+        lines += [f"{label}: {result.edit_words} words (−{deleted} +{inserted})", "",
+                  word_diff_html(result.original, result.best), ""]
+    chart = trajectory_chart(fix.points, f"{fix.suite}: dev score by step")
+    if chart:
+        lines += [chart, ""]
+    stop = f"; stopped at {cell(result.stop_reason)}" if result.stop_reason else ""
+    lines.append(f"Spent {spent_text(result.spent)} of this suite's share ({budget_text(fix.share)}){stop}.")
+    if result.rejected:
+        lines.append("Rejected candidates: " + ", ".join(f"{cell(k)} {v}" for k, v in sorted(result.rejected.items()))
+                     + ".")
+    lines += [f"Note: {cell(w)}" for w in result.warnings]
+    if delivery is not None:
+        lines += [""] + list(delivery.lines) + [""] + list(delivery.diffs)
+    short = summary + (" " + " ".join(delivery.lines) if delivery is not None and delivery.lines else "")
+    return "\n".join(lines) + "\n", short + "\n"
+
+
+def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None = None,
+               skipped_models: Mapping[str, str] | None = None, notes: Sequence[str] = (),
+               max_chars: int = MAX_CHARS) -> str:
+    """The whole comment, under `max_chars` (see the module docstring for what is cut first)."""
+    delivery = delivery or {}
+    head = [MARKER, "## gpo-action", ""]
+    notice = skipped_notice(result, skipped_models or {})
+    if not result.comparisons:
+        body = head + ([notice] if notice else []) + ["No prompt, suite or model change to evaluate."]
+        body += [f"- {cell(n)}" for n in list(result.notes) + list(notes)]
+        return "\n".join(body)[:max_chars]
+    parts = [_Part("\n".join(head + [verdict_table(result), ""]) + "\n")]
+    if notice:
+        parts.append(_Part(notice + "\n"))
+    changes = {c.name: c for c in result.changes}
+    fix_of = {f.suite: f for f in (fixes.fixes if fixes is not None else ())}
+    for c in result.comparisons:
+        fix = fix_of.get(c.suite)
+        if c.verdict not in FAILING and fix is None:
+            continue
+        title = (f"### {VERDICT_ICON.get(c.verdict, '')} {cell(c.suite)}: {c.verdict}, "
+                 f"{pct(c.base_score)} → {pct(c.head_score)}\n")
+        change = changes.get(c.suite)
+        diff = change_diff(change)
+        parts.append(_Part(title + "\n"))
+        if diff:
+            parts.append(_Part(f"What changed in {code(change.prompt)} (base → head):\n\n{diff}\n\n", level=5,
+                               short=f"*(the diff of {code(change.prompt)} was left out to fit)*\n\n"))
+        if fix is not None:
+            full, short = fix_section(fix, delivery.get(c.suite))
+            parts.append(_Part(full + "\n", level=4, short=short + "\n"))
+    parts += [_Part(flipped_section(c) + "\n", level=1) for c in result.comparisons
+              if c.verdict != "unchanged" or c.flipped]
+    others = [(c, changes.get(c.suite)) for c in result.comparisons if c.verdict not in FAILING and c.suite not in fix_of]
+    other_diffs = [f"**{cell(c.suite)}** ({code(ch.prompt)})\n\n{change_diff(ch)}\n" for c, ch in others
+                   if change_diff(ch)]
+    if other_diffs:
+        parts.append(_Part("<details><summary>Prompt changes of the other suites</summary>\n\n"
+                           + "\n".join(other_diffs) + "\n</details>\n\n", level=2))
+    note_lines = [f"- {cell(c.suite)}: {cell(n)}" for c in result.comparisons for n in c.notes]
+    note_lines += [f"- {cell(n)}" for n in list(result.notes) + list(fixes.notes if fixes else ()) + list(notes)]
+    if note_lines:
+        parts.append(_Part("**Notes**\n" + "\n".join(note_lines) + "\n\n", level=3))
+    parts.append(_Part(_footer(result, fixes)))
+    return _fit(parts, max_chars)
+
+
+def _footer(result, fixes) -> str:
+    usage = result.usage or {}
+    text = (f"\nEvaluation: {usage.get('calls', 0)} model calls ({usage.get('cache_hits', 0)} from cache), "
+            f"{usage.get('tokens', 0):,} tokens, {_money(usage.get('cost'))}. "
+            f"Base {code(result.base_sha[:12])}, head: {cell(result.head)}.\n")
+    if fixes is not None and fixes.fixes:
+        n = len(fixes.fixes)
+        text += (f"Fix budget for this pull request: {budget_text(fixes.total)}, split across {n} "
+                 f"suite{'s' * (n != 1)}; spent {spent_text(fixes.spent)}.\n")
+    return text
+
+
+_PLACEHOLDER = {1: "*(flipped-case details left out to fit)*\n\n", 2: "*(other suites' prompt diffs left out to fit)*\n\n",
+                3: "*(notes left out to fit)*\n\n"}
+
+
+def _render(parts: list[_Part]) -> str:
+    out, placed = [], set()
+    for part in parts:
+        if part.kept:
+            out.append(part.text)
+        elif part.short is not None:
+            out.append(part.short)
+        elif part.level not in placed:
+            placed.add(part.level)
+            out.append(_PLACEHOLDER[part.level])
+    return "".join(out)
+
+
+def _fit(parts: list[_Part], max_chars: int) -> str:
+    text = _render(parts)
+    for level in (1, 2, 3, 4, 5):
+        for part in reversed([p for p in parts if p.level == level]):
+            if len(text) <= max_chars:
+                return text
+            part.kept = False
+            text = _render(parts)
+    if len(text) <= max_chars:
+        return text
+    cut = "\n\n*(comment cut to fit GitHub's limit)*\n"
+    return text[: max(0, max_chars - len(cut))] + cut
