@@ -40,13 +40,17 @@ def _handle_errors(func):
     return wrapper
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM (a CI runner cancelling the job) stops a run the way Ctrl-C does."""
+def _stop_on_signals() -> None:
+    """SIGTERM (a CI runner cancelling the job) and Ctrl-C stop a run at once, the same way.
+
+    Our own SIGINT handler also keeps asyncio from installing its cancel-the-task one, under which
+    a run could finish its batch before the interrupt surfaced."""
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
 
 
 def run_process() -> None:
@@ -98,7 +102,7 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
 
     ws = Workspace.open(config_path, notes=_notes())
     chosen = ws.suites(suites)
-    _stop_on_sigterm()
+    _stop_on_signals()
     try:
         with progress_bar(_stderr_console(), "evaluating") as on_progress:
             results = ws.evaluate(chosen, on_progress=on_progress)
