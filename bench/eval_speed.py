@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 
 from harness import (HOST, KEY, KEY_ENV, MODEL, ROOT, BenchError, Measured, ServerProcess, bench_env,
-                     expected_passes, interrupt, kill_group, machine_line, run_eval, show, startup_seconds,
-                     verdict, write_project)
+                     expected_passes, interrupt, kill_group, machine_line, run_eval, run_guarded, show,
+                     startup_seconds, verdict, write_project)
 
 sys.path.insert(0, str(ROOT))
 
@@ -231,14 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     signal.signal(signal.SIGTERM, interrupt)
     with tempfile.TemporaryDirectory(prefix="gpo-eval-speed-") as tmp:
-        try:
-            return bench(args, Path(tmp))
-        except BenchError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
+        return run_guarded(lambda: bench(args, Path(tmp)))
 
 
 if __name__ == "__main__":

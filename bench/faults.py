@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from harness import (BenchError, ServerProcess, bench_env, eval_argv, expected_passes, free_port,
-                     interrupt, kill_group, machine_line, measure, show, write_project)
+                     interrupt, kill_group, machine_line, measure, run_guarded, show, write_project)
 
 RATES = {"p429": 0.10, "p500": 0.05, "phang": 0.02, "pgarbage": 0.01, "pempty": 0.01}
 SEED = 11
@@ -183,19 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     if not 10 <= args.cases <= 100_000:
         parser.error("--cases takes 10 to 100000")
     signal.signal(signal.SIGTERM, interrupt)
-    with tempfile.TemporaryDirectory(prefix="gpo-faults-") as tmp:
-        work = Path(tmp)
-        try:
+
+    def run() -> int:
+        with tempfile.TemporaryDirectory(prefix="gpo-faults-") as tmp:
+            work = Path(tmp)
             show("machine", machine_line()[len("machine: "):])
             parts = [campaign(work, args.cases), stopped(work, 200), shared(work, 300)]
-        except BenchError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
-    show("summary", "; ".join(parts))
-    return 0
+        show("summary", "; ".join(parts))
+        return 0
+
+    return run_guarded(run)
 
 
 if __name__ == "__main__":

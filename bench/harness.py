@@ -10,6 +10,7 @@
   template `Say {{ word }}`; the server echoes, every tenth case expects something else, so the
   pass count is known: `expected_passes(n)`. `case_rows(n)` gives the same cases to other tools.
 - `run_eval`, `check_report`, `startup_seconds`, `machine_line`, `show`, `verdict`.
+- `run_guarded(body)`: a bench's exit code, with its errors and Ctrl-C/SIGTERM (`interrupt`) reported.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_SCRIPT = ROOT / "tests" / "support" / "openai_server.py"
@@ -306,3 +307,16 @@ def verdict(value: float, target: float) -> str:
 def interrupt(signum: int, frame: object) -> None:
     """SIGTERM unwinds like Ctrl-C, so the `finally`s stop the server and any running child."""
     raise KeyboardInterrupt
+
+
+def run_guarded(body: Callable[[], int]) -> int:
+    """`body()`'s exit code; a BenchError prints `error: ...` and gives 1, Ctrl-C (or SIGTERM, see
+    `interrupt`) prints `interrupted` and gives 130."""
+    try:
+        return body()
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

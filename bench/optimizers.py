@@ -119,10 +119,6 @@ def same_outcome(a, b) -> bool:
 # ---- the project and the runs on a real model ------------------------------------------------------
 
 
-class BenchError(Exception):
-    """The bench cannot measure anything meaningful (e.g. the original prompt cannot be scored)."""
-
-
 def show(name: str, text: str) -> None:
     print(f"{name}: {text}", flush=True)
 
@@ -211,6 +207,8 @@ def default_cap(dev: int, holdout: int, steps: int, candidates: int) -> int:
 
 def prepare(args: argparse.Namespace, work: Path) -> Setup:
     """The project, the models, the per-suite caps, and the original's answers in a base cache."""
+    from harness import BenchError
+
     from gpo_action.evaluate import EvalJob, evaluate_jobs
     from gpo_action.llm.cache import ResponseCache
     from gpo_action.llm.client import LLMClient
@@ -453,7 +451,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def bench(args: argparse.Namespace, work: Path) -> int:
-    sys.path.insert(0, str(ROOT / "bench"))
     from harness import machine_line
 
     started = time.perf_counter()
@@ -477,23 +474,15 @@ def bench(args: argparse.Namespace, work: Path) -> int:
     return 0
 
 
-def interrupt(signum: int, frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C, so the temp directory is removed."""
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)
+    sys.path.insert(0, str(ROOT / "bench"))  # harness, imported where used: the racing test loads this file alone
+    from harness import interrupt, run_guarded
+
+    signal.signal(signal.SIGTERM, interrupt)  # unwinds like Ctrl-C, so the temp directory is removed
     work = Path(tempfile.mkdtemp(prefix="gpo-optimizers-"))
     try:
-        return bench(args, work)
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return run_guarded(lambda: bench(args, work))
     finally:
         if args.keep:
             print(f"kept {work}", file=sys.stderr)

@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import (HOST, KEY_ENV, BenchError, Measured, ServerProcess, case_rows, check_report, clear_cache,
-                     eval_argv, expected_passes, free_port, interrupt, machine_line, measure, show, startup_seconds,
-                     verdict, write_project)
+                     eval_argv, expected_passes, free_port, interrupt, machine_line, measure, run_guarded, show,
+                     startup_seconds, verdict, write_project)
 
 PROMPTFOO_VERSION = "0.121.20"  # the newest release that still runs on Node 20.20 (0.122+ want Node 22.22)
 INSTALL_DIR = Path(os.environ.get("GPO_BENCH_CACHE", Path.home() / ".cache" / "gpo-action-bench")) / "promptfoo"
@@ -324,17 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, interrupt)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="gpo-vs-promptfoo-") as tmp:
-        try:
+
+    def run() -> int:
+        with tempfile.TemporaryDirectory(prefix="gpo-vs-promptfoo-") as tmp:
             code = bench(args, Path(tmp))
-        except BenchError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
-    print(f"# took {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return code
+        print(f"# took {time.monotonic() - started:.0f} s", file=sys.stderr)
+        return code
+
+    return run_guarded(run)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,13 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from gpo_action.cli import main
+from tests.support.projects import write_config
 
 KEY = "sk-test-secret-4242"
 
@@ -30,22 +30,7 @@ TICKETS = {
 def write_project(root: Path, server_url: str, *, suite_extra: str = "", config_extra: str = "") -> Path:
     (root / "prompts").mkdir()
     (root / "evals").mkdir()
-    (root / "gpo.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            models:
-              task: {{model: openai/scripted, api_base: "{server_url}/v1", api_key_env: GPO_TEST_KEY}}
-            suites:
-              - eval: evals/*.yaml
-            concurrency: 4
-            timeout: 5
-            retries: {{max: 1, base: 0.01, max_wait: 0.05}}
-            cache: {{path: .gpo/cache.sqlite}}
-            """
-        )
-        + config_extra,
-        encoding="utf-8",
-    )
+    write_config(root, server_url, retries=1, extra=config_extra)
     (root / "prompts" / "triage.j2").write_text(
         "Classify this support ticket as billing, bug or other.\nTicket: {{ ticket }}\nAnswer: Category: <one word>\n",
         encoding="utf-8",

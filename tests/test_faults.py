@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +26,7 @@ from gpo_action.cli import main
 from gpo_action.report.jsonreport import interrupted_report
 from gpo_action.workspace import Workspace
 from tests.support.openai_server import ScriptedOpenAIServer
+from tests.support.projects import write_config
 
 KEY = "sk-test-faults-1234"
 RATES = {"p429": 0.10, "p500": 0.05, "phang": 0.02, "pgarbage": 0.01, "pempty": 0.01}
@@ -46,17 +46,8 @@ def write_project(root: Path, url: str, n: int, *, concurrency: int = 32, max_er
     """N cases; the server echoes, every tenth case expects something else (a scored failure)."""
     (root / "prompts").mkdir(parents=True)
     (root / "evals").mkdir()
-    (root / "gpo.yaml").write_text(textwrap.dedent(f"""\
-        models:
-          task: {{model: openai/scripted, api_base: "{url}/v1", api_key_env: GPO_TEST_KEY}}
-        suites:
-          - eval: evals/*.yaml
-        concurrency: {concurrency}
-        timeout: 1
-        retries: {{max: {MAX_RETRIES}, base: 0.01, max_wait: 0.2}}
-        max_error_rate: {max_error_rate}
-        cache: {{path: .gpo/cache.sqlite}}
-        """), encoding="utf-8")
+    write_config(root, url, concurrency=concurrency, timeout=1, retries=MAX_RETRIES, max_wait=0.2,
+                 max_error_rate=max_error_rate)
     (root / "prompts" / "say.j2").write_text("Say {{ word }}", encoding="utf-8")
     (root / "evals" / "faults.yaml").write_text(
         'prompt: prompts/say.j2\nassert:\n  - {type: equals, value: "{{ expected }}"}\ncases:\n  - file: cases.jsonl\n',

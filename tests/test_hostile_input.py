@@ -11,7 +11,6 @@ cases are scored as usual.
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from gpo_action.assertions import Assertion, check
 from gpo_action.cli import main
 from gpo_action.errors import TemplateError
 from gpo_action.templates import render_text
+from tests.support.projects import write_config
 
 KEY = "sk-test-hostile-0000"
 CATASTROPHIC = r"(a|aa)+$"  # exponential backtracking on "aaaa...!" in Python's re
@@ -32,16 +32,7 @@ def write_project(root: Path, url: str, *, template: str = "Say {{ word }}", cas
                   asserts: str = '  - {type: equals, value: "{{ expected }}"}\n') -> Path:
     (root / "prompts").mkdir()
     (root / "evals").mkdir()
-    (root / "gpo.yaml").write_text(textwrap.dedent(f"""\
-        models:
-          task: {{model: openai/scripted, api_base: "{url}/v1", api_key_env: GPO_TEST_KEY}}
-        suites:
-          - eval: evals/*.yaml
-        concurrency: 4
-        timeout: 5
-        retries: {{max: 0, base: 0.01, max_wait: 0.05}}
-        cache: {{path: .gpo/cache.sqlite}}
-        """), encoding="utf-8")
+    write_config(root, url, retries=0)
     (root / "prompts" / "say.j2").write_text(template, encoding="utf-8")
     (root / "evals" / "hostile.yaml").write_text(
         "prompt: prompts/say.j2\nassert:\n" + asserts + "cases:\n  - file: cases.jsonl\n", encoding="utf-8")

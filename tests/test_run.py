@@ -11,53 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from gpo_action.cli import main
+from tests.support.projects import BAD, GOOD, TICKETS, answer_by_prompt, git, local_run_repo, make_repo
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "github" / "payloads"
-CATEGORIES = ["billing", "bug", "other"]
-TICKETS = {f"ticket number {i} about {c}": c for i, c in enumerate(CATEGORIES * 10)}  # 30 cases
-GOOD = "Classify the support ticket as billing, bug or other.\nTicket: {{ ticket }}\nReply with the category only.\n"
-BAD = "Classify the support ticket.\nTicket: {{ ticket }}\nReply briefly.\n"
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def answer_by_prompt(body, index):
-    """Good prompts (naming the categories) get the right answer; others get 'other'."""
-    text = body["messages"][-1]["content"]
-    ticket = text.split("Ticket: ", 1)[1].split("\n", 1)[0]
-    return TICKETS.get(ticket, "other") if "billing, bug or other" in text else "other"
-
-
-def make_repo(root: Path, server_url: str, prompt: str = GOOD) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    git(root, "-c", "init.defaultBranch=main", "init", "-q")
-    git(root, "config", "user.email", "t@example.com")
-    git(root, "config", "user.name", "t")
-    (root / "prompts").mkdir()
-    (root / "evals").mkdir()
-    (root / ".gitignore").write_text(".gpo/\n")
-    (root / "gpo.yaml").write_text(
-        f'models:\n  task: {{model: openai/scripted, api_base: "{server_url}/v1"}}\n'
-        "suites:\n  - eval: evals/*.yaml\nconcurrency: 8\ntimeout: 5\nretries: {max: 1, base: 0.01}\n"
-    )
-    (root / "prompts" / "triage.j2").write_text(prompt)
-    cases = "".join(f"  - vars: {{ticket: '{t}'}}\n    expected: {c}\n" for t, c in TICKETS.items())
-    (root / "evals" / "triage.yaml").write_text(
-        "prompt: prompts/triage.j2\nassert:\n  - {type: icontains, value: '{{ expected }}'}\ncases:\n" + cases
-    )
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "base")
-    return root
 
 
 @pytest.fixture
 def repo(tmp_path, openai_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    openai_server.set_reply(answer_by_prompt)
-    root = make_repo(tmp_path / "repo", openai_server.url)
+    root = local_run_repo(tmp_path / "repo", openai_server, monkeypatch)
     monkeypatch.chdir(root)
     return root
 

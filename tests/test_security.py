@@ -18,9 +18,9 @@ from gpo_action.errors import TemplateError
 from gpo_action.report.comment import pr_comment
 from gpo_action.report.markdown import MARKER
 from gpo_action.templates import parse_template
+from tests.support.projects import local_run_repo
 from tests.test_action import KEY, World, bot_comments, git, reply
 from tests.test_comment import change, run_result
-from tests.test_run import answer_by_prompt, make_repo
 
 ESCAPES = [
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
@@ -43,11 +43,8 @@ def test_a_template_reaching_for_python_internals_is_refused(source, tmp_path, m
 
 @pytest.fixture
 def pr_repo(tmp_path, openai_server, monkeypatch):
-    """test_run's project, on a branch `pr`: a pull request whose files the tests make hostile."""
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    openai_server.set_reply(answer_by_prompt)
-    root = make_repo(tmp_path / "repo", openai_server.url)
+    """The `run` project (test_run's), on a branch `pr`: a pull request whose files the tests make hostile."""
+    root = local_run_repo(tmp_path / "repo", openai_server, monkeypatch)
     git(root, "checkout", "-qb", "pr")
     monkeypatch.chdir(root)
     return root

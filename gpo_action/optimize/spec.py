@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gpo_action.optimize.directions import DIRECTIONS
 from gpo_action.optimize.refiners import REFINERS
@@ -20,12 +20,8 @@ from gpo_action.optimize.stoppers import STOPPERS, AnyStopper
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 HOLDOUT_POLICIES = ("at-least-equal", "strictly-better")
-
-
-def _known(table: dict, kind: str, name: str) -> str:
-    if name not in table:
-        raise ValueError(f"unknown {kind} {name!r} (known: {', '.join(sorted(table))})")
-    return name
+_PART_REGISTRIES = {"direction": DIRECTIONS, "refiner": REFINERS, "schedule": SCHEDULES, "selector": SELECTORS,
+                    "similarity": SIMILARITIES}  # spec field -> the registry its name must be in
 
 
 class OptimizerSpec(BaseModel):
@@ -61,30 +57,13 @@ class OptimizerSpec(BaseModel):
     max_candidate_chars: int = Field(default=50_000, ge=100, description="longer candidates are rejected unread")
     metaprompts: str | None = Field(default=None, description="directory whose .j2 files replace built-in meta-prompts by name")
 
-    @field_validator("direction")
+    @field_validator(*_PART_REGISTRIES)
     @classmethod
-    def _direction(cls, v: str) -> str:
-        return _known(DIRECTIONS, "direction", v)
-
-    @field_validator("refiner")
-    @classmethod
-    def _refiner(cls, v: str) -> str:
-        return _known(REFINERS, "refiner", v)
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, v: str) -> str:
-        return _known(SCHEDULES, "schedule", v)
-
-    @field_validator("selector")
-    @classmethod
-    def _selector(cls, v: str) -> str:
-        return _known(SELECTORS, "selector", v)
-
-    @field_validator("similarity")
-    @classmethod
-    def _similarity(cls, v: str) -> str:
-        return _known(SIMILARITIES, "similarity", v)
+    def _known_part(cls, v: str, info: ValidationInfo) -> str:
+        table = _PART_REGISTRIES[info.field_name]
+        if v not in table:
+            raise ValueError(f"unknown {info.field_name} {v!r} (known: {', '.join(sorted(table))})")
+        return v
 
     @field_validator("race_slices")
     @classmethod

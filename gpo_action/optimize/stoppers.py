@@ -149,49 +149,42 @@ class MaxOptimizerCalls(_CallCap):
     role = "optimizer"
 
 
-@register_stopper("max_tokens")
-class MaxTokens:
-    name = "max_tokens"
+class _SpendCap:
+    """A cap on one figure that both `Spend` and `Dispatch` carry (`figure`: tokens, cost, seconds)."""
+
+    name = ""
     gates_dispatch = True
+    figure = ""
+    limit_type: Callable[[float], float] = float  # int for counts
 
     def __init__(self, limit: float):
-        self.limit = int(limit)
+        self.limit = self.limit_type(limit)
 
     def exhausted(self, spend):
-        return spend.tokens >= self.limit
+        return getattr(spend, self.figure) >= self.limit
 
     def room(self, spend, unit, reserve=()):
-        return _fit(self.limit - spend.tokens - sum(d.tokens for d in reserve), unit.tokens)
+        left = self.limit - getattr(spend, self.figure) - sum(getattr(d, self.figure) for d in reserve)
+        return _fit(left, getattr(unit, self.figure))
+
+
+@register_stopper("max_tokens")
+class MaxTokens(_SpendCap):
+    name = "max_tokens"
+    figure = "tokens"
+    limit_type = int
 
 
 @register_stopper("max_usd")
-class MaxUsd:
+class MaxUsd(_SpendCap):
     name = "max_usd"
-    gates_dispatch = True
-
-    def __init__(self, limit: float):
-        self.limit = float(limit)
-
-    def exhausted(self, spend):
-        return spend.cost >= self.limit
-
-    def room(self, spend, unit, reserve=()):
-        return _fit(self.limit - spend.cost - sum(d.cost for d in reserve), unit.cost)
+    figure = "cost"
 
 
 @register_stopper("max_seconds")
-class MaxSeconds:
+class MaxSeconds(_SpendCap):
     name = "max_seconds"
-    gates_dispatch = True
-
-    def __init__(self, limit: float):
-        self.limit = float(limit)
-
-    def exhausted(self, spend):
-        return spend.seconds >= self.limit
-
-    def room(self, spend, unit, reserve=()):
-        return _fit(self.limit - spend.seconds - sum(d.seconds for d in reserve), unit.seconds)
+    figure = "seconds"
 
 
 class AnyStopper:

@@ -1,4 +1,5 @@
-"""Test support: the scripted OpenAI-compatible server and small injectable stand-ins."""
+"""Test support: the scripted OpenAI-compatible server and the GitHub stand-in (both run by
+`background.BackgroundServer`), the projects CLI tests write (`projects`), small injectable stand-ins."""
 
 from __future__ import annotations
 

@@ -27,14 +27,12 @@ line range is not inside one hunk of that file's diff, on its side, fails the wh
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import hashlib
 import itertools
 import json
 import math
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -43,6 +41,8 @@ from typing import Any, Mapping
 from urllib.parse import urlencode
 
 from aiohttp import web
+
+from tests.support.background import BackgroundServer
 
 FAULTS = ("500", "502", "503", "secondary-rate-limit", "rate-limit", "ok")
 DEFAULT_PER_PAGE = 30
@@ -124,16 +124,17 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class GitHubServer:
+class GitHubServer(BackgroundServer):
     """The stand-in in a background thread with its own event loop; setters are thread-safe."""
+
+    thread_name = "github-server"
+    description = "GitHub stand-in"
 
     def __init__(self, token: str = "ghs_StandInToken0123456789abcdefABCDEF", host: str = "127.0.0.1", port: int = 0,
                  repository: str = "octo-org/hello-world", login: str = "github-actions[bot]", user_type: str = "Bot",
                  retry_after: float = 1, reset_in: float = 1):
+        super().__init__(host, port)
         self.token = token
-        self.host = host
-        self._requested_port = port
-        self.port: int | None = None
         self.repository = repository
         self.login = login                   # the author of whatever the token creates
         self.user_type = user_type
@@ -147,58 +148,13 @@ class GitHubServer:
         self._repo_ids = itertools.count(1_296_269)
         self._repos: dict[str, _Repo] = {}
         self._remaining = 5000
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._repo(repository)
 
     # ---- lifecycle -------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("server not started")
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> "GitHubServer":
-        if self._thread is not None:
-            return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._requested_port))
-        self.port = sock.getsockname()[1]
-        self._loop = asyncio.new_event_loop()
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(sock, started), name="github-server", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("GitHub stand-in did not start")
-        return self
-
-    def _serve(self, sock: socket.socket, started: threading.Event) -> None:
-        assert self._loop is not None
-        asyncio.set_event_loop(self._loop)
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.SockSite(self._runner, sock).start())
-        started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
-
-    def close(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._thread = None
-
-    def __enter__(self) -> "GitHubServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return app
 
     # ---- scripting -------------------------------------------------------------------------
     def _repo(self, full_name: str) -> _Repo:

@@ -32,13 +32,17 @@ import math
 import random
 import re
 import signal
-import socket
 import threading
 import time
 from collections import Counter, deque
 from typing import Any, Callable
 
 from aiohttp import web
+
+if __package__:
+    from .background import BackgroundServer
+else:  # run as a script (python tests/support/openai_server.py): its folder is first on sys.path
+    from background import BackgroundServer
 
 FAULTS = ("429", "500", "401", "hang", "garbage", "empty", "ok")
 ReplyFunction = Callable[[dict[str, Any], int], str]
@@ -80,13 +84,19 @@ def embed_text(text: str, dimensions: int = 64) -> list[float]:
     return [v / norm for v in vector] if norm else vector
 
 
-class ScriptedOpenAIServer:
+class ScriptedOpenAIServer(BackgroundServer):
     """An OpenAI-compatible server in a background thread with its own event loop.
 
     Every setter is safe to call from the test's thread while the server runs. Counters:
     `total`, `status_counts` (HTTP status -> count), `outcomes` (fault name -> count),
     `in_flight`, `peak` (most requests in flight at once), `requests` (each request body).
+    `url` is the base URL without a path (litellm wants url + "/v1").
     """
+
+    thread_name = "openai-server"
+    description = "scripted OpenAI server"
+    runner_options = {"handler_cancellation": True}
+    site_options = {"backlog": 1024}
 
     def __init__(
         self,
@@ -99,9 +109,7 @@ class ScriptedOpenAIServer:
         seed: int = 0,
         **fault_rates: float,
     ):
-        self.host = host
-        self._requested_port = port
-        self.port: int | None = None
+        super().__init__(host, port)
         self.latency = latency
         self.reply = reply
         self.retry_after = retry_after
@@ -112,66 +120,18 @@ class ScriptedOpenAIServer:
         self._faults: deque[str] = deque()
         self._rates: dict[str, float] = {}
         self._rng = random.Random(seed)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._reset_counters()
         if fault_rates:
             self.set_fault_rates(seed=seed, **fault_rates)
 
     # ---- lifecycle -------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        """Base URL without a path, e.g. http://127.0.0.1:41234 (litellm wants url + "/v1")."""
-        if self.port is None:
-            raise RuntimeError("server not started")
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> "ScriptedOpenAIServer":
-        if self._thread is not None:
-            return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._requested_port))
-        self.port = sock.getsockname()[1]
-        self._loop = asyncio.new_event_loop()
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(sock, started), name="openai-server", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("scripted OpenAI server did not start")
-        return self
-
-    def _serve(self, sock: socket.socket, started: threading.Event) -> None:
-        assert self._loop is not None
-        asyncio.set_event_loop(self._loop)
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for path in ("/v1/chat/completions", "/chat/completions"):
             app.router.add_post(path, self._chat)
         for path in ("/v1/embeddings", "/embeddings"):
             app.router.add_post(path, self._embeddings)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5,
-                                     handler_cancellation=True)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.SockSite(self._runner, sock, backlog=1024)
-        self._loop.run_until_complete(site.start())
-        started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
-
-    def close(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._thread = None
-
-    def __enter__(self) -> "ScriptedOpenAIServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return app
 
     # ---- scripting -------------------------------------------------------------------------
     def reset(self) -> None:
