@@ -161,10 +161,7 @@ def test_link_to_another_host_is_refused(github, sleeps):
         github.add_issue_comment(7, f"c{i}")
     github.set_page_size(1)
     client = GitHubClient(github.token, f"http://localhost:{github.port}", REPO, sleep=sleeps.append)
-    try:
-        client.get_pull(7)
-    except GitHubError:
-        pytest.skip("localhost does not reach the stand-in here")
+    client.get_pull(7)  # same server, reached through another host name
     before = len(github.requests)
     with pytest.raises(GitHubError, match="refusing to send the token"):
         client.list_issue_comments(7)
