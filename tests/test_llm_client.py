@@ -309,3 +309,46 @@ def test_the_scripted_server_serves_deterministic_embeddings(openai_server):
     assert first == second and len(first[0]) == 64
     assert sum(v * v for v in first[0]) == pytest.approx(1.0)
     assert first[0] != first[1]
+
+
+# ---- embeddings ------------------------------------------------------------------------------
+
+def test_embed_batches_texts_caches_each_and_counts_usage(openai_server, sleep, tmp_path):
+    from tests.support.openai_server import embed_text
+
+    model = scripted(openai_server, "openai/scripted-embedding")
+    texts = ["classify the ticket", "route the bug", "classify the ticket"]
+    with fast_client(sleep, cache=ResponseCache(tmp_path / "c.sqlite")) as client:
+        vectors = client.embed(model, texts)
+        assert vectors == [pytest.approx(embed_text(t)) for t in texts]
+        assert openai_server.total == 1 and openai_server.requests[0]["input"] == texts[:2]  # one call, distinct texts
+        assert client.usage.calls == 1 and client.usage.prompt_tokens == 6
+        assert client.embed(model, ["route the bug", "new words here"])[0] == pytest.approx(embed_text("route the bug"))
+        assert openai_server.total == 2 and openai_server.requests[1]["input"] == ["new words here"]
+        assert client.usage.cache_hits == 1
+    with fast_client(sleep, cache=ResponseCache(tmp_path / "c.sqlite")) as client:  # a new process: cache only
+        assert len(client.embed(model, texts)) == 3 and openai_server.total == 2 and client.usage.calls == 0
+
+
+def test_embed_chunks_large_batches(openai_server, sleep):
+    from gpo_action.llm.client import EMBED_BATCH
+
+    texts = [f"text number {i}" for i in range(EMBED_BATCH + 5)]
+    with fast_client(sleep) as client:
+        assert len(client.embed(scripted(openai_server), texts)) == len(texts)
+    assert sorted(len(r["input"]) for r in openai_server.requests) == [5, EMBED_BATCH]
+
+
+def test_embed_retries_then_raises_a_provider_error(openai_server, sleep, tmp_path):
+    from gpo_action.errors import ProviderError, ServerError
+
+    (tmp_path / "recorded.jsonl").write_text("", encoding="utf-8")
+    openai_server.enqueue_faults("500")
+    with fast_client(sleep, max_retries=2, base_dir=tmp_path) as client:
+        assert len(client.embed(scripted(openai_server), ["a b"])) == 1 and client.usage.calls == 2
+        openai_server.enqueue_faults("500", "500", "500")
+        with pytest.raises(ServerError, match="embedding failed.*after 3 attempts"):
+            client.embed(scripted(openai_server), ["c d"])
+        assert client.usage.calls == 5 and client.usage.errors == 1
+        with pytest.raises(ProviderError, match="embeddings not supported by 'replay/'"):
+            client.embed(ModelConfig("replay/recorded.jsonl"), ["x"])

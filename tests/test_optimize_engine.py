@@ -290,3 +290,86 @@ def test_a_suite_too_small_to_split_is_optimized_on_all_cases_without_a_guard(tm
     assert not result.holdout_guard and result.holdout_cases == 0 and result.dev_cases == 3
     assert any("fewer than 4" in w and "no holdout guard" in w for w in result.warnings)
     assert result.proposed and "no holdout guard" in result.message
+
+
+def relevance_shown(history: list[str], scores: list[float], k: int = 3) -> list[str]:
+    top = sorted(range(len(history) - 1), key=lambda i: (-scores[i], -i))[:k - 1]
+    return [history[i] for i in sorted(top, key=lambda i: (scores[i], i))] + [history[-1]]
+
+
+def test_embedding_similarity_ranks_by_cosine_of_the_servers_vectors_and_embeds_each_prompt_once(tmp_path, openai_server):
+    from gpo_action.llm.types import ModelConfig
+    from gpo_action.optimize.similarity import cosine
+    from tests.support.openai_server import embed_text
+
+    replies = {1: [wrap(P1)], 2: [wrap(P2)], 3: [wrap(P3)], 4: [wrap(P4)], 5: [wrap(add_hint(P0, "Kappa."))]}
+    with ScriptedOpenAIServer() as embedder:
+        embedding = ModelConfig("openai/embed", {"api_base": embedder.url + "/v1", "api_key": "k"})
+        world = World(tmp_path, openai_server, Optimizer(scripted(replies)))
+        with world.client() as client:
+            result = world.run(client, steps=5, candidates=1, k=3, embedding=embedding)
+        history = [P0, P1, P2, P3, P4]
+        metas = world.meta_requests()
+        assert len(metas) == 5
+        for t, meta in enumerate(metas, start=1):
+            h = history[:t]
+            scores = [cosine(embed_text(h[-1]), embed_text(p)) for p in h[:-1]]
+            assert shown_prompts(meta) == [p.rstrip("\n") for p in relevance_shown(h, scores)]
+        # at step 5 the embeddings pick P1 where TF-IDF would pick P0
+        assert relevance_shown(history, tfidf_similarities(P4, history[:-1]))[0] == P0
+        assert shown_prompts(metas[4])[0] == P1.rstrip("\n")
+        embedded = [text for body in embedder.requests for text in body["input"]]
+        assert sorted(embedded) == sorted(history)          # each prompt once, though compared at every step
+        steps = [r for r in trajectory(tmp_path) if r["kind"] == "step"]
+        assert [s["similarity"] for s in steps] == ["embedding:openai/embed"] * 5
+        assert result.similarity == "embedding:openai/embed" and not result.warnings
+        assert state(tmp_path)["similarity"] == "embedding:openai/embed"
+        assert result.spent["optimizer_calls"] >= len(embedder.requests)
+        served = embedder.total
+        with world.client() as client:                      # again, same cache: no embedding request
+            again = world.run(client, steps=5, candidates=1, k=3, embedding=embedding)
+        assert embedder.total == served and again.similarity == "embedding:openai/embed"
+
+
+def test_a_failing_embedding_endpoint_falls_back_to_tfidf_with_a_note(tmp_path, openai_server):
+    from gpo_action.llm.types import ModelConfig
+
+    replies = {1: [wrap(P1)], 2: [wrap(P2)], 3: [wrap(P3)]}
+    with ScriptedOpenAIServer() as embedder:
+        embedder.enqueue_faults("500", "500", "500")       # the first call and its 2 retries
+        embedding = ModelConfig("openai/embed", {"api_base": embedder.url + "/v1", "api_key": "k"})
+        world = World(tmp_path, openai_server, Optimizer(scripted(replies)))
+        with world.client(max_retries=2) as client:
+            result = world.run(client, steps=3, candidates=1, k=3, embedding=embedding)
+        assert embedder.total == 3 and embedder.status_counts[500] == 3   # not asked again after the fallback
+    assert result.steps_done == 3 and result.similarity == "tfidf"
+    assert any("embedding similarity failed" in w and "using tfidf" in w for w in result.warnings)
+    steps = [r for r in trajectory(tmp_path) if r["kind"] == "step"]
+    assert [s["similarity"] for s in steps] == ["embedding:openai/embed", "tfidf", "tfidf"]  # step 1 compares nothing
+    history = [P0, P1, P2, P3]
+    for t, meta in enumerate(world.meta_requests(), start=1):
+        h = history[:t]
+        assert shown_prompts(meta) == [p.rstrip("\n") for p in relevance_shown(h, tfidf_similarities(h[-1], h[:-1]))]
+
+
+@pytest.mark.parametrize("cap", ["max_calls", "max_optimizer_calls"])
+def test_a_call_cap_holds_with_embedding_calls(tmp_path, openai_server, cap):
+    from gpo_action.llm.types import ModelConfig
+
+    top = {"max_calls": 40, "max_optimizer_calls": 8}[cap]
+    with ScriptedOpenAIServer() as embedder:
+        embedding = ModelConfig("openai/embed", {"api_base": embedder.url + "/v1", "api_key": "k"})
+        world = World(tmp_path, openai_server, Optimizer(hint_script))
+        embedded = 0
+        for k in range(0, top, 1 if cap == "max_optimizer_calls" else 3):
+            openai_server.reset()
+            embedder.reset()
+            world.optimizer = Optimizer(hint_script)
+            with world.client(cache=False) as client:
+                result = world.run(client, BudgetLimits(**{cap: k}), steps=4, candidates=2, k=3, embedding=embedding)
+            counted = {"max_calls": openai_server.total + embedder.total,
+                       "max_optimizer_calls": len(world.meta_requests()) + embedder.total}[cap]
+            assert counted <= k, (cap, k, counted)
+            assert result.spent["calls"] == openai_server.total + embedder.total
+            embedded = max(embedded, embedder.total)
+        assert embedded > 0  # the larger caps did leave room for embedding calls

@@ -1,7 +1,9 @@
 """Our response cache: one sqlite file, content-addressed, safe for several processes at once.
 
 Key: `request_key(request)`, the sha256 of `canonical_json` of {model name, messages, public
-params, sample index}; secrets (`SECRET_PARAMS`) and transport knobs never enter it. A row holds
+params, sample index}; secrets (`SECRET_PARAMS`) and transport knobs never enter it. An embedding
+is keyed by `embedding_key(model, text)` ({"kind": "embedding", model, params, text}) and stored
+as the JSON of its vector in the text column. A row holds
 only the response text and its usage (tokens, cost), never params. Errors are never stored.
 
 The file is in WAL mode with a busy timeout, so a CI job and a local run (or two workers) can
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, TypeVar
 
-from gpo_action.llm.types import SECRET_PARAMS, LLMRequest, LLMResponse, canonical_json
+from gpo_action.llm.types import SECRET_PARAMS, LLMRequest, LLMResponse, ModelConfig, canonical_json
 
 # Params that change how a request travels, not what it answers: left out of the key.
 TRANSPORT_PARAMS = frozenset({"timeout", "max_retries", "num_retries", "stream_timeout"})
@@ -51,6 +53,13 @@ def request_key(request: LLMRequest) -> str:
         "params": params,
         "sample": request.sample,
     }
+    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+
+
+def embedding_key(model: ModelConfig, text: str) -> str:
+    """The content hash of one text's embedding by `model`: a key kind of its own, no secrets."""
+    params = {k: v for k, v in model.params.items() if k not in SECRET_PARAMS and k not in TRANSPORT_PARAMS}
+    content = {"v": KEY_VERSION, "kind": "embedding", "model": model.name, "params": params, "text": text}
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 

@@ -17,6 +17,12 @@ client takes one unit before every dispatch, and a request that finds none left 
 response with `error_type` "BudgetExhausted" (never cached, never raised). Cache hits take
 nothing. `uncached_count(requests)` says how many requests a batch would send, without calling.
 
+Embeddings: `client.embed(model, texts)` returns one vector per text (sync, on the same loop).
+Each distinct text is looked up in the cache under `embedding_key`; the rest go out in batches of
+`EMBED_BATCH` texts, one provider call each, retried like completions and counted in `usage`.
+Unlike `complete`, a failure after retries is raised (a `ProviderError`), as is a provider that
+cannot embed (`replay/`, `local/`) or a cache-only model whose vectors are not cached.
+
 Cache-only models: after `skip_uncached({model name: reason})`, or `skip_uncached(check)` with
 `check(model) -> reason | None` asked once per model name (no key for that model here, e.g. a
 pull request from a fork), a request for such a model is answered from the cache when it can be;
@@ -27,6 +33,7 @@ the reason: never dispatched, never cached, its provider never prepared.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import threading
@@ -36,8 +43,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence, TypeVar
 
 from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
-from gpo_action.llm.cache import ResponseCache, request_key
-from gpo_action.llm.providers import Provider, get_provider, redact
+from gpo_action.llm.cache import ResponseCache, embedding_key, request_key
+from gpo_action.llm.providers import Provider, RawEmbedding, get_provider, provider_prefix, redact
 from gpo_action.llm.types import SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json
 
 T = TypeVar("T")
@@ -50,6 +57,8 @@ log = logging.getLogger("gpo_action.llm")
 TIMEOUT_GRACE = 1.0
 # `LLMResponse.error_type` of a request that a `CallLimit` kept from being (re)dispatched.
 BUDGET_EXHAUSTED = "BudgetExhausted"
+# Texts per embedding call.
+EMBED_BATCH = 64
 
 
 class CallLimit:
@@ -221,6 +230,42 @@ class LLMClient:
                     results[keys[i]] = response
             return [results.get(key) or _missing() for key in keys]
 
+    def embed(self, model: ModelConfig, texts: Sequence[str], *, limit: CallLimit | None = None) -> list[list[float]]:
+        """One embedding vector per text, in order; see the module doc. Raises ProviderError, also
+        when `limit` has no call left for a batch (cache hits cost nothing)."""
+        with self._lock:
+            provider = self._provider(model)
+            keys = [embedding_key(model, text) for text in texts]
+            firsts = {key: text for key, text in zip(keys, texts)}
+            found: dict[str, list[float]] = {}
+            if provider.cacheable:
+                for key, response in self._lookup(list(firsts)).items():
+                    try:
+                        found[key] = [float(x) for x in json.loads(response.text or "")]
+                    except (ValueError, TypeError):
+                        continue  # not a vector: embed it again
+                self.usage.cache_hits += len(found)
+            missing = [key for key in firsts if key not in found]
+            if missing:
+                if getattr(provider, "aembed", None) is None:
+                    raise ProviderError(f"embeddings not supported by {provider_prefix(model.name)!r} models ({model.name})")
+                reason = self.skip_reason(model)
+                if reason is not None:
+                    raise ProviderError(f"skipped: {reason}; the response cache has no embedding for {len(missing)} texts")
+                prepare = getattr(provider, "prepare", None)
+                if prepare is not None:
+                    prepare()
+                chunks = [missing[i:i + EMBED_BATCH] for i in range(0, len(missing), EMBED_BATCH)]
+                params = dict(model.params)
+                for chunk, raw in zip(chunks, self._run(self._embed_all(model, provider, params,
+                                                                        [[firsts[k] for k in c] for c in chunks], limit))):
+                    shares = _split(raw.prompt_tokens, 0, raw.cost or 0.0, len(chunk))
+                    for key, vector, (tokens, _, cost) in zip(chunk, raw.vectors, shares):
+                        found[key] = vector
+                        if provider.cacheable and self.cache is not None:
+                            self.cache.put(key, LLMResponse(text=canonical_json(vector), prompt_tokens=tokens, cost=cost))
+            return [found[key] for key in keys]
+
     def uncached_count(self, requests: Sequence[LLMRequest]) -> int:
         """How many provider requests `complete(requests)` would send, first attempts only: the
         distinct requests that the cache cannot answer. Peeks at the cache; never calls a model."""
@@ -391,6 +436,52 @@ class LLMClient:
             raise BadResponse("the provider returned no completion")
         shares = _split(raw.prompt_tokens, raw.completion_tokens, cost, len(texts))
         return [(text, *share) for text, share in zip(texts, shares)]
+
+    async def _embed_all(self, model: ModelConfig, provider: Provider, params: dict[str, Any],
+                         chunks: list[list[str]], limit: CallLimit | None = None) -> list[RawEmbedding]:
+        gate = asyncio.Semaphore(max(1, self.concurrency))
+
+        async def one(texts: list[str]) -> RawEmbedding:
+            async with gate:
+                return await self._embed_chunk(model, provider, params, texts, limit)
+
+        return list(await asyncio.gather(*(one(texts) for texts in chunks)))
+
+    async def _embed_chunk(self, model: ModelConfig, provider: Provider, params: dict[str, Any],
+                           texts: list[str], limit: CallLimit | None = None) -> RawEmbedding:
+        """One batch of texts, retrying retryable errors; the last error is raised after retries."""
+        attempts = 0
+        while True:
+            if limit is not None and not limit.take():
+                raise ProviderError(f"{BUDGET_EXHAUSTED}: no call left for an embedding batch")
+            attempts += 1
+            self.usage.calls += 1
+            try:
+                try:
+                    raw = await asyncio.wait_for(provider.aembed(texts, params, self.timeout),  # type: ignore[attr-defined]
+                                                 self.timeout + TIMEOUT_GRACE)
+                except ProviderError:
+                    raise
+                except asyncio.TimeoutError:
+                    raise ProviderTimeout(f"no answer within {self.timeout:g} s") from None
+                except Exception as failure:  # noqa: BLE001  (a provider bug is still this call's error)
+                    raise ProviderError(f"{type(failure).__name__}: {failure}") from None
+            except ProviderError as error:
+                if not error.retryable or attempts > self.max_retries:
+                    self.usage.errors += 1
+                    error.message = redact(f"embedding failed: {error.message} (after {attempts} "
+                                           f"attempt{'s' * (attempts != 1)})", params)
+                    error.args = (error.message,)
+                    raise
+                await self._sleep(self._delay(attempts, error))
+                continue
+            cost = raw.cost
+            if cost is None:
+                self._note_once(f"price:{model.name}", f"no price known for {model.name}: cost counted as 0")
+                cost = 0.0
+            self.usage.prompt_tokens += raw.prompt_tokens
+            self.usage.cost += cost
+            return replace(raw, cost=cost)
 
     def _delay(self, attempt: int, error: ProviderError) -> float:
         """Exponential backoff with jitter (half to full step), at least Retry-After, at most retry_max."""

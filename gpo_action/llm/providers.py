@@ -6,7 +6,8 @@
 prefix (litellm, every provider it knows) catches the rest. Built-ins register with the same
 `@register(prefix)` decorator an extension would use; their modules load once, on first lookup.
 
-A provider answers one request (`acomplete`) and raises only `ProviderError` subclasses; retries,
+A provider answers one request (`acomplete`), and may embed a batch of texts (`aembed`; only the
+litellm provider does), raising only `ProviderError` subclasses; retries,
 concurrency and the cache belong to the client. litellm is imported inside the litellm provider,
 never at module import: a fully cached run does not load it.
 """
@@ -41,6 +42,15 @@ class RawCompletion:
     texts: list[str] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost: float | None = 0.0
+
+
+@dataclass(frozen=True)
+class RawEmbedding:
+    """What one embedding call returned: one vector per text, in order; `cost` None when unpriced."""
+
+    vectors: list[list[float]] = field(default_factory=list)
+    prompt_tokens: int = 0
     cost: float | None = 0.0
 
 
@@ -103,6 +113,12 @@ def get_provider(model: ModelConfig, base_dir: Path) -> Provider:
     return PROVIDERS[max(matches, key=len)](model, Path(base_dir))
 
 
+def provider_prefix(model_name: str) -> str:
+    """The registered prefix that answers `model_name` ("" = litellm)."""
+    load_builtins()
+    return max((prefix for prefix in PROVIDERS if model_name.startswith(prefix)), key=len, default="")
+
+
 def redact(text: str, params: Mapping[str, Any]) -> str:
     """`text` with the value of every secret param replaced by ***."""
     for key in SECRET_PARAMS:
@@ -133,6 +149,8 @@ def import_litellm() -> Any:
         litellm.set_verbose = False
         litellm.telemetry = False
         litellm.num_retries = 0
+        # openai embeddings read `max_retries or litellm.DEFAULT_MAX_RETRIES`, so an explicit 0 is lost
+        litellm.DEFAULT_MAX_RETRIES = 0
         litellm.turn_off_message_logging = True
         for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
             logging.getLogger(name).setLevel(logging.ERROR)
@@ -191,6 +209,27 @@ class LiteLLMProvider:
             texts=texts,
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=self._cost(litellm, response),
+        )
+
+    async def aembed(self, texts: Sequence[str], params: Mapping[str, Any], timeout: float) -> RawEmbedding:
+        """One `litellm.aembedding` call for `texts`; vectors in input order."""
+        litellm = import_litellm()
+        kwargs = {**params, "timeout": timeout, "max_retries": 0, "num_retries": 0}
+        try:
+            response = await litellm.aembedding(model=self.model, input=list(texts), **kwargs)
+        except Exception as error:  # noqa: BLE001  (the one boundary where litellm errors are mapped)
+            raise map_litellm_error(error, params) from None
+        items = [item if isinstance(item, dict) else getattr(item, "__dict__", {}) for item in
+                 (getattr(response, "data", None) or [])]
+        items = sorted(items, key=lambda item: int(item.get("index", 0) or 0))
+        vectors = [item.get("embedding") for item in items]
+        if len(vectors) != len(texts) or not all(isinstance(v, list) and v for v in vectors):
+            raise BadResponse(f"{self.model} returned {len(vectors)} embeddings for {len(texts)} texts")
+        usage = getattr(response, "usage", None)
+        return RawEmbedding(
+            vectors=[[float(x) for x in vector] for vector in vectors],
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             cost=self._cost(litellm, response),
         )
 

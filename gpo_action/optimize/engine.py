@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob
-from gpo_action.llm.client import BUDGET_EXHAUSTED
+from gpo_action.llm.client import BUDGET_EXHAUSTED, CallLimit
 from gpo_action.llm.types import LLMRequest, ModelConfig
 from gpo_action.optimize import metaprompts as M
 from gpo_action.optimize.candidates import allowed_words, check_candidate, edit_words, extract_candidate
@@ -53,11 +53,13 @@ def optimize(job_or_template: EvalJob | PromptTemplate, suite: Suite, spec: Opti
              budget: BudgetLimits | Mapping[str, Any], client, *, optimizer_model: ModelConfig,
              run_dir: str | Path | None = None, resume: bool = False, on_step: StepFn | None = None,
              task_model: ModelConfig | None = None, judge: ModelConfig | None = None,
-             clock: Callable[[], float] = time.monotonic) -> OptimizeResult:
+             embedding: ModelConfig | None = None, clock: Callable[[], float] = time.monotonic) -> OptimizeResult:
     """Optimize the template of `job_or_template` on `suite`; see the module docstring.
 
     The task model is the job's (or `task_model`, or the suite's). `run_dir` keeps state.json and
     trajectory.jsonl; `resume` continues the run found there when its fingerprint matches.
+    `embedding` (models.embedding) makes relevance retrieval use the `embedding` similarity, with a
+    fallback to tfidf (and a warning) if the embedding calls fail.
     """
     if isinstance(job_or_template, EvalJob):
         template, model = job_or_template.template, job_or_template.model
@@ -68,12 +70,13 @@ def optimize(job_or_template: EvalJob | PromptTemplate, suite: Suite, spec: Opti
     spec = spec if isinstance(spec, OptimizerSpec) else OptimizerSpec(**spec)
     budget = budget if isinstance(budget, BudgetLimits) else BudgetLimits(**budget)
     run = _Run(template, suite, spec, budget, client, model, optimizer_model, judge, clock,
-               RunDir(run_dir) if run_dir is not None else None, on_step)
+               RunDir(run_dir) if run_dir is not None else None, on_step, embedding)
     return run.execute(resume)
 
 
 class _Run:
-    def __init__(self, template, suite, spec, budget, client, model, optimizer_model, judge, clock, rundir, on_step):
+    def __init__(self, template, suite, spec, budget, client, model, optimizer_model, judge, clock, rundir, on_step,
+                 embedding=None):
         self.template, self.suite, self.spec, self.client = template, suite, spec, client
         self.optimizer_model, self.rundir, self.on_step = optimizer_model, rundir, on_step
         self.dev, self.holdout = split_cases(suite)
@@ -87,14 +90,20 @@ class _Run:
                                                     spec.warmup)
         self.direction = get_direction(spec.direction)()
         self.refiner, self.selector = get_refiner(spec.refiner)(), get_selector(spec.selector)()
-        self.similarity = get_similarity(spec.similarity)()
+        measure = "embedding" if embedding is not None else spec.similarity
+        try:
+            self.similarity = get_similarity(measure)(client=client, model=embedding,
+                                                      on_fallback=self._similarity_failed)
+        except ValueError as exc:
+            raise InputError(str(exc), hint="set models.embedding in gpo.yaml") from None
         self.sources = M.load_metaprompts(spec.metaprompts)
         self.exemplars = [M.exemplar_view(c) for c in self.dev[:spec.exemplars]]
         self.fingerprint = fingerprint({
             "template": [template.kind, template.source],      # not the path: checkouts move
             "cases": [c.to_dict() for c in suite.cases],
             "suite": [suite.repeats, suite.threshold, suite.split.dev, suite.split.seed],
-            "models": [[m.name, m.public_params()] if m else None for m in (model, optimizer_model, judge)],
+            "models": [[m.name, m.public_params()] if m else None
+                       for m in (model, optimizer_model, judge, *([embedding] if embedding else []))],
             "spec": spec.fingerprint_data(), "metaprompts": self.sources,
         })
         self.ledger = Ledger(client, stoppers_for(spec, budget), clock=clock)
@@ -107,6 +116,10 @@ class _Run:
 
     def _similarity_name(self) -> str | None:
         return self.similarity.name if self.direction.uses_similarity else None
+
+    def _similarity_failed(self, note: str) -> None:
+        self.warnings.append(note)
+        self.state.similarity = self._similarity_name()
 
     # ---- lifecycle -------------------------------------------------------------------------
     def execute(self, resume: bool) -> OptimizeResult:
@@ -199,8 +212,12 @@ class _Run:
     def _step(self, t: int) -> str | None:
         current = self.records[self.state.history[-1]]
         budget_words = self.schedule.budget(t, self.spec.steps)
-        shown = self.direction.retrieve([self.records[i] for i in self.state.history], self.spec.k, self.similarity)
         reserve = [self.scorer.reserve_for(self.holdout, self.template)]
+        if hasattr(self.similarity, "limit"):  # embedding calls are admitted like any other call
+            limit, refused = self.ledger.admit("optimizer", 1, reserve=reserve)
+            self.similarity.limit = CallLimit(0) if refused else limit
+        with self.ledger.charge("optimizer"):  # embedding calls, if any, count as optimizer spend
+            shown = self.direction.retrieve([self.records[i] for i in self.state.history], self.spec.k, self.similarity)
         feedback, reason = self._reflect(t, current, reserve) if self.spec.reflection else (None, None)
         if reason is not None:
             return reason

@@ -7,7 +7,8 @@
 
 Models: the task model is the suite's (`ws.task_model`), the optimizer is `models.optimizer` or
 else the task model, the judge is `models.judge`. The spec is the preset's row, then gpo.yaml's
-`optimize.steps`/`candidates`, then the flags. `models.embedding` is not used yet (local TF-IDF).
+`optimize.steps`/`candidates`, then the flags. `models.embedding`, when set, is the similarity for
+relevance retrieval (else local TF-IDF); the trajectory records which one was used.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class OptimizePlan:
     judge: ModelConfig | None
     run_dir: Path
     notes: tuple[str, ...] = ()
+    embedding: ModelConfig | None = None
 
 
 def plan_optimization(ws, suite: str, *, preset: str | None = None, steps: int | None = None,
@@ -65,16 +67,15 @@ def plan_optimization(ws, suite: str, *, preset: str | None = None, steps: int |
     except (ValidationError, ValueError) as exc:
         raise InputError(f"invalid optimizer settings: {exc}") from None
     notes = ()
-    if ws.config.model("embedding") is not None:
-        notes = ("models.embedding is configured, but embedding similarity is not available yet: using tfidf",)
     slug = re.sub(r"[^\w.-]+", "_", chosen.name)
     return OptimizePlan(job, spec, budget, ws.config.model("optimizer") or job.model, ws.config.model("judge"),
-                        ws.root / RUNS_DIR / slug, notes)
+                        ws.root / RUNS_DIR / slug, notes, ws.config.model("embedding"))
 
 
 def run_plan(plan: OptimizePlan, client, *, resume: bool = False, on_step: StepFn | None = None) -> OptimizeResult:
     result = optimize(plan.job, plan.job.suite, plan.spec, plan.budget, client, optimizer_model=plan.optimizer_model,
-                      run_dir=plan.run_dir, resume=resume, on_step=on_step, judge=plan.judge)
+                      run_dir=plan.run_dir, resume=resume, on_step=on_step, judge=plan.judge,
+                      embedding=plan.embedding)
     if plan.notes:
         from dataclasses import replace
 

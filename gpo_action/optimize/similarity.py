@@ -1,12 +1,16 @@
 """How alike two prompts are, for relevance retrieval.
 
-Registered measures (`SIMILARITIES`, read through `get_similarity(name)`):
+Registered measures (`SIMILARITIES`, read through `get_similarity(name)`; a factory takes the
+keyword arguments `client` and `model`, which only `embedding` uses):
 
 - `tfidf`: cosine of TF-IDF word vectors fitted on the prompts being compared (pure Python,
   local, free). The default, and the one used when no embedding model is configured.
+- `embedding`: cosine of the prompts' embeddings from `models.embedding`, through the LLM client
+  (`client.embed`: cached, so a prompt is embedded once). Its name in the trajectory is
+  `embedding:<model>`. If the embedding calls fail it falls back to `tfidf` for the rest of the run
+  and calls `on_fallback(note)`.
 
-An embedding measure through the LLM client (`models.embedding`) is a planned addition; the
-trajectory records which measure a run used.
+The trajectory records which measure a run used.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
+from gpo_action.errors import ProviderError
 from gpo_action.optimize.registry import lookup, registrar
 
 _WORD = re.compile(r"\w+")
@@ -29,11 +34,11 @@ class Similarity(Protocol):
         ...
 
 
-SIMILARITIES: dict[str, Callable[[], Similarity]] = {}
+SIMILARITIES: dict[str, Callable[..., Similarity]] = {}
 register_similarity = registrar(SIMILARITIES, "similarity")
 
 
-def get_similarity(name: str) -> Callable[[], Similarity]:
+def get_similarity(name: str) -> Callable[..., Similarity]:
     return lookup(SIMILARITIES, "similarity", name)
 
 
@@ -64,9 +69,44 @@ def tfidf_similarities(query: str, documents: Sequence[str]) -> list[float]:
     return out
 
 
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine of two vectors (0.0 when either is all zeros)."""
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b)) / norm if norm else 0.0
+
+
 @register_similarity("tfidf")
 class TfidfSimilarity:
     name = "tfidf"
 
+    def __init__(self, **_: Any):
+        pass
+
     def scores(self, query: str, documents: Sequence[str]) -> list[float]:
+        return tfidf_similarities(query, documents)
+
+
+@register_similarity("embedding")
+class EmbeddingSimilarity:
+    """Cosine of embeddings by `model` through `client.embed`; tfidf after a ProviderError."""
+
+    def __init__(self, *, client: Any = None, model: Any = None,
+                 on_fallback: Callable[[str], None] | None = None, **_: Any):
+        if client is None or model is None:
+            raise ValueError("the embedding similarity needs a client and models.embedding")
+        self.client, self.model, self.on_fallback = client, model, on_fallback
+        self.name = f"embedding:{model.name}"
+        self.failed: str | None = None
+        self.limit: Any = None  # the engine's CallLimit for the next retrieval (None: no call cap)
+
+    def scores(self, query: str, documents: Sequence[str]) -> list[float]:
+        if self.failed is None:
+            try:
+                vectors = self.client.embed(self.model, [query, *documents], limit=self.limit)
+                return [cosine(vectors[0], vector) for vector in vectors[1:]]
+            except ProviderError as error:
+                self.failed = f"embedding similarity failed ({error}): using tfidf for the rest of the run"
+                self.name = "tfidf"
+                if self.on_fallback is not None:
+                    self.on_fallback(self.failed)
         return tfidf_similarities(query, documents)

@@ -20,6 +20,7 @@ message, else the reply function (default: echo the last user message; choice i 
 Faults: "429" (with Retry-After), "500", "401" (its message quotes the bearer token, as a careless
 provider might: for redaction tests), "hang" (sleeps `hang_seconds`, without blocking others),
 "garbage" (200 with a malformed JSON body), "empty" (one choice with empty content), "ok".
+Embedding requests take faults too (429, 500, 401, hang, garbage; the others answer normally).
 """
 
 from __future__ import annotations
@@ -308,9 +309,17 @@ class ScriptedOpenAIServer(BackgroundServer):
         body = await self._read_json(request)
         self._enter(body)
         status: int | None = None
+        outcome = "ok"
         try:
+            with self._lock:
+                outcome = self._next_outcome(body)
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
+            if outcome in ("429", "500", "401", "hang", "garbage"):
+                response = await self._chat_response(body, outcome, request.headers.get("Authorization", ""))
+                status = response.status
+                return response
+            outcome = "ok"
             inputs = body.get("input")
             texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs or []]
             dimensions = int(body.get("dimensions") or 64)
@@ -325,7 +334,7 @@ class ScriptedOpenAIServer(BackgroundServer):
             status = response.status
             return response
         finally:
-            self._leave(status, "ok")
+            self._leave(status, outcome)
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
