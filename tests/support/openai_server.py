@@ -251,7 +251,8 @@ class ScriptedOpenAIServer(BackgroundServer):
             if status is not None:
                 self.status_counts[status] += 1
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _answer(self, request: web.Request, respond) -> web.StreamResponse:
+        """Count the request, draw its scripted outcome, wait the latency, answer with `respond`."""
         body = await self._read_json(request)
         self._enter(body)
         status: int | None = None
@@ -261,11 +262,17 @@ class ScriptedOpenAIServer(BackgroundServer):
                 outcome = self._next_outcome(body)
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
-            response = await self._chat_response(body, outcome, request.headers.get("Authorization", ""))
+            response, outcome = await respond(body, outcome, request.headers.get("Authorization", ""))
             status = response.status
             return response
         finally:
             self._leave(status, outcome)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        async def respond(body, outcome, authorization):
+            return await self._chat_response(body, outcome, authorization), outcome
+
+        return await self._answer(request, respond)
 
     async def _chat_response(self, body: dict[str, Any], outcome: str, authorization: str) -> web.Response:
         if body.get("_invalid"):
@@ -306,35 +313,24 @@ class ScriptedOpenAIServer(BackgroundServer):
         return web.json_response(payload)
 
     async def _embeddings(self, request: web.Request) -> web.Response:
-        body = await self._read_json(request)
-        self._enter(body)
-        status: int | None = None
-        outcome = "ok"
-        try:
-            with self._lock:
-                outcome = self._next_outcome(body)
-            if self.latency > 0:
-                await asyncio.sleep(self.latency)
-            if outcome in ("429", "500", "401", "hang", "garbage"):
-                response = await self._chat_response(body, outcome, request.headers.get("Authorization", ""))
-                status = response.status
-                return response
-            outcome = "ok"
-            inputs = body.get("input")
-            texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs or []]
-            dimensions = int(body.get("dimensions") or 64)
-            words = sum(count_words(t) for t in texts)
-            response = web.json_response({
-                "object": "list",
-                "model": body.get("model", "scripted-embedding"),
-                "data": [{"object": "embedding", "index": i, "embedding": embed_text(t, dimensions)}
-                         for i, t in enumerate(texts)],
-                "usage": {"prompt_tokens": words, "total_tokens": words},
-            })
-            status = response.status
-            return response
-        finally:
-            self._leave(status, outcome)
+        return await self._answer(request, self._embeddings_response)
+
+    async def _embeddings_response(self, body: dict[str, Any], outcome: str, authorization: str):
+        """Faults answer as for chat; "empty" has no meaning for embeddings and counts as ok."""
+        if outcome in ("429", "500", "401", "hang", "garbage"):
+            return await self._chat_response(body, outcome, authorization), outcome
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs or []]
+        dimensions = int(body.get("dimensions") or 64)
+        words = sum(count_words(t) for t in texts)
+        response = web.json_response({
+            "object": "list",
+            "model": body.get("model", "scripted-embedding"),
+            "data": [{"object": "embedding", "index": i, "embedding": embed_text(t, dimensions)}
+                     for i, t in enumerate(texts)],
+            "usage": {"prompt_tokens": words, "total_tokens": words},
+        })
+        return response, "ok"
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
