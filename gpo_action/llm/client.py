@@ -23,6 +23,11 @@ Each distinct text is looked up in the cache under `embedding_key`; the rest go 
 Unlike `complete`, a failure after retries is raised (a `ProviderError`), as is a provider that
 cannot embed (`replay/`, `local/`) or a cache-only model whose vectors are not cached.
 
+Worker processes: a batch of at least `OFFLOAD_MIN` uncached requests for a litellm model runs
+its calls in `workers` processes (`llm/workers.py`; default one per core, at most 4, none on one
+core; GPO_WORKERS overrides), so litellm's CPU cost per call is spread over the cores; once
+started, the pool serves every later batch. If no worker starts, calls run in-process (noted).
+
 Cache-only models: after `skip_uncached({model name: reason})`, or `skip_uncached(check)` with
 `check(model) -> reason | None` asked once per model name (no key for that model here, e.g. a
 pull request from a fork), a request for such a model is answered from the cache when it can be;
@@ -46,6 +51,7 @@ from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
 from gpo_action.llm.cache import ResponseCache, embedding_key, request_key
 from gpo_action.llm.providers import Provider, RawEmbedding, get_provider, provider_prefix, redact
 from gpo_action.llm.types import SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json
+from gpo_action.llm.workers import PooledProvider, WorkerPool, default_size
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -59,6 +65,8 @@ TIMEOUT_GRACE = 1.0
 BUDGET_EXHAUSTED = "BudgetExhausted"
 # Texts per embedding call.
 EMBED_BATCH = 64
+# Uncached requests for one model that make a batch worth starting the worker processes for.
+OFFLOAD_MIN = 100
 
 
 class CallLimit:
@@ -110,6 +118,7 @@ class LLMClient:
         retry_max: float = 30.0,
         notes: Callable[[str], None] | None = None,
         base_dir: Path = Path("."),
+        workers: int | None = None,
         *,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
@@ -121,6 +130,8 @@ class LLMClient:
             raise ValueError(f"timeout must be positive, got {timeout}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {max_retries}")
+        if workers is not None and workers < 0:
+            raise ValueError(f"workers must be 0 or more, got {workers}")
         self.cache = cache
         self.concurrency = concurrency
         self.timeout = timeout
@@ -139,6 +150,8 @@ class LLMClient:
         self._lock = threading.RLock()
         self._skip: dict[str, str | None] = {}
         self._skip_check: Callable[[ModelConfig], str | None] | None = None
+        self.workers = default_size() if workers is None else workers
+        self._pool: WorkerPool | None = None
 
     # ---- public ----------------------------------------------------------------------------
     def skip_uncached(self, models: Mapping[str, str] | Callable[[ModelConfig], str | None]) -> None:
@@ -150,6 +163,11 @@ class LLMClient:
                 self._skip = {name: reason for name, reason in self._skip.items() if reason is not None}
             else:
                 self._skip.update({str(name): str(reason) for name, reason in models.items()})
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the worker processes making calls now (none: calls run in-process)."""
+        return self._pool.pids if self._pool is not None else []
 
     @property
     def skipped_models(self) -> dict[str, str]:
@@ -277,6 +295,9 @@ class LLMClient:
     def close(self) -> None:
         """Close the client's event loop (and the connections litellm keeps on it)."""
         with self._lock:
+            if self._pool is not None:
+                pool, self._pool = self._pool, None
+                self._run(pool.aclose())
             if self._runner is not None:
                 self._runner.close()
                 self._runner = None
@@ -342,14 +363,21 @@ class LLMClient:
     # ---- async part ------------------------------------------------------------------------
     async def _dispatch(self, jobs: list[_Job], deliver: Callable[[str, LLMResponse], None]) -> None:
         """A pool of at most `concurrency` workers per model (fewer when its provider can only
-        answer `max_concurrency` at once, so that queued requests do not time out) drains its jobs."""
+        answer `max_concurrency` at once, so that queued requests do not time out) drains its jobs.
+        A big enough batch for a litellm model goes to the worker processes instead."""
+        by_model: dict[str, list[_Job]] = {}
+        for job in jobs:
+            by_model.setdefault(job.request.model.name, []).append(job)
+        for model_jobs in by_model.values():
+            provider = model_jobs[0].provider
+            if await self._offload(provider, len(model_jobs)):
+                pooled = PooledProvider(provider, self._pool)
+                for job in model_jobs:
+                    job.provider = pooled
         for provider in {id(job.provider): job.provider for job in jobs}.values():
             prepare = getattr(provider, "prepare", None)
             if prepare is not None:
                 prepare()
-        by_model: dict[str, list[_Job]] = {}
-        for job in jobs:
-            by_model.setdefault(job.request.model.name, []).append(job)
         workers = []
         for model_jobs in by_model.values():
             queue = iter(model_jobs)
@@ -361,6 +389,20 @@ class LLMClient:
         finally:
             for worker in workers:
                 worker.cancel()
+
+    async def _offload(self, provider: Provider, count: int) -> bool:
+        """Whether `provider`'s calls go to the worker processes (started here on first need)."""
+        if not getattr(provider, "offloadable", False) or self.workers < 1:
+            return False
+        if self._pool is None:
+            if count < OFFLOAD_MIN:
+                return False
+            self._pool = WorkerPool(self.workers)
+            if not await self._pool.start():
+                self._note_once("workers", "worker processes did not start: model calls run in this process")
+                self.workers = 0
+                return False
+        return self._pool.alive
 
     async def _work(self, queue: Iterator[_Job], deliver: Callable[[str, LLMResponse], None]) -> None:
         for job in queue:  # a shared iterator: each job goes to exactly one worker

@@ -324,6 +324,7 @@ class LocalProvider(LiteLLMProvider):
 
     supports_n = True  # the handler samples n completions itself
     max_concurrency = 1  # one generation at a time: more workers would only queue past their timeout
+    offloadable = False  # the model stays loaded in this process
 
     def __init__(self, model: ModelConfig, base_dir: Path):
         super().__init__(model, base_dir)

@@ -163,6 +163,7 @@ class LiteLLMProvider:
     """Every model litellm knows (`openai/gpt-4o-mini`, `anthropic/...`, `ollama/...`)."""
 
     cacheable = True
+    offloadable = True  # its calls may run in the client's worker processes (llm/workers.py)
 
     def __init__(self, model: ModelConfig, base_dir: Path):
         self.model = model.name

@@ -1,0 +1,114 @@
+"""A worker process of `workers.WorkerPool`: makes litellm calls for the parent, over a Unix socket.
+
+    python -m gpo_action.llm.worker SOCKET_PATH COUNT
+
+The process imports litellm once, then forks COUNT - 1 siblings (copy-on-write: the import is
+paid once and most of its memory is shared); each process connects to SOCKET_PATH and serves.
+Lines are JSON, one message each:
+
+    parent -> worker  {"id": 7, "model": "openai/x", "messages": [...], "params": {...}, "n": 1,
+                       "timeout": 60, "sample": 0, "tag": ""}      a call
+                      {"cancel": 7}                               the parent gave up on call 7
+    worker -> parent  {"hello": PID}                              once, on connecting
+                      {"id": 7, "ok": {"texts": [...], "prompt_tokens": .., "completion_tokens": ..,
+                                      "cost": ..}}
+                      {"id": 7, "error": {"kind": "RateLimited", "message": .., "status": .., "retry_after": ..}}
+
+A worker ignores SIGINT (the parent decides what an interrupt means) and exits as soon as the
+parent's end of the socket closes. Retries, the cache and accounting stay in the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from gpo_action.errors import ProviderError
+from gpo_action.llm.providers import LiteLLMProvider, import_litellm, redact
+from gpo_action.llm.types import ModelConfig
+
+LINE_LIMIT = 1 << 30  # one message per line; case inputs may be megabytes
+
+
+def error_fields(error: BaseException, params: dict[str, Any]) -> dict[str, Any]:
+    """A failure as the parent rebuilds it: ProviderError subclasses keep their kind, others are ProviderError."""
+    if isinstance(error, ProviderError):
+        return {"kind": type(error).__name__, "message": redact(error.message, params), "status": error.status,
+                "retry_after": getattr(error, "retry_after", None)}
+    return {"kind": "ProviderError", "message": redact(f"{type(error).__name__}: {error}", params),
+            "status": None, "retry_after": None}
+
+
+class Server:
+    """One connection to the parent; each call is a task on this process's loop."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader = reader
+        self.writer = writer
+        self.tasks: dict[int, asyncio.Task] = {}
+        self.providers: dict[str, LiteLLMProvider] = {}
+
+    def provider(self, name: str) -> LiteLLMProvider:
+        if name not in self.providers:
+            self.providers[name] = LiteLLMProvider(ModelConfig(name=name), Path("."))
+        return self.providers[name]
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+    async def call(self, job: dict[str, Any]) -> None:
+        ident, params = job["id"], job.get("params") or {}
+        try:
+            raw = await self.provider(job["model"]).acomplete(
+                job["messages"], params, int(job.get("n") or 1), float(job["timeout"]),
+                sample=int(job.get("sample") or 0), tag=str(job.get("tag") or ""))
+            self.send({"id": ident, "ok": {"texts": raw.texts, "prompt_tokens": raw.prompt_tokens,
+                                           "completion_tokens": raw.completion_tokens, "cost": raw.cost}})
+        except asyncio.CancelledError:
+            return
+        except Exception as error:  # noqa: BLE001  (every failure goes back to the parent as data)
+            self.send({"id": ident, "error": error_fields(error, params)})
+        finally:
+            self.tasks.pop(ident, None)
+
+    async def serve(self) -> None:
+        self.send({"hello": os.getpid()})
+        while line := await self.reader.readline():
+            message = json.loads(line)
+            if "cancel" in message:
+                task = self.tasks.pop(message["cancel"], None)
+                if task is not None:
+                    task.cancel()
+            else:
+                self.tasks[message["id"]] = asyncio.ensure_future(self.call(message))
+
+
+async def serve(socket_path: str) -> None:
+    reader, writer = await asyncio.open_unix_connection(socket_path, limit=LINE_LIMIT)
+    await Server(reader, writer).serve()
+
+
+def main(argv: list[str]) -> None:
+    socket_path, count = argv[0], int(argv[1])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import_litellm()
+    gc.freeze()  # keep the import's objects out of the collector, so their pages stay shared
+    for _ in range(max(0, count - 1)):
+        if os.fork() == 0:
+            break  # a sibling: serve, fork no further
+    try:
+        asyncio.run(serve(socket_path))
+    except (OSError, ValueError):
+        pass  # the parent went away
+    sys.stdout.flush()
+    os._exit(0)  # skip litellm's exit hooks: nothing of ours is left to flush
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,231 @@
+"""`WorkerPool`: litellm calls spread over worker processes, so a large batch uses every core.
+
+litellm spends about 4 ms of CPU on each call (parsing, its logging object, cost lookup) and
+takes over 2 s to import; in one process that caps a cold run near 250 calls a second and
+makes the client's slots wait for each other. The pool starts `size` workers
+(`python -m gpo_action.llm.worker`, one import, the rest forked from it), talks to them over a
+Unix socket in a private temp dir, and hands each call to the least busy one. The parent then
+never imports litellm for those calls.
+
+    pool = WorkerPool(size=2)
+    if await pool.start():                       # False: no worker came up; call in-process
+        raw = await pool.call("openai/x", messages, params, n=1, timeout=60)
+    await pool.aclose()
+
+Only the transport lives here: the client keeps retries, timeouts, the cache and accounting.
+A worker's failure comes back as the `ProviderError` subclass it raised; a worker that dies
+fails its calls in flight with a retryable `ServerError`, and once none is left `call` raises
+`WorkersGone` so the caller can go on in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import gpo_action
+from gpo_action.errors import (AuthError, BadResponse, ProviderError, ProviderTimeout, RateLimited, ReplayMiss,
+                               ServerError)
+from gpo_action.llm.providers import RawCompletion
+from gpo_action.llm.types import Message
+from gpo_action.llm.worker import LINE_LIMIT
+
+# Seconds a worker may take to import litellm and connect before the pool gives up on it.
+START_TIMEOUT = 120.0
+ERRORS: dict[str, type[ProviderError]] = {cls.__name__: cls for cls in (
+    ProviderError, RateLimited, ProviderTimeout, ServerError, BadResponse, AuthError, ReplayMiss)}
+
+
+class WorkersGone(ProviderError):
+    """No worker process is left to take a call."""
+
+
+def default_size() -> int:
+    """Workers for this machine: one per core, at most 4; 0 (in-process) on one core.
+    GPO_WORKERS overrides it (0 turns the pool off)."""
+    override = os.environ.get("GPO_WORKERS", "").strip()
+    if override:
+        try:
+            return max(0, int(override))
+        except ValueError:
+            pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, 4) if cores >= 2 else 0
+
+
+def rebuild_error(fields: Mapping[str, Any]) -> ProviderError:
+    cls = ERRORS.get(str(fields.get("kind")), ProviderError)
+    message, status = str(fields.get("message") or "worker error"), fields.get("status")
+    if cls is RateLimited:
+        return RateLimited(message, status=status or 429, retry_after=fields.get("retry_after"))
+    return cls(message, status=status)
+
+
+class _Worker:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader = reader
+        self.writer = writer
+        self.pending: dict[int, asyncio.Future] = {}
+        self.pid = 0
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+
+class WorkerPool:
+    """Worker processes making litellm calls; one pool per client event loop."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._workers: list[_Worker] = []
+        self._ids = itertools.count(1)
+        self._process: subprocess.Popen | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._dir: str | None = None
+        self._started: bool | None = None  # None: not tried; False: failed or gone
+        self._readers: list[asyncio.Task] = []
+        self._first = asyncio.Event()
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._started) and bool(self._workers)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers serving now."""
+        return [worker.pid for worker in self._workers]
+
+    async def start(self) -> bool:
+        """Start the workers and wait for the first to connect (after its litellm import).
+        True when at least one serves; False (and nothing left running) otherwise."""
+        if self._started is not None:
+            return self.alive
+        self._started = False
+        self._dir = tempfile.mkdtemp(prefix="gpo-workers-")  # 0700: only this user can connect
+        path = str(Path(self._dir) / "s")
+        self._server = await asyncio.start_unix_server(self._accept, path, limit=LINE_LIMIT)
+        package_root = str(Path(gpo_action.__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "gpo_action.llm.worker", path, str(self.size)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, start_new_session=True)
+        except OSError:
+            await self.aclose()
+            return False
+        waited = 0.0
+        while not self._first.is_set():
+            if self._process.poll() is not None or waited >= START_TIMEOUT:
+                await self.aclose()
+                return False
+            try:
+                await asyncio.wait_for(self._first.wait(), 0.05)
+            except asyncio.TimeoutError:
+                waited += 0.05
+        self._started = True
+        return True
+
+    async def call(self, model: str, messages: Sequence[Message], params: Mapping[str, Any], n: int,
+                   timeout: float, *, sample: int = 0, tag: str = "") -> RawCompletion:
+        """One provider call in a worker; raises the worker's ProviderError, or WorkersGone."""
+        if not self.alive:
+            raise WorkersGone("no worker process is running")
+        worker = min(self._workers, key=lambda w: len(w.pending))
+        ident = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        worker.pending[ident] = future
+        worker.send({"id": ident, "model": model, "messages": [dict(m) for m in messages], "params": dict(params),
+                     "n": n, "timeout": timeout, "sample": sample, "tag": tag})
+        try:
+            reply = await future
+        except asyncio.CancelledError:
+            if worker.pending.pop(ident, None) is not None and worker in self._workers:
+                worker.send({"cancel": ident})
+            raise
+        if "error" in reply:
+            raise rebuild_error(reply["error"])
+        ok = reply["ok"]
+        return RawCompletion(texts=list(ok.get("texts") or []), prompt_tokens=int(ok.get("prompt_tokens") or 0),
+                             completion_tokens=int(ok.get("completion_tokens") or 0), cost=ok.get("cost"))
+
+    async def aclose(self) -> None:
+        """Stop every worker (they also stop on their own when this process exits)."""
+        for worker in self._workers:
+            worker.writer.close()
+        self._workers.clear()
+        for task in self._readers:
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._process is not None:
+            try:
+                os.killpg(self._process.pid, signal.SIGTERM)  # the first worker and its forks
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        self._started = False
+
+    # ---- connections -----------------------------------------------------------------------
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        worker = _Worker(reader, writer)
+        self._readers.append(asyncio.current_task())
+        try:
+            hello = json.loads(await reader.readline() or b"{}")
+            if "hello" not in hello:
+                return
+            worker.pid = int(hello["hello"])
+            self._workers.append(worker)
+            self._first.set()
+            while line := await reader.readline():
+                reply = json.loads(line)
+                future = worker.pending.pop(reply.get("id"), None)
+                if future is not None and not future.done():
+                    future.set_result(reply)
+        except (OSError, ValueError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if worker in self._workers:
+                self._workers.remove(worker)
+            for future in worker.pending.values():
+                if not future.done():
+                    future.set_exception(ServerError("the worker process making this call exited"))
+            worker.pending.clear()
+            writer.close()
+
+
+class PooledProvider:
+    """A litellm provider whose calls go to the pool; in-process again once no worker is left."""
+
+    def __init__(self, inner: Any, pool: WorkerPool):
+        self.inner = inner
+        self.pool = pool
+        self.cacheable = inner.cacheable
+
+    @property
+    def supports_n(self) -> bool:
+        return self.inner.supports_n
+
+    async def acomplete(self, messages: Sequence[Message], params: Mapping[str, Any], n: int, timeout: float,
+                        *, sample: int = 0, tag: str = "") -> RawCompletion:
+        try:
+            return await self.pool.call(self.inner.model, messages, params, n, timeout, sample=sample, tag=tag)
+        except WorkersGone:
+            self.inner.prepare()
+            return await self.inner.acomplete(messages, params, n, timeout, sample=sample, tag=tag)

@@ -1,0 +1,166 @@
+"""Worker processes: a big batch's litellm calls run in other processes, over real HTTP, and
+nothing is lost when they fail or when the parent goes away."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gpo_action.llm.client import OFFLOAD_MIN, LLMClient
+from gpo_action.llm.types import LLMRequest, ModelConfig
+from gpo_action.llm.workers import default_size
+from tests.support import RecordedSleep
+from tests.support.openai_server import ScriptedOpenAIServer
+from tests.test_faults import write_project
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "sk-test-WORKER-SECRET-0123456789"
+N = OFFLOAD_MIN + 20
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def scripted(server: ScriptedOpenAIServer, api_key: str = "test-key") -> ModelConfig:
+    return ModelConfig("openai/scripted", {"api_base": server.url + "/v1", "api_key": api_key})
+
+
+def ask(model: ModelConfig, text: str) -> LLMRequest:
+    return LLMRequest(model, ({"role": "user", "content": text},))
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def worker_pids_of(parent: int) -> set[int]:
+    """The `gpo_action.llm.worker` processes started by `parent` (the first one and its forks)."""
+    found: dict[int, tuple[int, bytes]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                found[int(entry)] = (ppid, Path(f"/proc/{entry}/cmdline").read_bytes())
+            except (OSError, IndexError, ValueError):
+                continue
+    first = {pid for pid, (ppid, cmd) in found.items() if ppid == parent and b"gpo_action.llm.worker" in cmd}
+    return first | {pid for pid, (ppid, _) in found.items() if ppid in first}
+
+
+def test_a_big_batch_runs_in_worker_processes_and_the_parent_never_imports_litellm(openai_server):
+    script = textwrap.dedent(f"""
+        import json, sys
+        from gpo_action.llm.client import LLMClient
+        from gpo_action.llm.types import LLMRequest, ModelConfig
+        model = ModelConfig("openai/scripted", {{"api_base": {openai_server.url + "/v1"!r}, "api_key": "k"}})
+        texts = [f"question {{i}}" for i in range({N - 1})] + ["x" * 2_000_000]  # one protocol line carries 2 MB
+        with LLMClient(concurrency=8, workers=2) as client:
+            responses = client.complete([LLMRequest(model, ({{"role": "user", "content": t}},)) for t in texts])
+            print(json.dumps({{"right": sum(r.text == t for r, t in zip(responses, texts)),
+                              "workers": len(client.worker_pids), "calls": client.usage.calls,
+                              "tokens": client.usage.prompt_tokens, "litellm": "litellm" in sys.modules}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {"right": N, "workers": 2, "calls": N, "tokens": 2 * (N - 1) + 1, "litellm": False}
+    assert openai_server.total == N and openai_server.peak <= 8
+
+
+def test_a_small_batch_stays_in_process(openai_server):
+    with LLMClient(concurrency=4, workers=2) as client:
+        responses = client.complete([ask(scripted(openai_server), f"q{i}") for i in range(OFFLOAD_MIN - 1)])
+        assert client.worker_pids == []
+    assert all(r.ok for r in responses)
+
+
+def test_errors_from_workers_keep_their_kind_retries_and_redaction(openai_server):
+    openai_server.retry_after = 0.3
+    openai_server.enqueue_faults("429", "500", "garbage", "401")
+    sleep = RecordedSleep()
+    model = scripted(openai_server, api_key=SECRET)
+    with LLMClient(concurrency=1, workers=2, max_retries=3, retry_base=0.01, sleep=sleep) as client:
+        responses = client.complete([ask(model, f"q{i}") for i in range(N)])
+        assert len(client.worker_pids) == 2
+    failed = [r for r in responses if not r.ok]
+    # 429, 500 and malformed JSON are retried; the 401 is not (the first request's fourth attempt)
+    assert len(failed) == 1 and failed[0].error_type == "AuthError" and failed[0].attempts == 4
+    assert SECRET not in failed[0].error and "***" in failed[0].error
+    assert [r.text for r in responses[1:]] == [f"q{i}" for i in range(1, N)]
+    assert sleep.delays[0] >= 0.3  # Retry-After crossed the process boundary
+    assert client.usage.calls == N + 3 and openai_server.total == N + 3
+
+
+def test_killed_workers_fail_over_to_this_process_and_every_request_gets_one_answer(openai_server):
+    openai_server.set_latency(0.05)
+    model = scripted(openai_server)
+    killed: list[int] = []
+    client = LLMClient(concurrency=8, workers=2, retry_base=0.01, sleep=RecordedSleep())
+
+    def kill_when_busy() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (openai_server.total < 40 or len(client.worker_pids) < 2):
+            time.sleep(0.01)
+        for pid in client.worker_pids:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    try:
+        seen: list[int] = []
+        responses = client.complete([ask(model, f"q{i}") for i in range(300)], on_result=lambda i, r: seen.append(i))
+        killer.join()
+        assert len(killed) == 2 and client.worker_pids == []
+    finally:
+        client.close()
+    assert [r.text for r in responses] == [f"q{i}" for i in range(300)]
+    assert sorted(seen) == list(range(300))  # one outcome each, none twice
+    assert any(r.attempts > 1 for r in responses)  # the calls in flight were retried
+    assert client.usage.errors == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_workers_do_not_outlive_the_parent(tmp_path, monkeypatch, sig):
+    monkeypatch.setenv("GPO_TEST_KEY", "sk-test-faults-1234")
+    monkeypatch.setenv("GPO_WORKERS", "2")
+    with ScriptedOpenAIServer(latency=0.2) as server:
+        write_project(tmp_path, server.url, 400, concurrency=16)
+        proc = subprocess.Popen([sys.executable, "-m", "gpo_action", "eval"], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while server.total < 32 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            workers = worker_pids_of(proc.pid)
+            assert len(workers) == 2 and server.total >= 32
+            proc.send_signal(sig)
+            proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(pid) for pid in workers)
+
+
+def test_worker_count_follows_gpo_workers_and_the_cores(monkeypatch):
+    monkeypatch.setenv("GPO_WORKERS", "0")
+    assert default_size() == 0
+    monkeypatch.setenv("GPO_WORKERS", "3")
+    assert default_size() == 3
+    monkeypatch.delenv("GPO_WORKERS")
+    cores = len(os.sched_getaffinity(0))
+    assert default_size() == (min(cores, 4) if cores >= 2 else 0)
