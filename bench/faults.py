@@ -88,7 +88,8 @@ def campaign(work: Path, n: int) -> str:
     ids = {c["case_id"] for c in cases}
     errors = [c for c in cases if c["error"]]
     outcomes = server.outcomes()
-    show("faults_run", f"N={n} wall={m.wall:.2f}s cpu={m.cpu:.2f}s rss={m.maxrss_mb:.0f}MB exit={m.code}")
+    show("faults_run", f"N={n} wall={m.wall:.2f}s cpu={m.cpu:.2f}s rss={m.maxrss_mb:.0f}MB "
+                       f"tree_pss={m.tree_pss_mb:.0f}MB exit={m.code}")
     show("faults_requests", f"served={server.served()} by outcome {json.dumps(outcomes, sort_keys=True)}")
     show("faults_cases", f"passed={suite['passed']} failed={suite['failed']} errors={suite['errors']} "
                          f"(error types {json.dumps(_count(c['samples'][0]['error_type'] for c in errors), sort_keys=True)})")

@@ -1,8 +1,16 @@
 """What the benches share: measured child processes, the scripted server as a process, the project.
 
-- `measure(argv, cwd, timeout, env=None) -> Measured`: wall time, CPU (user + sys) and peak RSS of
-  one command, run under a fresh wrapper process that reads its RUSAGE_CHILDREN, so the figures
-  are that command's (and its descendants') alone.
+- `measure(argv, cwd, timeout, env=None) -> Measured`: one command, run under a fresh wrapper
+  process (a child subreaper on Linux, which waits for every descendant, so workers the command
+  leaves running are counted too). The figures are that command's tree alone:
+  - `wall`: from start to the command's own exit (not the wait for its leftover descendants,
+    which is `linger`, up to 10 s before they are killed);
+  - `cpu`: user + sys of the command and all its descendants (RUSAGE_CHILDREN deltas);
+  - `maxrss_mb`: ru_maxrss, the peak RSS of the largest single process in the tree;
+  - `tree_pss_mb`: the peak, over samples every 200 ms, of PSS summed over all live descendants
+    (/proc/PID/smaps_rollup; shared pages split between their sharers): the tree's memory;
+  - `tree_rss_mb`: the same peak with RSS, which counts pages shared by forked workers once per
+    process, so it overstates the tree. Both tree figures are 0 where there is no /proc.
 - `ServerProcess(latency, log_dir, *extra)`: tests/support/openai_server.py started as a separate
   process on 127.0.0.1 (its CPU is never counted); `.url`, and after exit `.served()`, `.peak()`,
   `.outcomes()`. `free_port()` for servers that must keep one URL across runs.
@@ -38,23 +46,114 @@ KEY = "sk-bench-not-a-secret"
 MODEL = "openai/scripted"
 FAIL_EVERY = 10  # case i fails when i % FAIL_EVERY == FAIL_EVERY - 1
 
-# Runs one command, then prints its wall time and its own rusage (RUSAGE_CHILDREN deltas of this
-# fresh process, whose only child it is) as JSON on stdout.
+# Runs one command and prints its figures as JSON on stdout. This fresh process is a child
+# subreaper, so the workers the command leaves behind are reparented to it and it waits for them
+# all: RUSAGE_CHILDREN (deltas; ru_maxrss is the largest single process) then covers the whole
+# tree. A thread sums PSS and RSS over the live descendants every 200 ms and keeps the peaks; wall
+# is the command's own, the wait for stragglers is `linger`.
 WRAPPER = r"""
-import json, resource, subprocess, sys, time
+import ctypes, json, os, resource, signal, subprocess, sys, tempfile, threading, time
 argv, cwd, timeout = json.loads(sys.argv[1])
+try:
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER (Linux only)
+except (OSError, AttributeError):
+    pass
+me = os.getpid()
+
+def tree():
+    # pids of our descendants now, from the ppid links in /proc (none where there is no /proc)
+    kids = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])  # the name may hold spaces and ")"
+        except (OSError, IndexError, ValueError):
+            continue  # it vanished
+        kids.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [me]
+    while todo:
+        pids = kids.pop(todo.pop(), [])  # pop: each parent once, even if a reused pid made a cycle
+        found += pids
+        todo += pids
+    return found
+
+def memory(pids):
+    pss = rss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+                    elif line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+        except (OSError, ValueError):
+            pass  # it vanished (or is a zombie)
+    return pss, rss
+
+def kill(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+def reap(limit):
+    # wait for every descendant (all ours now) up to `limit` s; True when none is left
+    end = time.perf_counter() + limit
+    while time.perf_counter() < end:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.01)
+        except ChildProcessError:
+            return True
+    return False
+
+peak = {"pss": 0, "rss": 0, "timed_out": False}
+done = threading.Event()
+
+def sample():
+    while True:
+        pids = tree()
+        pss, rss = memory(pids)
+        peak["pss"], peak["rss"] = max(peak["pss"], pss), max(peak["rss"], rss)
+        if time.perf_counter() - start > timeout and not peak["timed_out"]:
+            peak["timed_out"] = True
+            kill(pids)  # the whole tree: workers run in sessions of their own
+        if done.wait(0.2):  # each sample reads smaps_rollup (~1.4 ms per big process): keep it rare
+            return
+
+out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # files, not pipes: nothing to drain
 before = resource.getrusage(resource.RUSAGE_CHILDREN)
 start = time.perf_counter()
-try:
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    code, out, err = proc.returncode, proc.stdout, proc.stderr
-except subprocess.TimeoutExpired as exc:
-    text = lambda b: b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
-    code, out, err = None, text(exc.stdout), text(exc.stderr) + f"\n[timed out after {timeout} s]"
+proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err)
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
+code = proc.wait()  # blocking, so wall ends when the command does
 wall = time.perf_counter() - start
+done.set()
+sampler.join()
+linger = time.perf_counter()
+if not reap(10):
+    kill(tree())
+    reap(10)
+linger = time.perf_counter() - linger
 after = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+def text(f):
+    f.seek(0)
+    return f.read().decode(errors="replace")
+
+out, err = text(out), text(err)
+if peak["timed_out"]:
+    code, err = None, err + f"\n[timed out after {timeout} s]"
 json.dump({"wall": wall, "user": after.ru_utime - before.ru_utime, "sys": after.ru_stime - before.ru_stime,
-           "maxrss_kb": after.ru_maxrss, "code": code, "stdout": out[-4000:], "stderr": err[-4000:]}, sys.stdout)
+           "maxrss_kb": after.ru_maxrss, "tree_pss_kb": peak["pss"], "tree_rss_kb": peak["rss"], "linger": linger,
+           "code": code, "stdout": out[-4000:], "stderr": err[-4000:]}, sys.stdout)
 """
 
 
@@ -64,12 +163,15 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Measured:
-    wall: float
-    cpu: float
-    maxrss_mb: float
+    wall: float  # the command's own, start to exit
+    cpu: float  # user + sys of the command and every descendant, workers included
+    maxrss_mb: float  # peak RSS of the largest single process
     code: int | None
     stdout: str
     stderr: str
+    tree_pss_mb: float = 0.0  # peak of the PSS summed over the process tree (0 without /proc)
+    tree_rss_mb: float = 0.0  # peak of the RSS summed over the process tree (counts shared pages twice)
+    linger: float = 0.0  # seconds waited after the command's exit for the descendants it left running
 
 
 # ---- processes ------------------------------------------------------------------------------------
@@ -97,7 +199,7 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def measure(argv: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None) -> Measured:
-    """Run `argv` under a fresh wrapper; its wall time, CPU (user + sys) and peak RSS."""
+    """Run `argv` under a fresh wrapper (see WRAPPER): wall time, CPU and memory of it and its descendants."""
     wrapper = [sys.executable, "-c", WRAPPER, json.dumps([argv, str(cwd), timeout])]
     proc = subprocess.Popen(wrapper, cwd=cwd, env=bench_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
@@ -115,7 +217,8 @@ def measure(argv: list[str], cwd: Path, timeout: float, env: dict[str, str] | No
     if data["code"] is None:
         raise BenchError(f"{' '.join(argv)} timed out after {timeout:g} s: {data['stderr'][-1000:]}")
     return Measured(data["wall"], data["user"] + data["sys"], data["maxrss_kb"] / 1024, data["code"],
-                    data["stdout"], data["stderr"])
+                    data["stdout"], data["stderr"], tree_pss_mb=data["tree_pss_kb"] / 1024,
+                    tree_rss_mb=data["tree_rss_kb"] / 1024, linger=data["linger"])
 
 
 class ServerProcess:

@@ -180,7 +180,8 @@ def run_tool(tool: str, root: Path, work: Path, binary: Path, n: int, c: int, la
 
 
 def describe(run: Run) -> str:
-    return (f"wall={run.m.wall:.2f}s cpu={run.m.cpu:.2f}s rss={run.m.maxrss_mb:.0f}MB passed={run.passed} "
+    return (f"wall={run.m.wall:.2f}s cpu={run.m.cpu:.2f}s rss={run.m.maxrss_mb:.0f}MB "
+            f"tree_pss={run.m.tree_pss_mb:.0f}MB passed={run.passed} "
             f"served={run.served} server_peak={run.peak}")
 
 
@@ -262,12 +263,15 @@ def bench(args: argparse.Namespace, work: Path) -> int:
                 raise BenchError(f"C={c} {cache}: pass counts differ: {sorted({x.passed for x in mine})}")
             row = {"pf_wall": median(pf, "wall"), "gpo_wall": median(ours, "wall"),
                    "pf_cpu": median(pf, "cpu"), "gpo_cpu": median(ours, "cpu"),
-                   "pf_rss": median(pf, "maxrss_mb"), "gpo_rss": median(ours, "maxrss_mb")}
+                   "pf_rss": median(pf, "maxrss_mb"), "gpo_rss": median(ours, "maxrss_mb"),
+                   "pf_pss": median(pf, "tree_pss_mb"), "gpo_pss": median(ours, "tree_pss_mb")}
             row["ratio"] = row["gpo_wall"] / row["pf_wall"]
             table[(c, cache)] = row
             target = TARGET_COLD if cache == "cold" else TARGET_WARM
-            line = (f"promptfoo wall={row['pf_wall']:.2f}s cpu={row['pf_cpu']:.2f}s rss={row['pf_rss']:.0f}MB | "
-                    f"gpo-action wall={row['gpo_wall']:.2f}s cpu={row['gpo_cpu']:.2f}s rss={row['gpo_rss']:.0f}MB | "
+            line = (f"promptfoo wall={row['pf_wall']:.2f}s cpu={row['pf_cpu']:.2f}s rss={row['pf_rss']:.0f}MB "
+                    f"tree_pss={row['pf_pss']:.0f}MB | "
+                    f"gpo-action wall={row['gpo_wall']:.2f}s cpu={row['gpo_cpu']:.2f}s rss={row['gpo_rss']:.0f}MB "
+                    f"tree_pss={row['gpo_pss']:.0f}MB | "
                     f"ratio={row['ratio']:.2f}x target <={target:g}x: {verdict(row['ratio'], target)}")
             if cache == "cold":
                 row["vs_ideal"] = row["gpo_wall"] / (ideal + startup)

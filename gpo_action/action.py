@@ -145,6 +145,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
         fixes = fix_failures(ws, result, budget_usd=options.budget_usd, steps=options.steps,
                              candidates=options.candidates, limits=options.limits, on_step=on_step)
     skipped = ws.client.skipped_models
+    ws.close()  # no model call after this point: stop the worker processes now
     target = _target(options, env, event, pull, ws.root, result)
     modes = options.deliver if options.deliver is not None else tuple(ws.config.optimize.deliver)
     delivery = None

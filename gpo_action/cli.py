@@ -100,16 +100,16 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     from gpo_action.report.terminal import eval_table
     from gpo_action.workspace import Workspace, eval_exit_code
 
-    ws = Workspace.open(config_path, notes=_notes())
-    chosen = ws.suites(suites)
-    _stop_on_signals()
-    try:
-        with progress_bar(_stderr_console(), "evaluating") as on_progress:
-            results = ws.evaluate(chosen, on_progress=on_progress)
-    except KeyboardInterrupt:
-        if json_path:  # the partial report: what finished, and which cases are missing
-            write_json(json_path, interrupted_report(ws.evaluate_cached(chosen), ws.client.usage.to_dict()))
-        raise
+    with Workspace.open(config_path, notes=_notes()) as ws:
+        chosen = ws.suites(suites)
+        _stop_on_signals()
+        try:
+            with progress_bar(_stderr_console(), "evaluating") as on_progress:
+                results = ws.evaluate(chosen, on_progress=on_progress)
+        except KeyboardInterrupt:
+            if json_path:  # the partial report: what finished, and which cases are missing
+                write_json(json_path, interrupted_report(ws.evaluate_cached(chosen), ws.client.usage.to_dict()))
+            raise
     code = eval_exit_code(results, ws.config.max_error_rate)
     Console().print(eval_table(results))
     if json_path:
@@ -215,12 +215,13 @@ def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool,
 
     from gpo_action.workspace import Workspace
 
-    ws = Workspace.open(config_path, notes=_notes())
-    plan = plan_optimization(ws, suite, preset=preset, steps=steps, candidates=candidates, max_calls=max_calls)
-    if dry_run:
-        Console().print(projection_table(project_plan(plan, ws.client)))
-        return
-    result = run_plan(plan, ws.client, resume=resume, on_step=lambda report: click.echo(step_line(report), err=True))
+    with Workspace.open(config_path, notes=_notes()) as ws:
+        plan = plan_optimization(ws, suite, preset=preset, steps=steps, candidates=candidates, max_calls=max_calls)
+        if dry_run:
+            Console().print(projection_table(project_plan(plan, ws.client)))
+            return
+        result = run_plan(plan, ws.client, resume=resume,
+                          on_step=lambda report: click.echo(step_line(report), err=True))
     Console().print(result_renderable(result))
     if write and result.proposed:
         click.echo(f"wrote {write_proposal(result, ws.root)}", err=True)

@@ -122,6 +122,15 @@ def run(
     env = os.environ if env is None else env
     say = notes or (lambda message: None)
     head_ws = workspace or Workspace.open(config_path, notes=say)
+    try:
+        return _run(head_ws, base, env, say, on_progress, seed)
+    finally:
+        if workspace is None:  # opened here: stop its worker processes and close its cache
+            head_ws.close()
+
+
+def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: NoteFn, on_progress: ProgressFn | None,
+         seed: int) -> RunResult:
     event: Event | None = load_event(env)
     with gitrepo.open_repo(head_ws.root) as repo:
         base_ref = base or (event.base_sha if event and event.base_sha else None) or gitrepo.default_branch(repo)

@@ -36,6 +36,20 @@ class Workspace:
     def root(self) -> Path:
         return self.config.root
 
+    def close(self) -> None:
+        """Close the client, if one was made: its worker processes, loop and cache."""
+        if self._client is not None:
+            self._client.close()
+            cache = self._client.cache
+            if cache is not None:
+                cache.close()
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def suites(self, names: Sequence[str] = ()) -> list[Suite]:
         """Every configured suite, or those named (by suite name or file path)."""
         suites = resolve_suites(self.config)

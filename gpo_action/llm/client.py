@@ -296,8 +296,8 @@ class LLMClient:
         """Close the client's event loop (and the connections litellm keeps on it)."""
         with self._lock:
             if self._pool is not None:
-                pool, self._pool = self._pool, None
-                self._run(pool.aclose())
+                self._pool.close()
+                self._pool = None
             if self._runner is not None:
                 self._runner.close()
                 self._runner = None

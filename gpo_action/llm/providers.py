@@ -173,6 +173,10 @@ class LiteLLMProvider:
     def prepare(self) -> None:
         import_litellm()
 
+    def mark_unpriced(self) -> None:
+        """Report no cost for this model's calls, whatever litellm's price map says."""
+        self._priced = False
+
     @property
     def supports_n(self) -> bool:
         if self._supports_n is None:

@@ -10,7 +10,7 @@ never imports litellm for those calls.
     pool = WorkerPool(size=2)
     if await pool.start():                       # False: no worker came up; call in-process
         raw = await pool.call("openai/x", messages, params, n=1, timeout=60)
-    await pool.aclose()
+    pool.close()                                 # also done if the pool is collected, or at exit
 
 Only the transport lives here: the client keeps retries, timeouts, the cache and accounting.
 A worker's failure comes back as the `ProviderError` subclass it raised; a worker that dies
@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -92,8 +93,8 @@ class WorkerPool:
         self._server: asyncio.AbstractServer | None = None
         self._dir: str | None = None
         self._started: bool | None = None  # None: not tried; False: failed or gone
-        self._readers: list[asyncio.Task] = []
         self._first = asyncio.Event()
+        self._finalizer: weakref.finalize | None = None
 
     @property
     def alive(self) -> bool:
@@ -120,12 +121,13 @@ class WorkerPool:
                 [sys.executable, "-m", "gpo_action.llm.worker", path, str(self.size)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, start_new_session=True)
         except OSError:
-            await self.aclose()
+            self.close()
             return False
+        self._finalizer = weakref.finalize(self, _stop, self._process, self._dir)
         waited = 0.0
         while not self._first.is_set():
             if self._process.poll() is not None or waited >= START_TIMEOUT:
-                await self.aclose()
+                self.close()
                 return False
             try:
                 await asyncio.wait_for(self._first.wait(), 0.05)
@@ -157,35 +159,26 @@ class WorkerPool:
         return RawCompletion(texts=list(ok.get("texts") or []), prompt_tokens=int(ok.get("prompt_tokens") or 0),
                              completion_tokens=int(ok.get("completion_tokens") or 0), cost=ok.get("cost"))
 
-    async def aclose(self) -> None:
-        """Stop every worker (they also stop on their own when this process exits)."""
-        for worker in self._workers:
-            worker.writer.close()
-        self._workers.clear()
-        for task in self._readers:
-            task.cancel()
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        if self._process is not None:
-            try:
-                os.killpg(self._process.pid, signal.SIGTERM)  # the first worker and its forks
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-            self._process = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+    def close(self) -> None:
+        """Stop every worker now. Synchronous, so it also works on an interrupted loop; the
+        loop's owner cancels the connection tasks when it closes the loop."""
         self._started = False
+        self._workers.clear()
+        try:
+            if self._server is not None:
+                self._server.close()
+        except RuntimeError:  # the loop is closed already
+            pass
+        self._server = None
+        if self._finalizer is not None:
+            self._finalizer()
+        elif self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self._process = self._dir = self._finalizer = None
 
     # ---- connections -----------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         worker = _Worker(reader, writer)
-        self._readers.append(asyncio.current_task())
         try:
             hello = json.loads(await reader.readline() or b"{}")
             if "hello" not in hello:
@@ -207,7 +200,24 @@ class WorkerPool:
                 if not future.done():
                     future.set_exception(ServerError("the worker process making this call exited"))
             worker.pending.clear()
-            writer.close()
+            try:
+                writer.close()
+            except RuntimeError:  # the loop is closed already
+                pass
+
+
+def _stop(process: subprocess.Popen, folder: str) -> None:
+    """Stop the first worker and its forks (one process group), and remove the socket's folder."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class PooledProvider:
