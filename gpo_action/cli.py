@@ -69,6 +69,26 @@ def run_process() -> None:
     os._exit(code)
 
 
+def _stop_calls(client) -> None:
+    """After an interrupt: close the client's loop and workers, quietly. The interrupt may come
+    back once more from a task that awaited the interrupted one; the loop is closed either way."""
+    import gc
+    import logging
+    import warnings
+
+    asyncio_log = logging.getLogger("asyncio")
+    level = asyncio_log.level
+    asyncio_log.setLevel(logging.CRITICAL)  # "Task was destroyed but it is pending": expected here
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # coroutines the interrupt left unawaited
+        try:
+            client.close()
+        except KeyboardInterrupt:
+            pass
+        gc.collect()
+    asyncio_log.setLevel(level)
+
+
 def _notes():
     seen: set[str] = set()
 
@@ -107,6 +127,7 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
             with progress_bar(_stderr_console(), "evaluating") as on_progress:
                 results = ws.evaluate(chosen, on_progress=on_progress)
         except KeyboardInterrupt:
+            _stop_calls(ws.client)  # calls in flight end first: the cache must not change under the report
             if json_path:  # the partial report: what finished, and which cases are missing
                 write_json(json_path, interrupted_report(ws.evaluate_cached(chosen), ws.client.usage.to_dict()))
             raise

@@ -164,3 +164,17 @@ def test_worker_count_follows_gpo_workers_and_the_cores(monkeypatch):
     monkeypatch.delenv("GPO_WORKERS")
     cores = len(os.sched_getaffinity(0))
     assert default_size() == (min(cores, 4) if cores >= 2 else 0)
+
+
+def test_a_provider_error_quoting_the_key_reaches_no_output_through_the_workers(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPO_TEST_KEY", SECRET)
+    monkeypatch.setenv("GPO_WORKERS", "2")
+    with ScriptedOpenAIServer() as server:
+        server.set_fault_rates(p401=1.0)  # its message quotes the bearer token
+        write_project(tmp_path, server.url, N, concurrency=8, max_error_rate=1.0)
+        done = subprocess.run([sys.executable, "-m", "gpo_action", "eval", "--json", "out.json"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=100)
+        assert server.total == N  # an AuthError is not retried
+    report = (tmp_path / "out.json").read_text(encoding="utf-8")
+    assert '"AuthError"' in report and "***" in report
+    assert SECRET not in done.stdout + done.stderr + report

@@ -60,6 +60,20 @@ def priced(model: str) -> bool:
         return False
 
 
+CALLBACK_LISTS = ("callbacks", "input_callback", "success_callback", "failure_callback",
+                  "_async_input_callback", "_async_success_callback", "_async_failure_callback")
+
+
+def skip_redaction(litellm) -> bool:
+    """Turn litellm's message redaction off when no logging callback exists (none does in a fresh
+    worker): it only shapes what callbacks receive, and deep-copies every call's messages and
+    response to do it (about 0.3 ms of CPU a call). True when it was turned off."""
+    if any(getattr(litellm, name, None) for name in CALLBACK_LISTS):
+        return False
+    litellm.turn_off_message_logging = False
+    return True
+
+
 class Server:
     """One connection to the parent; each call is a task on this process's loop."""
 
@@ -115,7 +129,7 @@ async def serve(socket_path: str) -> None:
 def main(argv: list[str]) -> None:
     socket_path, count = argv[0], int(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import_litellm()
+    skip_redaction(import_litellm())
     gc.freeze()  # keep the import's objects out of the collector, so their pages stay shared
     for _ in range(max(0, count - 1)):
         if os.fork() == 0:
