@@ -158,7 +158,9 @@ def bench(args: argparse.Namespace, work: Path) -> int:
         show("litellm_acompletion_cpu_per_call_ms",
              f"{raw['cpu_per_call_ms']:.2f} (raw litellm.acompletion, {raw['calls']} calls, C=16, own process)")
         show("gpo_cpu_per_request_ms",
-             f"{marginal - raw['cpu_per_call_ms']:.2f} (cold per-request CPU minus litellm's own)")
+             f"{marginal - raw['cpu_per_call_ms']:.2f} (cold per-request CPU, every process, minus raw litellm's; "
+             "below 0 when the worker processes ran: they spare litellm its fuzzy price search for an unpriced "
+             "model and its message redaction, which the raw call pays)")
 
     # warm, in-process, no server running: everything must come from the cache
     overhead: dict[int, float] = {}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gpo_action.errors import InputError
 from gpo_action.llm.client import OFFLOAD_MIN, LLMClient
 from gpo_action.llm.types import LLMRequest, ModelConfig
 from gpo_action.llm.workers import default_size
@@ -161,6 +162,9 @@ def test_worker_count_follows_gpo_workers_and_the_cores(monkeypatch):
     assert default_size() == 0
     monkeypatch.setenv("GPO_WORKERS", "3")
     assert default_size() == 3
+    monkeypatch.setenv("GPO_WORKERS", "two")
+    with pytest.raises(InputError, match="GPO_WORKERS must be a whole number"):
+        default_size()
     monkeypatch.delenv("GPO_WORKERS")
     cores = len(os.sched_getaffinity(0))
     assert default_size() == (min(cores, 4) if cores >= 2 else 0)

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import gpo_action
-from gpo_action.errors import (AuthError, BadResponse, ProviderError, ProviderTimeout, RateLimited, ReplayMiss,
-                               ServerError)
+from gpo_action.errors import (AuthError, BadResponse, InputError, ProviderError, ProviderTimeout, RateLimited,
+                               ReplayMiss, ServerError)
 from gpo_action.llm.providers import RawCompletion
 from gpo_action.llm.types import Message
 from gpo_action.llm.worker import LINE_LIMIT
@@ -51,14 +51,18 @@ class WorkersGone(ProviderError):
 
 
 def default_size() -> int:
-    """Workers for this machine: one per core, at most 4; 0 (in-process) on one core.
+    """Workers for this machine: one per core, at most 4; 0 (in-process) on one core and off
+    Linux (forking after an import is not safe on macOS, and Windows has no fork).
     GPO_WORKERS overrides it (0 turns the pool off)."""
+    if not hasattr(os, "fork"):
+        return 0
     override = os.environ.get("GPO_WORKERS", "").strip()
     if override:
-        try:
-            return max(0, int(override))
-        except ValueError:
-            pass
+        if not override.isdigit():
+            raise InputError(f"GPO_WORKERS must be a whole number of processes (0 = none), got {override!r}")
+        return int(override)
+    if not sys.platform.startswith("linux"):
+        return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(cores, 4) if cores >= 2 else 0
 
