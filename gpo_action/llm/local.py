@@ -29,6 +29,7 @@ finishes (at most max_tokens) first. Cost is 0, reported as unknown price (the c
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
@@ -145,8 +146,19 @@ def load_model(name: str) -> LoadedModel:
     with _LOAD_LOCK:
         loaded = _LOADED.get(path)
         if loaded is None:
+            if not _LOADED:
+                atexit.register(_unload_all)
             loaded = _LOADED[path] = _load(path)
         return loaded
+
+
+def _unload_all() -> None:
+    """Free the models before interpreter teardown: `Llama.__del__` run later finds llama.cpp's
+    bindings gone and prints a TypeError traceback."""
+    with _LOAD_LOCK:
+        for loaded in _LOADED.values():
+            loaded.llama.close()
+        _LOADED.clear()
 
 
 def _load(path: Path) -> LoadedModel:
