@@ -24,7 +24,7 @@ Unlike `complete`, a failure after retries is raised (a `ProviderError`), as is 
 cannot embed (`replay/`, `local/`) or a cache-only model whose vectors are not cached.
 
 Worker processes: a batch of at least `OFFLOAD_MIN` uncached requests for a litellm model runs
-its calls in `workers` processes (`llm/workers.py`; default one per core, at most 4, none on one
+its calls in `processes` worker processes (`llm/workers.py`; default one per core, at most 4, none on one
 core; GPO_WORKERS overrides), so litellm's CPU cost per call is spread over the cores; once
 started, the pool serves every later batch. If no worker starts, calls run in-process (noted).
 
@@ -118,7 +118,7 @@ class LLMClient:
         retry_max: float = 30.0,
         notes: Callable[[str], None] | None = None,
         base_dir: Path = Path("."),
-        workers: int | None = None,
+        processes: int | None = None,
         *,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
@@ -130,8 +130,8 @@ class LLMClient:
             raise ValueError(f"timeout must be positive, got {timeout}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {max_retries}")
-        if workers is not None and workers < 0:
-            raise ValueError(f"workers must be 0 or more, got {workers}")
+        if processes is not None and processes < 0:
+            raise ValueError(f"processes must be 0 or more, got {processes}")
         self.cache = cache
         self.concurrency = concurrency
         self.timeout = timeout
@@ -150,7 +150,7 @@ class LLMClient:
         self._lock = threading.RLock()
         self._skip: dict[str, str | None] = {}
         self._skip_check: Callable[[ModelConfig], str | None] | None = None
-        self.workers = default_size() if workers is None else workers
+        self.processes = default_size() if processes is None else processes
         self._pool: WorkerPool | None = None
 
     # ---- public ----------------------------------------------------------------------------
@@ -392,15 +392,15 @@ class LLMClient:
 
     async def _offload(self, provider: Provider, count: int) -> bool:
         """Whether `provider`'s calls go to the worker processes (started here on first need)."""
-        if not getattr(provider, "offloadable", False) or self.workers < 1:
+        if not getattr(provider, "offloadable", False) or self.processes < 1:
             return False
         if self._pool is None:
             if count < OFFLOAD_MIN:
                 return False
-            self._pool = WorkerPool(self.workers)
+            self._pool = WorkerPool(self.processes)
             if not await self._pool.start():
                 self._note_once("workers", "worker processes did not start: model calls run in this process")
-                self.workers = 0
+                self.processes = 0
                 return False
         return self._pool.alive
 
