@@ -244,6 +244,18 @@ def test_a_fork_never_gets_a_push(world, github):
     assert len(github.review_comments(2)) == 1                        # a suggestion is still fine
 
 
+def test_a_read_only_fork_token_loses_no_report_and_fails_nothing_extra(world, github):
+    github.read_only = True                                           # every write is a 403, as for a fork
+    result, outputs, summary = world.run(world.head, deliver="commit,suggestion,comment", fork=True)
+    assert result.exit_code == 1, result.output                       # the regression's code, not a crash
+    writes = [r for r in github.requests if r.method != "GET"]
+    assert writes and all(r.status == 403 for r in writes)            # it tried, and was refused
+    assert bot_comments(github) == [] and github.review_comments(2) == []
+    assert world.remote_log()[0] == world.head                        # nothing pushed
+    assert "could not post the pull request comment" in summary and "read-only token" in summary
+    assert "| triage |" in summary and "regressed=true" in outputs    # the report is in the job summary
+
+
 def test_a_fork_without_a_key_evaluates_the_cache_and_passes_neutrally(world, github, openai_server):
     git(world.work, "checkout", "-q", "main")                         # the base was evaluated before (cached)
     world.monkeypatch.setenv("GPO_TEST_KEY", KEY)

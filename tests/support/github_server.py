@@ -141,6 +141,7 @@ class GitHubServer(BackgroundServer):
         self.retry_after = retry_after
         self.reset_in = reset_in
         self.page_size: int | None = None    # caps per_page, to force pagination
+        self.read_only = False               # the token of a pull request from a fork: every write is a 403
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._faults: deque[str] = deque()
@@ -309,6 +310,9 @@ class GitHubServer(BackgroundServer):
             return self._fault(fault)
         if isinstance(record.body, dict) and "_invalid" in record.body:
             return _json(400, {"message": "Problems parsing JSON", "documentation_url": DOCS, "status": "400"})
+        if self.read_only and request.method not in ("GET", "HEAD"):
+            return _json(403, {"message": "Resource not accessible by integration", "documentation_url": DOCS,
+                               "status": "403"})
         match = re.match(r"^/repos/([^/]+)/([^/]+)(/.*)$", request.path)
         repo = None
         if match:
