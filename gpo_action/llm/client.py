@@ -24,9 +24,10 @@ Unlike `complete`, a failure after retries is raised (a `ProviderError`), as is 
 cannot embed (`replay/`, `local/`) or a cache-only model whose vectors are not cached.
 
 Worker processes: a batch of at least `OFFLOAD_MIN` uncached requests for a litellm model runs
-its calls in `processes` worker processes (`llm/workers.py`; default one per core, at most 4, none on one
-core; GPO_WORKERS overrides), so litellm's CPU cost per call is spread over the cores; once
-started, the pool serves every later batch. If no worker starts, calls run in-process (noted).
+its calls in `processes` worker processes (`llm/workers.py`; default one per core, at most 4, on
+Linux only and none on one core; GPO_WORKERS overrides), so litellm's CPU cost per call is spread
+over the cores; once started, the pool serves every later batch. If no worker starts, calls run
+in-process (noted).
 
 Cache-only models: after `skip_uncached({model name: reason})`, or `skip_uncached(check)` with
 `check(model) -> reason | None` asked once per model name (no key for that model here, e.g. a
