@@ -36,6 +36,11 @@ from gpo_action.llm.types import ModelConfig
 LINE_LIMIT = 1 << 30  # one message per line; case inputs may be megabytes
 
 
+def encode(message: dict[str, Any]) -> bytes:
+    """One protocol line, for either side."""
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
 def error_fields(error: BaseException, params: dict[str, Any]) -> dict[str, Any]:
     """A failure as the parent rebuilds it: ProviderError subclasses keep their kind, others are ProviderError."""
     if isinstance(error, ProviderError):
@@ -92,7 +97,7 @@ class Server:
         return self.providers[name]
 
     def send(self, message: dict[str, Any]) -> None:
-        self.writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        self.writer.write(encode(message))
 
     async def call(self, job: dict[str, Any]) -> None:
         ident, params = job["id"], job.get("params") or {}

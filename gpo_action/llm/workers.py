@@ -38,7 +38,7 @@ from gpo_action.errors import (AuthError, BadResponse, InputError, ProviderError
                                ReplayMiss, ServerError)
 from gpo_action.llm.providers import RawCompletion
 from gpo_action.llm.types import Message
-from gpo_action.llm.worker import LINE_LIMIT
+from gpo_action.llm.worker import LINE_LIMIT, encode
 
 # Seconds a worker may take to import litellm and connect before the pool gives up on it.
 START_TIMEOUT = 120.0
@@ -83,7 +83,7 @@ class _Worker:
         self.pid = 0
 
     def send(self, message: dict[str, Any]) -> None:
-        self.writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        self.writer.write(encode(message))
 
 
 class WorkerPool:
