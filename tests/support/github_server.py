@@ -13,7 +13,12 @@ In a test:
 
 Endpoints (under `/repos/{owner}/{repo}` and, as in GitHub's `Link` headers, `/repositories/{id}`):
 GET/POST `/issues/{n}/comments`, PATCH `/issues/comments/{id}`, GET `/pulls/{n}`,
-GET `/pulls/{n}/files`, GET/POST `/pulls/{n}/reviews`, GET `/pulls/{n}/comments`.
+GET `/pulls/{n}/files`, GET/POST `/pulls/{n}/reviews`, GET `/pulls/{n}/comments`; and GET `/user`.
+
+The token acts as `login` (default `github-actions[bot]`, type Bot): whatever it creates is
+authored by it. A Bot identity is an installation token (the Actions GITHUB_TOKEN, a GitHub App's):
+GET `/user` answers 403 "Resource not accessible by integration", as GitHub does. A User identity
+is a personal token: GET `/user` answers that user.
 
 What mirrors GitHub (sources in the docstrings below): `Authorization: Bearer|token` or 401 "Bad
 credentials"; lists paginated by `per_page` (default 30, max 100) and `page`, with a `Link` header
@@ -214,6 +219,16 @@ class GitHubServer(BackgroundServer):
             repo.comments.append(comment)
             return comment
 
+    def add_review(self, number: int, body: str, *, login: str = "octocat", user_type: str = "User",
+                   commit_id: str | None = None, repository: str | None = None) -> dict[str, Any]:
+        """A submitted COMMENT review already on the pull request (on its head unless told)."""
+        with self._lock:
+            repo = self._repo(repository or self.repository)
+            review = self._review(repo, number, body, commit_id or repo.pulls[number].head_sha, "COMMENT",
+                                  self._user(login, user_type))
+            repo.reviews.setdefault(number, []).append(review)
+            return review
+
     def enqueue_faults(self, *outcomes: str) -> None:
         unknown = [o for o in outcomes if o not in FAULTS]
         if unknown:
@@ -258,6 +273,18 @@ class GitHubServer(BackgroundServer):
             "issue_url": f"{self.url}/repos/{repo.full_name}/issues/{number}", "body": body,
             "user": self._user(login, user_type), "created_at": now, "updated_at": now,
             "author_association": "NONE", "_issue": number,
+        }
+
+    def _review(self, repo: _Repo, number: int, body: str, commit_id: str, event: str | None,
+                user: dict[str, Any]) -> dict[str, Any]:
+        rid = next(self._ids)
+        return {
+            "id": rid, "node_id": f"PRR_{rid}", "user": user, "body": body,
+            "state": {"COMMENT": "COMMENTED", "APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED",
+                      None: "PENDING"}[event],
+            "html_url": f"https://github.com/{repo.full_name}/pull/{number}#pullrequestreview-{rid}",
+            "pull_request_url": f"{self.url}/repos/{repo.full_name}/pulls/{number}", "commit_id": commit_id,
+            "submitted_at": _now(), "author_association": "NONE",
         }
 
     def _pull_json(self, repo: _Repo, pull: _Pull) -> dict[str, Any]:
@@ -310,6 +337,8 @@ class GitHubServer(BackgroundServer):
             return self._fault(fault)
         if isinstance(record.body, dict) and "_invalid" in record.body:
             return _json(400, {"message": "Problems parsing JSON", "documentation_url": DOCS, "status": "400"})
+        if request.path == "/user" and request.method == "GET":
+            return self._viewer()
         if self.read_only and request.method not in ("GET", "HEAD"):
             return _json(403, {"message": "Resource not accessible by integration", "documentation_url": DOCS,
                                "status": "403"})
@@ -327,6 +356,13 @@ class GitHubServer(BackgroundServer):
             return _not_found()
         with self._lock:
             return self._route(request.method, rest, repo, record)
+
+    def _viewer(self) -> web.Response:
+        """GET /user: an installation token has no user (GitHub's 403); a personal token's is its own."""
+        if self.user_type == "Bot":
+            return _json(403, {"message": "Resource not accessible by integration", "status": "403",
+                               "documentation_url": f"{DOCS}/users/users#get-the-authenticated-user"})
+        return _json(200, {**self._user(), "name": self.login, "html_url": f"https://github.com/{self.login}"})
 
     def _fault(self, fault: str) -> web.Response:
         if fault == "502":
@@ -457,15 +493,8 @@ class GitHubServer(BackgroundServer):
             problem = _comment_problem(comment, files)
             if problem:
                 return _unprocessable([problem])  # all or nothing: GitHub stores no part of a failed review
-        rid = next(self._ids)
-        review = {
-            "id": rid, "node_id": f"PRR_{rid}", "user": self._user(), "body": data.get("body") or "",
-            "state": {"COMMENT": "COMMENTED", "APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED",
-                      None: "PENDING"}[event],
-            "html_url": f"https://github.com/{repo.full_name}/pull/{number}#pullrequestreview-{rid}",
-            "pull_request_url": f"{self.url}/repos/{repo.full_name}/pulls/{number}", "commit_id": commit_id,
-            "submitted_at": _now(), "author_association": "NONE",
-        }
+        review = self._review(repo, number, data.get("body") or "", commit_id, event, self._user())
+        rid = review["id"]
         repo.reviews.setdefault(number, []).append(review)
         for comment in comments:
             cid = next(self._ids)
