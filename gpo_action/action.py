@@ -13,12 +13,14 @@ then the Actions outputs, job summary and annotations, and the JSON report.
 
 Inputs of the Action (`options_from_inputs`, from the runner's `INPUT_<NAME>` variables):
 github-token, config, base, mode (fix | check), deliver (comma-separated: comment, suggestion,
-commit; empty = gpo.yaml's `optimize.deliver`), budget-usd (overrides `optimize.budget.max_usd`).
+commit; empty = gpo.yaml's `optimize.deliver`), budget-usd (overrides `optimize.budget.max_usd`),
+comment-author (the bot login a GitHub App's installation token posts as; default github-actions[bot]).
 Outputs: regressed, improved, proposed, verdicts, exit-code, report-path.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping
@@ -35,10 +37,11 @@ from gpo_action.report.comment import pr_comment
 from gpo_action.report.jsonreport import write_json
 
 MODES_OF_RUN = ("fix", "check")
-INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd")
+INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd", "comment-author")
 OUTPUTS = ("regressed", "improved", "proposed", "verdicts", "exit-code", "report-path")
 REPORT_FILE = ".gpo/report.json"
 NoteFn = Callable[[str], None]
+LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Options:
     deliver: tuple[str, ...] | None = None          # None: gpo.yaml's optimize.deliver
     budget_usd: float | None = None
     token: str | None = None                        # GitHub token: deliver to the pull request
+    comment_author: str | None = None               # an installation token's bot login (None: github-actions[bot])
     out_dir: str | None = None                      # deliver to files here instead
     report_path: str | None = None                  # the JSON report (None: none, unless in Actions)
     markdown_path: str | None = None
@@ -64,6 +68,8 @@ class Options:
             raise InputError(f"unknown delivery {unknown[0]!r}", hint=f"use some of: {', '.join(MODES)}")
         if self.budget_usd is not None and self.budget_usd < 0:
             raise InputError(f"budget-usd must be 0 or more, got {self.budget_usd}")
+        if self.comment_author is not None and not LOGIN.fullmatch(self.comment_author):
+            raise InputError(f"comment-author must be a GitHub login such as my-app[bot], got {self.comment_author!r}")
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ def options_from_inputs(env: Mapping[str, str]) -> Options:
     return Options(config=_input(env, "config") or None, base=_input(env, "base") or None,
                    mode=_input(env, "mode") or "fix", deliver=parse_deliver(_input(env, "deliver")),
                    budget_usd=budget_usd, token=_input(env, "github-token") or None,
-                   report_path=REPORT_FILE)
+                   comment_author=_input(env, "comment-author") or None, report_path=REPORT_FILE)
 
 
 def mask_secrets(token: str | None, env: Mapping[str, str], stream: IO[str]) -> None:
@@ -195,10 +201,11 @@ def _target(options: Options, env: Mapping[str, str], event, pull: PullContext, 
         return FileTarget(options.out_dir, root, result.base_sha or "HEAD", pull.head_sha, review_commit=commit)
     if options.token and pull.number is not None:
         from gpo_action.github.client import GitHubClient
+        from gpo_action.github.comments import comment_author
 
         repository = env.get("GITHUB_REPOSITORY") or (event.repository if event else None)
         client = GitHubClient(options.token, repository=repository, env=env)
-        return GitHubTarget(client, pull.number)
+        return GitHubTarget(client, pull.number, authors=(comment_author(client, options.comment_author),))
     return None
 
 

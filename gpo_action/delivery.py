@@ -1,7 +1,7 @@
 """Where a pull request's report and fixes go: the sticky comment, a review of ```suggestion
 blocks, a commit on the head branch; to GitHub, or to files (the demo, dry runs).
 
-    target = GitHubTarget(client, number=7)            # or FileTarget(out_dir, repo_root, base, head)
+    target = GitHubTarget(client, number=7, authors=(comment_author(client),))  # or FileTarget(out_dir, ...)
     done = deliver(run_result, fix_report, target, pull, modes=("suggestion", "comment"),
                    repo_root=root, project_dir=".")
     done.comment                                        # the Markdown that was posted (or written)
@@ -28,6 +28,7 @@ from typing import Any, Mapping, Protocol, Sequence
 from gpo_action import gitrepo
 from gpo_action.errors import GitError, GitHubError
 from gpo_action.files import write_atomic
+from gpo_action.github.comments import ACTIONS_BOT
 from gpo_action.github.reviews import ReviewOutcome, post_suggestions
 from gpo_action.github.suggestions import SuggestionPlan, merge_plans, plan_suggestions, render_diff
 from gpo_action.report.comment import DeliveryNote, pr_comment
@@ -77,11 +78,12 @@ class Target(Protocol):
 
 
 class GitHubTarget:
-    """The real thing: the pull request's files, reviews and sticky comment through the REST client."""
+    """The real thing: the pull request's files, reviews and sticky comment through the REST client.
+    Only comments and reviews by `authors` (the token's identity) are taken for ours."""
 
     kind = "github"
 
-    def __init__(self, client, number: int, authors: Sequence[str] = ()):
+    def __init__(self, client, number: int, authors: Sequence[str] = (ACTIONS_BOT,)):
         self.client, self.number, self.authors = client, number, tuple(authors)
         self._patches: dict[str, str | None] | None = None
 

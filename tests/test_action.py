@@ -12,8 +12,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from gpo_action.action import INPUTS, OUTPUTS
+from gpo_action.action import INPUTS, OUTPUTS, options_from_inputs
 from gpo_action.cli import main
+from gpo_action.errors import InputError
 from gpo_action.report.markdown import MARKER
 from tests.support.github_server import GitHubServer
 from tests.test_optimize_world import current_prompt
@@ -273,6 +274,63 @@ def test_a_fork_without_a_key_evaluates_the_cache_and_passes_neutrally(world, gi
     assert "GPO_TEST_KEY is not set" in body and "> - triage: skipped 30 of 30 cases on head\n" in body
     assert "not optimized" not in body                                # a skipped suite is not a failure
     assert "regressed=false" in outputs and "skipped" in summary
+
+
+# ---- whose comment is ours --------------------------------------------------------------------
+CANARY_TOKEN = "ghs_canaryTOKEN0123456789abcdefABCDEF"
+
+
+def test_only_the_tokens_own_comment_is_updated_and_the_token_is_sent_in_no_body(tmp_path, openai_server,
+                                                                                  monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    openai_server.set_reply(reply)
+    with GitHubServer(repository=REPO, token=CANARY_TOKEN) as github:      # the GITHUB_TOKEN: github-actions[bot]
+        world = World(tmp_path, openai_server.url, github, monkeypatch)
+        other = github.add_issue_comment(2, f"another app quotes {MARKER}", login="other-app[bot]", user_type="Bot")
+        human = github.add_issue_comment(2, f"{MARKER}?", login="octocat")
+        first, _, summary = world.run(world.head, deliver="comment", mode="check")
+        assert first.exit_code == 1, first.output
+        head2 = world.commit(BAD + "Thanks.\n", "thanks")
+        github.push(2, {PATH: (GOOD, BAD + "Thanks.\n")}, head_sha=head2)
+        second, outputs, _ = world.run(head2, deliver="comment", mode="check")
+        assert second.exit_code == 1, second.output
+        comments = {c["id"]: c for c in github.issue_comments(2)}
+        assert comments[other["id"]]["body"] == other["body"] and comments[human["id"]]["body"] == human["body"]
+        [ours] = [c for c in comments.values() if c["user"]["login"] == "github-actions[bot]"]
+        assert "Thanks." in shown(ours["body"]) and ours["id"] not in (other["id"], human["id"])
+        assert len(github.requests_to("POST", r"/issues/\d+/comments$")) == 1     # created once, then updated
+        assert [r.path for r in github.requests_to("PATCH", "")] == [f"/repos/{REPO}/issues/comments/{ours['id']}"]
+        assert [r.status for r in github.requests_to("GET", r"^/user$")] == [403, 403]   # looked up once a run
+        recorded = json.dumps([[r.path, r.query, r.body] for r in github.requests])
+        report = (world.work / ".gpo/report.json").read_text()
+        streams = [line for run in (first, second) for line in run.output.splitlines()
+                   if not line.startswith("::add-mask::")]                 # the runner's mask command itself
+        for text in (recorded, "\n".join(streams), summary, outputs, report):
+            assert CANARY_TOKEN not in text
+
+
+def test_another_apps_token_updates_that_apps_comment_named_by_comment_author(world, github):
+    github.login = "gpo-app[bot]"                                          # a GitHub App's installation token
+    actions = github.add_issue_comment(2, f"{MARKER}\nby the GITHUB_TOKEN", login="github-actions[bot]",
+                                       user_type="Bot")
+    mine = github.add_issue_comment(2, f"{MARKER}\nold", login="gpo-app[bot]", user_type="Bot")
+    world.monkeypatch.setenv("INPUT_COMMENT-AUTHOR", "gpo-app[bot]")
+    result, _, _ = world.run(world.head, deliver="comment", mode="check")
+    assert result.exit_code == 1, result.output
+    comments = {c["id"]: c for c in github.issue_comments(2)}
+    assert len(comments) == 2 and comments[actions["id"]]["body"] == actions["body"]
+    assert "| triage | 🔴 regressed |" in comments[mine["id"]]["body"]
+
+
+@pytest.mark.parametrize("login", ["", "my-app[bot]", "Release-Robot"])
+def test_comment_author_takes_a_login(login):
+    assert options_from_inputs({"INPUT_COMMENT-AUTHOR": login}).comment_author == (login or None)
+
+
+@pytest.mark.parametrize("login", ["two words", "-dash", "a[bot][bot]", "x\n::warning::forged"])
+def test_comment_author_that_is_not_a_login_is_an_input_error(login):
+    with pytest.raises(InputError, match="comment-author must be a GitHub login"):
+        options_from_inputs({"INPUT_COMMENT-AUTHOR": login})
 
 
 # ---- the Action's files ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from gpo_action.errors import GitHubError
 from gpo_action.github.client import GitHubClient
-from gpo_action.github.comments import MAX_COMMENT_CHARS, upsert_sticky_comment
+from gpo_action.github.comments import ACTIONS_BOT, MAX_COMMENT_CHARS, comment_author, upsert_sticky_comment
 from gpo_action.github.reviews import REVIEW_MARKER, fix_hash, post_suggestions
 from gpo_action.github.suggestions import ReviewComment, SuggestionPlan, plan_suggestions, suggestion_body
 from gpo_action.report.markdown import MARKER
@@ -86,6 +86,53 @@ def test_comment_by_a_personal_token_user_is_recognised_when_named(github):
     first, _ = upsert_sticky_comment(client, 5, "one", authors=("release-robot",))
     assert upsert_sticky_comment(client, 5, "two", authors=("release-robot",)) == (first, False)
     assert len(github.issue_comments(5)) == 1
+
+
+def test_the_default_token_has_no_user_so_its_comments_are_github_actions_bots(github, client):
+    assert client.viewer_login() is None                              # GitHub's 403 for an installation token
+    [lookup] = github.requests_to("GET", r"^/user$")
+    assert lookup.status == 403
+    assert comment_author(client) == ACTIONS_BOT
+    assert comment_author(client, "gpo-app[bot]") == "gpo-app[bot]"  # another app's installation token
+
+
+def test_a_personal_token_is_its_users_whatever_the_configured_bot(github):
+    github.login, github.user_type = "release-robot", "User"
+    with GitHubClient(github.token, github.url, REPO, sleep=lambda s: None) as client:
+        assert client.viewer_login() == "release-robot"
+        assert comment_author(client, "gpo-app[bot]") == "release-robot"
+
+
+def test_a_failed_identity_lookup_falls_back_to_the_bot_and_claims_nothing_else(github):
+    github.login, github.user_type = "release-robot", "User"
+    github.enqueue_faults("500", "500")
+    with GitHubClient(github.token, github.url, REPO, sleep=lambda s: None, max_retries=1) as client:
+        assert comment_author(client) == ACTIONS_BOT
+
+
+def test_another_apps_or_a_humans_comment_quoting_the_marker_is_never_taken(github, client):
+    github.add_pull(5)
+    other = github.add_issue_comment(5, f"> {MARKER}\nquoted by another app", login="other-app[bot]", user_type="Bot")
+    human = github.add_issue_comment(5, f"{MARKER} why is this here?", login="octocat")
+    authors = (comment_author(client),)
+    comment_id, created = upsert_sticky_comment(client, 5, "report", authors=authors)
+    assert created and comment_id not in (other["id"], human["id"])
+    assert upsert_sticky_comment(client, 5, "report 2", authors=authors) == (comment_id, False)   # ours, in place
+    by_id = {c["id"]: c for c in github.issue_comments(5)}
+    assert by_id[other["id"]]["body"] == other["body"] and by_id[human["id"]]["body"] == human["body"]
+    assert by_id[comment_id]["user"]["login"] == ACTIONS_BOT and by_id[comment_id]["body"].endswith("report 2")
+    assert [r.path for r in github.requests_to("PATCH", "")] == [f"/repos/{REPO}/issues/comments/{comment_id}"]
+
+
+def test_a_personal_tokens_own_comment_is_updated_and_the_actions_bots_is_not(github):
+    github.login, github.user_type = "release-robot", "User"
+    github.add_pull(5)
+    bot = github.add_issue_comment(5, f"{MARKER}\nfrom the GITHUB_TOKEN", login=ACTIONS_BOT, user_type="Bot")
+    mine = github.add_issue_comment(5, f"{MARKER}\nold", login="Release-Robot")   # logins ignore case
+    with GitHubClient(github.token, github.url, REPO, sleep=lambda s: None) as client:
+        assert upsert_sticky_comment(client, 5, "new", authors=(comment_author(client),)) == (mine["id"], False)
+    by_id = {c["id"]: c for c in github.issue_comments(5)}
+    assert by_id[bot["id"]]["body"] == bot["body"] and by_id[mine["id"]]["body"] == f"{MARKER}\nnew"
 
 
 def test_too_long_body_is_refused_before_any_request(github, client):
@@ -189,6 +236,19 @@ def test_same_fix_for_a_newer_head_is_not_repeated_but_a_new_fix_is(github, clie
     better = plan_from_github(client, 9, edit(head2, {12: ["Reply with one word."]}), head=head2)
     assert post_suggestions(client, 9, "b" * 40, better, "summary").status == "posted"
     assert [r["commit_id"] for r in github.reviews(9)] == [HEAD_SHA, "b" * 40]
+
+
+def test_another_apps_review_with_our_marker_does_not_stop_ours_but_our_own_does(github, client):
+    github.add_pull(9, {PATH: (BASE, HEAD)}, head_sha=HEAD_SHA)
+    plan = plan_from_github(client, 9, edit(HEAD, {11: ["Reply with the category only."]}))
+    marker = f"<!-- gpo-action:review head={HEAD_SHA} fix={fix_hash(plan.comments)} -->"
+    github.add_review(9, f"quoting it: {marker}", login="other-app[bot]", user_type="Bot")
+    github.add_review(9, f"and me: {marker}", login="octocat")
+    outcome = post_suggestions(client, 9, HEAD_SHA, plan, "summary", authors=(comment_author(client),))
+    assert outcome.status == "posted"
+    again = post_suggestions(client, 9, HEAD_SHA, plan, "summary", authors=(comment_author(client),))
+    assert again.status == "skipped" and again.review_id == outcome.review_id
+    assert [r["user"]["login"] for r in github.reviews(9)] == ["other-app[bot]", "octocat", ACTIONS_BOT]
 
 
 def test_nothing_to_post_sends_nothing(github, client):

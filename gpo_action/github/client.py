@@ -144,6 +144,22 @@ class GitHubClient:
             self._http = None
 
     # ---- the endpoints ---------------------------------------------------------------------
+    def viewer_login(self) -> str | None:
+        """The login the token acts as (`GET /user`), or None for an installation token (the Actions
+        GITHUB_TOKEN or another GitHub App's), which GitHub answers with 403 "Resource not
+        accessible by integration"."""
+        url = f"{self.api_url}/user"
+        try:
+            data = self._json("GET", url)
+        except GitHubError as exc:
+            if exc.status == 403:
+                return None
+            raise
+        login = data.get("login") if isinstance(data, dict) else None
+        if not isinstance(login, str) or not login:
+            raise self._failure("GET", url, 200, "unexpected response shape (no login)")
+        return login
+
     def list_issue_comments(self, number: int) -> list[IssueComment]:
         return [_issue_comment(c) for c in self._paginate(self._repo(f"/issues/{int(number)}/comments"))]
 

@@ -1,8 +1,10 @@
 """Post a plan's suggestions as one pull-request review, at most once per head and per fix.
 
 The review body ends with a hidden marker, `<!-- gpo-action:review head=<sha> fix=<hash> -->`,
-where the hash covers the suggestions (path and text, not line numbers). A bot review already
-carrying the same head, or the same fix for an older head, means nothing new to say: skipped.
+where the hash covers the suggestions (path and text, not line numbers). A review of ours (by
+the account the token acts as, `comments.comment_author`; another app's review quoting the marker
+is not) already carrying the same head, or the same fix for an older head, means nothing new to
+say: skipped.
 GitHub creates a review all or nothing; when it refuses one (a 422 for a line outside the diff,
 a 403 for a read-only token) nothing is posted and every planned comment comes back as a
 leftover for the sticky comment to show as a diff. Nothing here raises for an API failure.
@@ -18,7 +20,7 @@ from typing import Collection, Sequence
 
 from gpo_action.errors import GitHubError
 from gpo_action.github.client import GitHubClient, Review
-from gpo_action.github.comments import MAX_COMMENT_CHARS
+from gpo_action.github.comments import ACTIONS_BOT, MAX_COMMENT_CHARS, is_by
 from gpo_action.github.suggestions import Change, Leftover, ReviewComment, SuggestionPlan
 
 REVIEW_MARKER = re.compile(r"<!-- gpo-action:review head=([0-9A-Za-z]+) fix=([0-9a-f]+) -->")
@@ -50,10 +52,10 @@ def review_marker(head_sha: str, fix: str) -> str:
 
 
 def previous_review(reviews: Sequence[Review], head_sha: str, fix: str,
-                    authors: Collection[str] = ()) -> tuple[Review, str] | None:
-    """An earlier gpo-action review that makes a new one redundant, and why."""
+                    authors: Collection[str] = (ACTIONS_BOT,)) -> tuple[Review, str] | None:
+    """An earlier gpo-action review by one of `authors` that makes a new one redundant, and why."""
     for review in reviews:
-        if review.author_type != "Bot" and review.author not in authors:
+        if not is_by(review.author, authors):
             continue
         match = REVIEW_MARKER.search(review.body)
         if match is None:
@@ -72,7 +74,7 @@ def _as_leftover(comment: ReviewComment, reason: str) -> Leftover:
 
 
 def post_suggestions(client: GitHubClient, number: int, head_sha: str, plan: SuggestionPlan, summary: str, *,
-                     authors: Collection[str] = ()) -> ReviewOutcome:
+                     authors: Collection[str] = (ACTIONS_BOT,)) -> ReviewOutcome:
     """One COMMENT review on `head_sha` with every planned suggestion, unless one was posted already."""
     if not plan.comments:
         reason = "no change lies inside the pull request's diff" if plan.leftovers else "no suggestions"
