@@ -192,6 +192,9 @@ class CacheSettings(BaseModel):
 
     path: str = Field(default=".gpo/cache.sqlite", min_length=1, description="response cache file, relative to gpo.yaml")
     enabled: bool = Field(default=True, description="read and write the response cache")
+    lock_timeout: float = Field(default=30.0, ge=0, le=3600,
+                                description="seconds to wait for another process's lock on the cache before "
+                                            "going on without it")
 
 
 class Config(BaseModel):

@@ -82,7 +82,8 @@ class Workspace:
             cfg = self.config
             cache = None
             if cfg.cache.enabled:
-                cache = ResponseCache(self.root / cfg.cache.path, notes=self.notes)
+                cache = ResponseCache(self.root / cfg.cache.path, notes=self.notes,
+                                      busy_timeout=cfg.cache.lock_timeout)
             self._client = LLMClient(
                 cache=cache,
                 concurrency=cfg.concurrency,

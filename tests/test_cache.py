@@ -152,3 +152,22 @@ def test_the_cache_stores_text_and_usage_only(tmp_path):
         rows = db.execute("SELECT * FROM responses").fetchall()
     assert columns == ["key", "text", "prompt_tokens", "completion_tokens", "cost", "created"]
     assert "sk-one" not in json.dumps(rows)
+
+
+def test_a_cache_that_cannot_be_written_still_serves_its_rows_and_keeps_new_answers_in_memory(tmp_path):
+    from tests.test_own_failures import lock_held
+
+    path = tmp_path / "c.sqlite"
+    with ResponseCache(path) as cache:
+        cache.put("old", LLMResponse(text="from an earlier run"))
+    notes: list[str] = []
+    with lock_held(path), ResponseCache(path, notes=notes.append, busy_timeout=0.2) as cache:
+        for i in range(3):
+            cache.put(f"new-{i}", LLMResponse(text=f"answer {i}", prompt_tokens=i))
+        found = cache.get_many(["old", "new-0", "new-2"])
+        assert found["old"].text == "from an earlier run" and found["new-2"] == LLMResponse(
+            text="answer 2", prompt_tokens=2, cached=True)
+        assert not cache.writable and len(cache) == 1      # the file holds only what it had
+    assert notes == [f"the response cache at {path} cannot be written (database is locked): this run continues uncached"]
+    with ResponseCache(path) as cache:
+        assert cache.get("new-0") is None                   # kept for that process only

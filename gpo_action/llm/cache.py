@@ -11,6 +11,13 @@ read and write it together. Its schema is an ordered list of migrations recorded
 `schema_migrations` (add a function with `@migration`, never edit an applied one). A file that
 is not a database or fails sqlite's quick check is moved aside (`<name>.corrupt-<timestamp>`),
 reported through `notes`, and rebuilt empty: a broken cache never stops a run.
+
+Neither does one that cannot be used: a full disk, a lock held past `busy_timeout`, a read-only
+file or an I/O error is reported once through `notes` ("the response cache at X cannot be
+written (database or disk is full): this run continues uncached"). A cache that cannot be
+written is still read; one that cannot be opened or read is not used at all. Either way the
+answers that could not be stored are kept in memory for the rest of the process, so a run never
+pays twice for one answer; they are lost when it ends.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ _SQLITE_LOCKED = 6
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 _BATCH = 500
+_INSERT = "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)"
 
 log = logging.getLogger("gpo_action.llm.cache")
 
@@ -87,6 +95,11 @@ class CacheCorruptError(Exception):
     """Internal: the file is not a usable database (never leaves this module)."""
 
 
+# What a file in a bad state raises: full, locked, read-only, an I/O error, a folder that cannot
+# be made, a corruption that cannot be repaired. `_unusable` tells them from our own mistakes.
+_STORAGE_ERRORS = (sqlite3.DatabaseError, CacheCorruptError, OSError)
+
+
 class ResponseCache:
     """The sqlite response cache at `path` (created with its directory when missing)."""
 
@@ -96,10 +109,18 @@ class ResponseCache:
         self.notes = notes
         self.busy_timeout = busy_timeout
         self.disabled = False
+        self.writable = True
+        self._failed = False
+        self._unsaved: dict[str, LLMResponse] = {}   # answers the file could not take
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._open()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._open()
+        except _STORAGE_ERRORS as error:
+            if not _unusable(error):
+                raise
+            self._fail("opened", error)
 
     # ---- public ----------------------------------------------------------------------------
     def get(self, key: str) -> LLMResponse | None:
@@ -110,26 +131,38 @@ class ResponseCache:
         unique = list(dict.fromkeys(keys))
         if not unique or self.disabled:
             return {}
-        return self._guarded(lambda db: self._select(db, unique), default={})
+        found = {key: self._unsaved[key] for key in unique if key in self._unsaved}
+        rest = [key for key in unique if key not in found]
+        if rest:
+            found.update(self._guarded(lambda db: self._select(db, rest), {}, "read"))
+        return found
 
     def put(self, key: str, response: LLMResponse) -> None:
-        """Store a successful response (text and usage only); errors are ignored, never stored."""
+        """Store a successful response (text and usage only); errors are ignored, never stored.
+        An answer the file cannot take is kept in memory instead (see the module doc)."""
         if response.error is not None or response.text is None or self.disabled:
             return
         row = (key, response.text, int(response.prompt_tokens), int(response.completion_tokens),
                float(response.cost), time.time())
-        self._guarded(lambda db: db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", row), None)
+        if self.writable and self._guarded(lambda db: db.execute(_INSERT, row) is not None, False, "written"):
+            return
+        self._unsaved[key] = LLMResponse(text=response.text, prompt_tokens=row[2], completion_tokens=row[3],
+                                         cost=row[4], cached=True)
 
     def __len__(self) -> int:
+        """The responses stored in the file."""
         if self.disabled:
             return 0
-        return self._guarded(lambda db: db.execute("SELECT COUNT(*) FROM responses").fetchone()[0], default=0)
+        return self._guarded(lambda db: db.execute("SELECT COUNT(*) FROM responses").fetchone()[0], 0, "read")
 
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
-                self._db.close()
-                self._db = None
+                db, self._db = self._db, None
+                try:
+                    db.close()
+                except sqlite3.Error:  # a last checkpoint that failed: the rows are in the WAL
+                    pass
 
     def __enter__(self) -> "ResponseCache":
         return self
@@ -152,19 +185,45 @@ class ResponseCache:
                                          cost=cost, cached=True)
         return found
 
-    def _guarded(self, operation: Callable[[sqlite3.Connection], T], default: T) -> T:
-        """Run `operation`; on corruption found mid-run, rebuild the file and try once more."""
+    def _guarded(self, operation: Callable[[sqlite3.Connection], T], default: T, doing: str) -> T:
+        """Run `operation`; on corruption found mid-run, rebuild the file and try once more. When
+        the file cannot be used (`doing`: "read" or "written"), give it up and return `default`."""
         with self._lock:
             for attempt in (1, 2):
-                if self._db is None:
-                    return default
+                if self._db is None or (doing == "written" and not self.writable):
+                    return default  # (checked under the lock: writers that queued behind a failed one)
                 try:
                     return operation(self._db)
                 except sqlite3.DatabaseError as error:
-                    if attempt == 2 or not _is_corruption(error):
+                    if attempt == 1 and _is_corruption(error):
+                        try:
+                            self._recover(f"{type(error).__name__}: {error}")
+                        except _STORAGE_ERRORS as failure:
+                            if not _unusable(failure):
+                                raise
+                            self._fail("rebuilt", failure)
+                            return default
+                        continue
+                    if not _unusable(error):
                         raise
-                    self._recover(f"{type(error).__name__}: {error}")
+                    self._fail(doing, error)
+                    return default
         return default
+
+    def _fail(self, doing: str, error: BaseException) -> None:
+        """Give the file up, and say so once: after a failed write only writing ("written"),
+        else altogether ("opened", "read", "rebuilt"). Called holding the lock, or from __init__."""
+        self.writable = False
+        if doing != "written" and self._db is not None:
+            db, self._db = self._db, None
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+        if not self._failed:
+            self._failed = True
+            self._note(f"the response cache at {self.path} cannot be {doing} ({_describe(error)}): "
+                       "this run continues uncached")
 
     def _open(self) -> None:
         try:
@@ -221,7 +280,8 @@ class ResponseCache:
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (number, name, time.time()))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # sqlite rolls back by itself after some errors (a full disk)
+                db.execute("ROLLBACK")
             raise
 
     @staticmethod
@@ -250,6 +310,19 @@ class ResponseCache:
             self.notes(message)
         else:
             log.warning("%s", message)
+
+
+def _unusable(error: BaseException) -> bool:
+    """Whether `error` is the file's state (see `_STORAGE_ERRORS`), not a wrong statement of ours."""
+    if isinstance(error, sqlite3.DatabaseError):
+        return isinstance(error, sqlite3.OperationalError) or _is_corruption(error)
+    return True
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return str(error) or type(error).__name__
 
 
 def _is_corruption(error: sqlite3.DatabaseError) -> bool:

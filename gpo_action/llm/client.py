@@ -5,7 +5,8 @@
 
 A batch goes: cache (one lookup) -> duplicates folded -> a bounded pool of workers per model ->
 provider call with a per-request timeout -> retries with exponential backoff and jitter on
-retryable errors (honouring Retry-After) -> cache write as each success arrives. After its
+retryable errors (honouring Retry-After) -> cache write as each success arrives (on a thread; a
+cache that cannot be written is reported once and the run goes on, see `cache`). After its
 retries a failure is an `LLMResponse` with `error` set, never an exception.
 
 `usage` counts what this client actually did: provider calls (retries included), cache hits,
@@ -409,7 +410,9 @@ class LLMClient:
         for job in queue:  # a shared iterator: each job goes to exactly one worker
             for key, response in zip(job.keys, await self._obtain(job)):
                 if response.error is None and job.provider.cacheable and self.cache is not None:
-                    self.cache.put(key, response)
+                    # On a thread: a write waiting for another process's lock must not stall the
+                    # loop, or the calls in flight would time out and be asked again.
+                    await asyncio.to_thread(self.cache.put, key, response)
                 deliver(key, response)
 
     async def _obtain(self, job: _Job) -> list[LLMResponse]:
