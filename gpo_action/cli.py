@@ -1,7 +1,9 @@
 """The command line: parse, call the library, render, exit. No logic lives here.
 
 Exit codes: 0 pass; 1 a gate failed (regression or below a floor); 2 usage or input error;
-3 provider errors beyond tolerance.
+3 provider errors beyond tolerance; 4 internal error: gpo-action failed, not your change (any
+exception that is not a `GpoError`: a bug, a disk that fails; printed with its traceback for a
+bug report, never reported as a verdict); 130 interrupted (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import click
 from gpo_action import __version__
 from gpo_action.errors import GpoError
 
+INTERNAL_ERROR = 4
+
 
 def _stderr_console():
     from rich.console import Console
@@ -24,7 +28,8 @@ def _stderr_console():
 
 
 def _handle_errors(func):
-    """Map our error roots to exit codes in one place; foreign errors keep their traceback."""
+    """Map our error roots to exit codes in one place; any other exception is an internal error
+    (exit 4), shown with its traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -36,8 +41,26 @@ def _handle_errors(func):
         except KeyboardInterrupt:
             click.echo("interrupted: finished calls are cached; run again to resume", err=True)
             sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: it prints them and picks the code
+        except Exception:  # noqa: BLE001  (the one boundary where a bug becomes exit 4)
+            _report_internal_error()
+            sys.exit(INTERNAL_ERROR)
 
     return wrapper
+
+
+def _report_internal_error() -> None:
+    """The current exception as an internal error: a short message, then the traceback (a bug
+    report needs it); in GitHub Actions also an annotation and the exit-code output."""
+    import traceback
+
+    from gpo_action.github.runner import publish_internal_error
+
+    click.echo(f"internal error: gpo-action failed, not your change (exit {INTERNAL_ERROR}); "
+               "please report it with this traceback:", err=True)
+    click.echo(traceback.format_exc().rstrip("\n"), err=True)
+    publish_internal_error(INTERNAL_ERROR, sys.stdout, os.environ)
 
 
 def _stop_on_signals() -> None:
@@ -64,6 +87,9 @@ def run_process() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
+    except Exception:  # noqa: BLE001  (raised outside a command: still ours, still not a verdict)
+        _report_internal_error()
+        code = INTERNAL_ERROR
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -18,6 +18,10 @@
 
 A failed case is data (`CaseResult.error`), not an exception: provider errors are raised inside
 the LLM client only, and come out of it as per-request results.
+
+Anything else that escapes a command is an internal failure, gpo-action's and not the user's (a
+bug, a report that cannot be written): the CLI prints it with its traceback and exits 4, which
+never reads as a verdict. There is no class for it: it is whatever was not raised on purpose.
 """
 
 from __future__ import annotations

@@ -41,6 +41,19 @@ def annotate_failures(result, stream: IO[str]) -> int:
     return written
 
 
+def publish_internal_error(code: int, stream: IO[str], env: Mapping[str, str]) -> None:
+    """In GitHub Actions, after gpo-action itself failed: an annotation saying the failure is not
+    a verdict on the change, and the `exit-code` output. Nothing outside Actions."""
+    if not env.get("GITHUB_ACTIONS"):
+        return
+    annotation("error", f"gpo-action failed with an internal error (exit {code}), not a verdict on this change; "
+               "the traceback is in the log", stream, title="gpo-action internal error")
+    try:
+        set_outputs({"exit-code": str(code)}, env)
+    except OSError:  # best effort: the log has the traceback already
+        pass
+
+
 def publish_run(result, report_path: str | None, stream: IO[str], env: Mapping[str, str], *,
                 markdown: str | None = None, outputs: Mapping[str, str] | None = None,
                 exit_code: int | None = None) -> None:
