@@ -25,7 +25,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from gpo_action.optimize.results import OptimizeResult
 from gpo_action.optimize.spec import BudgetLimits
-from gpo_action.optimize.trajectory import PromptRecord, record_from_dict
+from gpo_action.optimize.rundir import read_records
+from gpo_action.optimize.trajectory import PromptRecord
 
 WHEN_VERDICTS: dict[str, frozenset[str]] = {
     "never": frozenset(),
@@ -117,16 +118,12 @@ def share_of(total: BudgetLimits, spent: Mapping[str, float], remaining_suites: 
 
 
 def chart_points(trajectory: str | Path | None) -> tuple[ChartPoint, ...]:
-    """The chart's points from a run's trajectory.jsonl (empty when there is none)."""
-    import json
-
-    if trajectory is None or not Path(trajectory).exists():
+    """The chart's points from a run's trajectory.jsonl (empty when there is none; a torn line is
+    skipped, as on resume)."""
+    if trajectory is None:
         return ()
     by_step: dict[int, list[float]] = {}
-    for line in Path(trajectory).read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = record_from_dict(json.loads(line))
+    for record in read_records(trajectory).records:
         if isinstance(record, PromptRecord) and record.complete:
             by_step.setdefault(record.step, []).append(record.dev)
         elif record.kind == "step":

@@ -116,3 +116,24 @@ def test_unusable_replies_are_counted_and_a_failing_optimizer_exits_3(project, o
         assert broken.total == 1
     assert failed.exit_code == 3 and "stopped at optimizer-error" in failed.stdout
     assert (project.root / ".gpo/optimize/triage/trajectory.jsonl").read_text().count('"kind": "prompt"') == 1
+
+
+def test_a_trajectory_torn_inside_a_character_is_skipped_on_resume(project, openai_server):
+    prompt = project.root / "prompts/triage.j2"
+    prompt.write_text(TEXT_TEMPLATE.replace("support ticket", "support ticket (café, 日本)"), encoding="utf-8")
+    first = run_cli("optimize", "triage", "--max-calls", "30")
+    assert first.exit_code == 0 and "stopped at max_calls" in first.stdout, first.stderr
+    trajectory = project.root / ".gpo/optimize/triage/trajectory.jsonl"
+    data = trajectory.read_bytes()
+    last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    cut = len(data.rstrip(b"\n")) - len(last) + last.index("日".encode()) + 1   # inside the 3 bytes of 日
+    trajectory.write_bytes(data[:cut])                   # a crash mid-write
+    seen = [json.dumps(b, sort_keys=True) for b in openai_server.requests]
+    resumed = run_cli("optimize", "triage", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "trajectory.jsonl: skipped a line cut short or unreadable" in resumed.stdout
+    assert "Traceback" not in resumed.stderr and "3/3 steps" in resumed.stdout
+    everything = [json.dumps(b, sort_keys=True) for b in openai_server.requests]
+    assert len(everything) == len(set(everything)) and everything[:len(seen)] == seen  # nothing asked again
+    records = [json.loads(line) for line in trajectory.read_text(encoding="utf-8").splitlines()]
+    assert records[-1]["kind"] == "final" and "日本" in records[0]["prompt"]

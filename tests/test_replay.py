@@ -90,6 +90,15 @@ def test_a_malformed_line_names_file_and_line(tmp_path, line, message):
     assert str(error).startswith(f"{path}:3: ") and message in str(error)
 
 
+def test_a_recording_cut_inside_a_character_is_an_input_error_naming_its_line(tmp_path):
+    path = tmp_path / "cut.jsonl"
+    good = '{"prompt": "ok", "completion": "fine"}\n'.encode()
+    path.write_bytes(good + '{"prompt": "日本", "completion": "x"}'.encode()[:14])  # 14: inside 日
+    with pytest.raises(ReplayFileError) as raised:
+        get_provider(ModelConfig("replay/cut.jsonl"), tmp_path)
+    assert raised.value.path == str(path) and raised.value.line == 2 and "not valid UTF-8" in str(raised.value)
+
+
 def test_a_missing_file_is_an_input_error(tmp_path):
     with pytest.raises(ReplayFileError, match="not found"):
         get_provider(ModelConfig("replay/nope.jsonl"), tmp_path)

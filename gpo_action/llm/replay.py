@@ -8,7 +8,7 @@ Each line of the file is one recording, either
 A request matches when its messages are exactly one user message equal to `prompt`, or equal
 `messages`. Several recordings of the same prompt are samples: the request's sample index picks
 one (modulo their count). A miss is a `ReplayMiss` naming the case and the prompt; a malformed
-line is a `ReplayFileError` naming the file and line. Files are read once per change (mtime).
+line (or bytes that are not UTF-8) is a `ReplayFileError` naming the file and line. Files are read once per change (mtime).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 from gpo_action.errors import ReplayFileError, ReplayMiss
 from gpo_action.llm.providers import RawCompletion, count_words, register
 from gpo_action.llm.types import Message, ModelConfig, canonical_json
+from gpo_action.yamlsource import decode_utf8
 
 PREFIX = "replay/"
 
@@ -46,7 +47,11 @@ def load_recordings(path: Path) -> Recordings:
         cached = _INDEXES.get(path)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-    recordings = parse_recordings(path.read_text(encoding="utf-8"), str(path))
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ReplayFileError(f"cannot read the replay file ({error.strerror})", path=str(path)) from None
+    recordings = parse_recordings(decode_utf8(raw, str(path), ReplayFileError), str(path))
     with _INDEXES_LOCK:
         _INDEXES[path] = (stamp, recordings)
     return recordings

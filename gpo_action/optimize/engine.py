@@ -151,7 +151,11 @@ class _Run:
         if state.fingerprint != self.fingerprint:
             raise InputError("the run to resume was made with other inputs (template, cases, models or optimizer "
                              "settings changed)", path=str(self.rundir.state_path), hint="run again without --resume")
-        keep = [r for r in self.rundir.records() if r.kind != "final" and r.step <= state.step_done]
+        found = self.rundir.read()
+        note = found.note(self.rundir.trajectory_path)
+        if note is not None:
+            self.warnings.append(note)
+        keep = [r for r in found.records if r.kind != "final" and r.step <= state.step_done]
         self.rundir.rewrite(keep)
         for record in keep:
             if isinstance(record, PromptRecord):

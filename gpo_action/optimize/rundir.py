@@ -2,7 +2,8 @@
 `trajectory.jsonl` (one record per line, see `trajectory`). Nothing is pickled.
 
 `state.json` is written atomically after every step; trajectory lines are appended and flushed as
-prompts are scored, so an interrupted run loses nothing it paid for. A run resumes only when the
+prompts are scored, so an interrupted run loses nothing it paid for. A line left torn by a crash
+mid-write (even inside a multi-byte character) is skipped when the file is read, and counted. A run resumes only when the
 fingerprint of its inputs (template, cases, models, spec, meta-prompts) matches; on resume the
 records of the unfinished step (and any final record) are dropped and the step is run again,
 its calls answered by the response cache.
@@ -54,6 +55,41 @@ class RunState:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+@dataclass(frozen=True)
+class Trajectory:
+    """What `read_records` found: the complete records, and how many lines it skipped."""
+
+    records: list[Record]
+    skipped: int = 0
+
+    def note(self, path: str | os.PathLike) -> str | None:
+        """The line to report when lines were skipped (None when none was)."""
+        if not self.skipped:
+            return None
+        lines = "a line" if self.skipped == 1 else f"{self.skipped} lines"
+        return (f"{path}: skipped {lines} cut short or unreadable (a run stopped mid-write); "
+                "the steps before are kept, the rest is done again")
+
+
+def read_records(path: str | os.PathLike) -> Trajectory:
+    """The records of a trajectory file. A line that does not decode or parse (a crash mid-write
+    leaves the last one torn, maybe inside a multi-byte character) is skipped and counted."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return Trajectory([])
+    records: list[Record] = []
+    skipped = 0
+    for line in raw.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            records.append(record_from_dict(json.loads(line.decode("utf-8"))))
+        except (ValueError, TypeError, KeyError, AttributeError):  # UnicodeDecodeError is a ValueError
+            skipped += 1
+    return Trajectory(records, skipped)
+
+
 class RunDir:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -88,19 +124,12 @@ class RunDir:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def read(self) -> Trajectory:
+        """The trajectory's complete records and the count of lines skipped (`read_records`)."""
+        return read_records(self.trajectory_path)
+
     def records(self) -> list[Record]:
-        """Every complete record; a torn last line (a crash mid-write) is skipped."""
-        if not self.trajectory_path.exists():
-            return []
-        out: list[Record] = []
-        for line in self.trajectory_path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                out.append(record_from_dict(json.loads(line)))
-            except (ValueError, TypeError, KeyError):
-                continue
-        return out
+        return self.read().records
 
     def rewrite(self, records: list[Record]) -> None:
         write_atomic(self.trajectory_path, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
