@@ -90,7 +90,8 @@ class ScriptedOpenAIServer(BackgroundServer):
 
     Every setter is safe to call from the test's thread while the server runs. Counters:
     `total`, `status_counts` (HTTP status -> count), `outcomes` (fault name -> count),
-    `in_flight`, `peak` (most requests in flight at once), `requests` (each request body).
+    `in_flight`, `peak` (most requests in flight at once), `requests` (each request body),
+    `authorizations` (each request's Authorization header, "" when absent).
     `url` is the base URL without a path (litellm wants url + "/v1").
     """
 
@@ -146,6 +147,7 @@ class ScriptedOpenAIServer(BackgroundServer):
 
     def _reset_counters(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str] = []
         self.total = 0
         self.status_counts: Counter[int] = Counter()
         self.outcomes: Counter[str] = Counter()
@@ -237,9 +239,10 @@ class ScriptedOpenAIServer(BackgroundServer):
             body = None
         return body if isinstance(body, dict) else {"_invalid": True}
 
-    def _enter(self, body: dict[str, Any]) -> None:
+    def _enter(self, body: dict[str, Any], authorization: str = "") -> None:
         with self._lock:
             self.requests.append(body)
+            self.authorizations.append(authorization)
             self.total += 1
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
@@ -254,7 +257,7 @@ class ScriptedOpenAIServer(BackgroundServer):
     async def _answer(self, request: web.Request, respond) -> web.StreamResponse:
         """Count the request, draw its scripted outcome, wait the latency, answer with `respond`."""
         body = await self._read_json(request)
-        self._enter(body)
+        self._enter(body, request.headers.get("Authorization", ""))
         status: int | None = None
         outcome = "ok"
         try:
