@@ -3,6 +3,7 @@
     repo = open_repo(".")                                  # searches parent directories
     base = merge_base(repo, "main", head_sha(repo))        # `main`, else `origin/main`
     changes = changed_files(repo, base)                    # base .. working tree
+    renames = renamed_files(repo, base)                    # {old path: new path}
     text = read_file(repo, base, "prompts/triage.j2")      # None when absent at base
     snap = materialize(repo, base, "proj", tmp_dir)        # load the project "as of base"
 
@@ -62,6 +63,16 @@ class ChangeSet:
     def from_dict(cls, data: Mapping[str, Any]) -> "ChangeSet":
         return cls(data["base"], data.get("head"), frozenset(data.get("modified", ())),
                    frozenset(data.get("added", ())), frozenset(data.get("deleted", ())))
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """Who made a commit, and its message (`commit_info`)."""
+
+    sha: str
+    author: tuple[str, str]              # (name, email)
+    committer: tuple[str, str]
+    message: str
 
 
 @dataclass(frozen=True)
@@ -252,6 +263,26 @@ def changed_files(repo: "Repo", base_sha: str, head_sha: str | None = None) -> C
     return ChangeSet(base, head, frozenset(buckets["M"]), frozenset(buckets["A"]), frozenset(buckets["D"]))
 
 
+def renamed_files(repo: "Repo", base_sha: str, head_sha: str | None = None) -> dict[str, str]:
+    """Old path -> new path of each file that git's rename detection (`-M`, 50% similar) pairs
+    between `base_sha` and `head_sha` (None = the working tree's tracked files, staged or not)."""
+    base = resolve_ref(repo, base_sha)
+    head = resolve_ref(repo, head_sha) if head_sha is not None else None
+    out = _z(_git(repo, "diff", "--name-status", "-z", "-M", "--no-ext-diff", "--ignore-submodules=dirty", base,
+                  *([head] if head else []), "--"))
+    renames: dict[str, str] = {}
+    i = 0
+    while i < len(out):
+        status = out[i]
+        if status[:1] in ("R", "C"):             # status, old path, new path
+            if status[:1] == "R" and i + 2 < len(out):
+                renames[out[i + 1]] = out[i + 2]
+            i += 3
+        else:
+            i += 2
+    return renames
+
+
 # --- contents at a revision --------------------------------------------------------------------
 
 def _clean(path: str | os.PathLike) -> str:
@@ -439,6 +470,17 @@ def commit_message(repo: "Repo", rev: str) -> str | None:
     return None if sha is None else _git(repo, "log", "-1", "--format=%B", sha)
 
 
+def commit_info(repo: "Repo", rev: str) -> CommitInfo | None:
+    """The author, committer and message of commit `rev`, or None when it is not in this clone."""
+    sha = _verify(repo, rev) if rev and not rev.startswith("-") else None
+    if sha is None:
+        return None
+    fields = _git(repo, "log", "-1", "--format=%an%x00%ae%x00%cn%x00%ce%x00%B", sha).split("\0", 4)
+    if len(fields) < 5:
+        raise GitError(f"cannot read commit {sha[:12]}")
+    return CommitInfo(sha, (fields[0], fields[1]), (fields[2], fields[3]), fields[4])
+
+
 def diff_patch(repo: "Repo", base_sha: str, head_sha: str | None, path: str) -> str | None:
     """The unified diff hunks (3 lines of context, no ---/+++ header) of `path` between two revisions
     (head None = the working tree), as GitHub gives a pull request file's `patch`; None when unchanged."""
@@ -472,10 +514,12 @@ __all__ = [
     "MAX_FILE_BYTES",
     "PROJECT_SUFFIXES",
     "ChangeSet",
+    "CommitInfo",
     "Snapshot",
     "changed_files",
     "commit_file",
     "commit_files",
+    "commit_info",
     "commit_message",
     "diff_patch",
     "from_repo_path",
@@ -486,6 +530,7 @@ __all__ = [
     "open_repo",
     "push",
     "read_file",
+    "renamed_files",
     "repo_root",
     "resolve_ref",
     "to_repo_path",

@@ -158,6 +158,14 @@ def import_litellm() -> Any:
     return _litellm
 
 
+def litellm_provider(model_name: str) -> str | None:
+    """The provider litellm routes a bare model name to ("gpt-4o-mini" -> "openai"); None when it cannot tell."""
+    try:
+        return str(import_litellm().get_llm_provider(model_name)[1])
+    except Exception:  # noqa: BLE001  (litellm raises its own BadRequestError for names it does not know)
+        return None
+
+
 @register("")
 class LiteLLMProvider:
     """Every model litellm knows (`openai/gpt-4o-mini`, `anthropic/...`, `ollama/...`)."""
