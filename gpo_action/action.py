@@ -4,18 +4,22 @@ and `gpo-action demo`.
     outcome = execute(Options(mode="fix", deliver=("comment", "suggestion")), os.environ, sys.stdout)
     outcome.exit_code, outcome.comment
 
-Steps: mask the token (and every *_API_KEY value) first; stop at once when the head commit was made
-by gpo-action itself (loop guard); open the project and serve models that cannot run here (no
-key: a fork, a missing secret) from the cache only; `pipeline.run` (changed suites, base vs head,
-verdicts); `fixes.fix_failures` (mode "fix"); `delivery.deliver` to GitHub (a pull request event
-and a token), to files (`out_dir`), or nowhere (the comment is still rendered for the summary);
-then the Actions outputs, job summary and annotations, and the JSON report.
+Steps: mask the token (and every *_API_KEY value) first; open the project; decide the policy
+(`policy.py`: in GitHub Actions the base revision's gpo.yaml sets the gate, the fix budget and
+delivery, the cache and every model endpoint and key, unless `trust-head-config`; locally the
+head's applies, with a warning for each difference); serve models that cannot run here (no key:
+a fork, a missing secret) from the cache only; `pipeline.run` (changed suites, base vs head,
+verdicts); `fixes.fix_failures` (mode "fix"), skipped when the head commit is gpo-action's own
+fix commit (the loop guard: the verdict still stands); `delivery.deliver` to GitHub (a pull
+request event and a token), to files (`out_dir`), or nowhere (the comment is still rendered for
+the summary); then the Actions outputs, job summary and annotations, and the JSON report.
 
 Inputs of the Action (`options_from_inputs`, from the runner's `INPUT_<NAME>` variables):
 github-token, config, base, mode (fix | check), deliver (comma-separated: comment, suggestion,
 commit; empty = gpo.yaml's `optimize.deliver`), budget-usd (overrides `optimize.budget.max_usd`),
-comment-author (the bot login a GitHub App's installation token posts as; default github-actions[bot]).
-Outputs: regressed, improved, proposed, verdicts, exit-code, report-path.
+comment-author (the bot login a GitHub App's installation token posts as; default github-actions[bot]),
+trust-head-config (true: the head's gpo.yaml is the policy; see action.yml for the risk).
+Outputs: regressed, improved, removed, proposed, verdicts, exit-code, report-path.
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from gpo_action.fixes import FixReport, fix_failures
 from gpo_action.github.commands import add_mask
 from gpo_action.github.event import load_event
 from gpo_action.github.runner import publish_run
-from gpo_action.pipeline import RunResult, run
+from gpo_action.pipeline import LOCAL_RUN, RunResult, base_revision, run
+from gpo_action.policy import Policy, load_base_config, resolve_policy
 from gpo_action.report.comment import pr_comment
 from gpo_action.report.jsonreport import write_json
 
 MODES_OF_RUN = ("fix", "check")
-INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd", "comment-author")
-OUTPUTS = ("regressed", "improved", "proposed", "verdicts", "exit-code", "report-path")
+INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd", "comment-author", "trust-head-config")
+OUTPUTS = ("regressed", "improved", "removed", "proposed", "verdicts", "exit-code", "report-path")
 REPORT_FILE = ".gpo/report.json"
 NoteFn = Callable[[str], None]
 LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?")
@@ -59,6 +64,7 @@ class Options:
     steps: int | None = None                        # optimizer overrides (the demo keeps them small)
     candidates: int | None = None
     limits: Mapping[str, float] = field(default_factory=dict)
+    trust_head_config: bool = False                 # in Actions: the head's gpo.yaml is the policy
 
     def __post_init__(self) -> None:
         if self.mode not in MODES_OF_RUN:
@@ -80,7 +86,7 @@ class Outcome:
     comment: str = ""
     exit_code: int = 0
     skipped_models: Mapping[str, str] = field(default_factory=dict)
-    guard: str | None = None                        # set when the loop guard stopped the run
+    guard: str | None = None                        # set when the loop guard skipped the fix stage
     report_path: str | None = None
 
 
@@ -96,6 +102,15 @@ def _input(env: Mapping[str, str], name: str) -> str:
     return (env.get(key) or env.get(key.replace("-", "_")) or "").strip()
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = _input(env, name).lower()
+    if value in ("", "false"):
+        return False
+    if value == "true":
+        return True
+    raise InputError(f"{name} must be true or false, got {value!r}")
+
+
 def options_from_inputs(env: Mapping[str, str]) -> Options:
     budget = _input(env, "budget-usd")
     try:
@@ -105,7 +120,8 @@ def options_from_inputs(env: Mapping[str, str]) -> Options:
     return Options(config=_input(env, "config") or None, base=_input(env, "base") or None,
                    mode=_input(env, "mode") or "fix", deliver=parse_deliver(_input(env, "deliver")),
                    budget_usd=budget_usd, token=_input(env, "github-token") or None,
-                   comment_author=_input(env, "comment-author") or None, report_path=REPORT_FILE)
+                   comment_author=_input(env, "comment-author") or None, report_path=REPORT_FILE,
+                   trust_head_config=_flag(env, "trust-head-config"))
 
 
 def mask_secrets(token: str | None, env: Mapping[str, str], stream: IO[str]) -> None:
@@ -135,19 +151,20 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     say = notes or (lambda message: None)
     event = load_event(env)
     pull = PullContext.from_event(event)
-    ws = Workspace.open(options.config, notes=say)
+    head_ws = Workspace.open(options.config, notes=say)
+    policy = _policy(head_ws, options, env, event)
+    ws = Workspace(policy.config, say)              # no client yet: it is made with the policy's cache
     if env.get("GITHUB_ACTIONS"):
-        for name in key_variables(ws.config):
-            if not name.endswith("_API_KEY"):       # those were masked already
-                add_mask(env.get(name) or "", stream)
+        for config in (head_ws.config, ws.config):
+            for name in key_variables(config):
+                if not name.endswith("_API_KEY"):   # those were masked already
+                    add_mask(env.get(name) or "", stream)
     guard = _loop_guard(ws.root, event)
-    if guard is not None:
-        return _stop(guard, stream, env)
     missing = missing_key_envs(ws.config)
     ws.client.skip_uncached(lambda model: _reason(model_status(model, env, missing)))
-    result = run(workspace=ws, base=options.base, env=env, notes=say, on_progress=on_progress)
+    result = run(workspace=ws, base=options.base, env=env, notes=say, on_progress=on_progress, policy=policy)
     fixes = None
-    if options.mode == "fix" and result.comparisons:
+    if options.mode == "fix" and result.comparisons and guard is None:
         fixes = fix_failures(ws, result, budget_usd=options.budget_usd, steps=options.steps,
                              candidates=options.candidates, limits=options.limits, on_step=on_step)
     skipped = ws.client.skipped_models
@@ -155,14 +172,15 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     target = _target(options, env, event, pull, ws.root, result)
     modes = options.deliver if options.deliver is not None else tuple(ws.config.optimize.deliver)
     delivery = None
+    notes = (guard,) if guard else ()
     if target is not None:
         delivery = deliver(result, fixes, target, pull, modes=modes, repo_root=ws.root,
-                           project_dir=result.project_dir, skipped_models=skipped)
+                           project_dir=result.project_dir, skipped_models=skipped, notes=notes)
         comment = delivery.comment
     else:
-        comment = pr_comment(result, fixes, skipped_models=skipped)
+        comment = pr_comment(result, fixes, skipped_models=skipped, notes=notes)
     report_path = _report_path(options, env, ws.root)
-    outcome = Outcome(result, fixes, delivery, comment, result.exit_code, skipped, None, report_path)
+    outcome = Outcome(result, fixes, delivery, comment, result.exit_code, skipped, guard, report_path)
     _write_reports(outcome, options)
     summary = comment + "".join(f"\n> {n}\n" for n in (delivery.notes if delivery else ()))
     outputs = {"proposed": "true" if fixes is not None and fixes.proposed else "false"}
@@ -174,24 +192,34 @@ def _reason(status) -> str | None:
     return None if status.available else status.reason
 
 
+def _policy(ws, options: Options, env: Mapping[str, str], event) -> Policy:
+    """In GitHub Actions the base's gpo.yaml decides, unless the workflow trusts the head's."""
+    with gitrepo.open_repo(ws.root) as repo:
+        base_sha = base_revision(repo, options.base, event)
+    base_config, note = load_base_config(ws.root, base_sha, ws.config.path)
+    if not env.get("GITHUB_ACTIONS"):
+        why = LOCAL_RUN
+    elif options.trust_head_config:
+        why = "the workflow sets trust-head-config: true"
+    else:
+        why = "GitHub Actions: a pull request is judged by its base's gpo.yaml"
+    enforce = bool(env.get("GITHUB_ACTIONS")) and not options.trust_head_config
+    return resolve_policy(ws.config, base_config, enforce=enforce, why=why, notes=(note,) if note and enforce else ())
+
+
 def _loop_guard(root: Path, event) -> str | None:
-    """A message when the event's head commit was made by gpo-action (its own fix commit)."""
+    """A message when the event's head commit is gpo-action's own fix commit (`is_own_commit`):
+    the comparison still runs (from the cache) and its verdict stands; only the fix stage is skipped."""
     head = event.head_sha if event is not None else None
     if not head:
         return None
     with gitrepo.open_repo(root) as repo:
-        message = gitrepo.commit_message(repo, head)
-    if is_own_commit(message):
-        return (f"the head commit {head[:12]} was made by gpo-action (it carries the `Gpo-Action: fix` trailer): "
-                "nothing to do (loop guard)")
+        commit = gitrepo.commit_info(repo, head)
+    if is_own_commit(commit):
+        return (f"the head commit {head[:12]} is gpo-action's own fix commit (its author and committer are "
+                "gpo-action's identity and it carries the `Gpo-Action: fix` trailer): compared, not optimized "
+                "again (loop guard)")
     return None
-
-
-def _stop(guard: str, stream: IO[str], env: Mapping[str, str]) -> Outcome:
-    result = RunResult("", "", (), (), (), (), notes=(guard,))
-    text = f"## gpo-action\n\n{guard}.\n"
-    publish_run(result, None, stream, env, markdown=text, outputs={"proposed": "false"})
-    return Outcome(result, comment=text, guard=guard)
 
 
 def _target(options: Options, env: Mapping[str, str], event, pull: PullContext, root: Path, result: RunResult):

@@ -180,6 +180,8 @@ def _finish_run(outcome) -> None:
         Console().print(outcome_renderable(outcome))
     for note in outcome.result.notes:
         click.echo(note, err=True)
+    for change in outcome.result.policy.changes:
+        click.echo(f"warning: {change.message}", err=True)
     sys.exit(outcome.exit_code)
 
 
@@ -192,8 +194,10 @@ def _finish_run(outcome) -> None:
 @click.option("--deliver", help="Deliver fixes: comma-separated comment, suggestion, commit (default: optimize.deliver).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the comment and review it would post here.")
 @click.option("--budget-usd", type=click.FloatRange(min=0), help="Dollar cap of all fixes together (default: optimize.budget.max_usd).")
+@click.option("--trust-head-config", is_flag=True, help="In GitHub Actions, judge by the head's gpo.yaml, not the base's (locally it always is).")
 @_handle_errors
-def run_command(base, config_path, json_path, markdown_path, optimize, deliver, out_dir, budget_usd) -> None:
+def run_command(base, config_path, json_path, markdown_path, optimize, deliver, out_dir, budget_usd,
+                trust_head_config) -> None:
     """Compare prompts and suites with the base revision; exit 1 on a regression."""
     import os
 
@@ -202,7 +206,8 @@ def run_command(base, config_path, json_path, markdown_path, optimize, deliver, 
 
     options = Options(config=config_path, base=base, mode="fix" if optimize else "check", deliver=parse_deliver(deliver),
                       budget_usd=budget_usd, token=os.environ.get("GITHUB_TOKEN") if deliver else None,
-                      out_dir=out_dir, report_path=json_path, markdown_path=markdown_path)
+                      out_dir=out_dir, report_path=json_path, markdown_path=markdown_path,
+                      trust_head_config=trust_head_config)
     with progress_bar(_stderr_console(), "evaluating base and head") as on_progress:
         outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_progress=on_progress,
                           on_step=_step_printer())

@@ -14,11 +14,16 @@ whose `verdict` is one of `VERDICTS`:
   (no key, e.g. a pull request from a fork: `error_type` "Skipped") and the cache did not hold
   them. The figures over the cases that were paired are still given, but an incomplete comparison
   is never called a regression: it is neutral, like "unchanged";
-- "unchanged": anything else, including a new suite that meets its floor and a removed suite.
+- "removed": the suite is on the base and not on the head (deleted, or renamed past recognition:
+  see `pipeline.pair_jobs`). It fails the check unless the gate allows removals
+  (`gate.allow_removed`, recorded as `Comparison.removal_allowed`);
+- "unchanged": anything else, including a new suite that meets its floor.
 
 Skipped cases are not provider errors: they never count towards `max_error_rate`.
 
 `exit_code(comparisons)` turns verdicts into the gate's exit status; "error" is left to the caller.
+A verdict fails the check when `Comparison.failed`: "regressed", "below-min", or a "removed" the
+gate does not allow.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ from gpo_action.llm.types import SKIPPED
 from gpo_action.results import CaseResult, SuiteResult
 from gpo_action.stats import bootstrap_ci, mcnemar_exact, sign_flip_test
 
-__all__ = ["Gate", "FlippedCase", "Comparison", "compare", "exit_code", "VERDICTS", "TESTS"]
+__all__ = ["Gate", "FlippedCase", "Comparison", "compare", "compare_removed", "exit_code", "VERDICTS", "TESTS"]
 
-VERDICTS = ("regressed", "improved", "unchanged", "below-min", "error", "skipped")
+VERDICTS = ("regressed", "improved", "unchanged", "below-min", "error", "skipped", "removed")
 TESTS = ("mcnemar", "sign-flip", "none")
 FAILING_VERDICTS = frozenset({"regressed", "below-min"})
 
@@ -44,6 +49,7 @@ class Gate:
     max_drop: float = 0.02
     alpha: float = 0.05
     min_score: float | None = None
+    allow_removed: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_drop <= 1.0:
@@ -57,15 +63,17 @@ class Gate:
     def from_config(cls, config: Any) -> "Gate":
         """From a loaded `Config` (its `gate` section) or from the `gate` section itself."""
         section = getattr(config, "gate", config)
-        return cls(max_drop=section.max_drop, alpha=section.alpha, min_score=section.min_score)
+        return cls(max_drop=section.max_drop, alpha=section.alpha, min_score=section.min_score,
+                   allow_removed=getattr(section, "allow_removed", False))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_drop": self.max_drop, "alpha": self.alpha, "min_score": self.min_score}
+        return {"max_drop": self.max_drop, "alpha": self.alpha, "min_score": self.min_score,
+                "allow_removed": self.allow_removed}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Gate":
         return cls(max_drop=data.get("max_drop", 0.02), alpha=data.get("alpha", 0.05),
-                   min_score=data.get("min_score"))
+                   min_score=data.get("min_score"), allow_removed=data.get("allow_removed", False))
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,7 @@ class Comparison:
     notes: tuple[str, ...] = ()
     base_skipped: int = 0
     head_skipped: int = 0
+    removal_allowed: bool = False    # a "removed" verdict that the gate allows (gate.allow_removed)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -140,8 +149,8 @@ class Comparison:
 
     @property
     def failed(self) -> bool:
-        """True when this verdict fails the check (regressed or below-min)."""
-        return self.verdict in FAILING_VERDICTS
+        """True when this verdict fails the check: regressed, below-min, or removed without the gate's leave."""
+        return self.verdict in FAILING_VERDICTS or (self.verdict == "removed" and not self.removal_allowed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +173,8 @@ class Comparison:
             "notes": list(self.notes),
             "base_skipped": self.base_skipped,
             "head_skipped": self.head_skipped,
+            "removal_allowed": self.removal_allowed,
+            "failed": self.failed,
         }
 
     @classmethod
@@ -188,16 +199,17 @@ class Comparison:
             notes=tuple(data.get("notes", ())),
             base_skipped=data.get("base_skipped", 0),
             head_skipped=data.get("head_skipped", 0),
+            removal_allowed=data.get("removal_allowed", False),
         )
 
 
 def exit_code(comparisons: Iterable[Comparison]) -> int:
-    """1 when any verdict is "regressed" or "below-min", else 0.
+    """1 when any verdict fails the check (`Comparison.failed`), else 0.
 
     "error" verdicts do not count here: whether too many provider errors end the run (exit 3) or
     are only reported is the caller's decision, made before this is consulted.
     """
-    return 1 if any(c.verdict in FAILING_VERDICTS for c in comparisons) else 0
+    return 1 if any(c.failed for c in comparisons) else 0
 
 
 # --- compare ---------------------------------------------------------------------------------
@@ -277,11 +289,7 @@ def _one_sided(base: SuiteResult | None, head: SuiteResult | None, gate: Gate,
     if head is None:
         if base is None:
             raise ValueError("compare() needs a base or a head result (both were None)")
-        return Comparison(
-            suite=base.name, verdict="unchanged", base_score=base.score, head_score=None,
-            base_errors=base.errors, n_base_only=len(base.cases),
-            notes=("the suite was removed in this change (it has no head result); nothing to compare",),
-        )
+        return compare_removed(base.name, gate, base)
     floor = _floor(gate, head)
     notes = ["evaluated one-sided: the suite or its prompt is new in this change, so there is no base to compare with"]
     verdict = "unchanged"
@@ -312,6 +320,21 @@ def _one_sided(base: SuiteResult | None, head: SuiteResult | None, gate: Gate,
     )
 
 
+def compare_removed(suite: str, gate: Gate, base: SuiteResult | None = None) -> Comparison:
+    """The verdict on a suite the base has and the head does not: "removed", which fails the check
+    unless `gate.allow_removed`. `base`, when it was evaluated, gives the base score."""
+    if gate.allow_removed:
+        why = "the gate allows removing suites (gate.allow_removed), so this does not fail the check"
+    else:
+        why = ("removing a suite fails the check unless the base's gate allows it (gate.allow_removed: true); "
+               "a renamed suite is paired with its base when git detects the rename or it keeps its prompt file")
+    return Comparison(
+        suite=suite, verdict="removed", base_score=base.score if base is not None else None, head_score=None,
+        base_errors=_errors(base) if base is not None else 0, n_base_only=len(base.cases) if base is not None else 0,
+        notes=("the suite is on the base and not on the head: " + why,), removal_allowed=gate.allow_removed,
+    )
+
+
 def compare(base: SuiteResult | None, head: SuiteResult | None, gate: Gate, *,
             max_error_rate: float = 0.05, seed: int = 0) -> Comparison:
     """Compare one suite's base and head results and give the verdict (see the module docstring).
@@ -321,7 +344,7 @@ def compare(base: SuiteResult | None, head: SuiteResult | None, gate: Gate, *,
     test on the discordant pairs; otherwise it is a sign-flip test on the per-case differences of
     the (mean) scores. The CI is a paired bootstrap of the mean difference at level 1 - alpha.
     `base=None` (a new suite or prompt) is judged on head alone against the floor; `head=None`
-    (a removed suite) is "unchanged". The floor is checked against head's score over all its
+    (a removed suite) is "removed" (`compare_removed`). The floor is checked against head's score over all its
     scored cases, since a floor is an absolute claim about head, not about the shared cases.
     `flipped` is decided by each case's `passed` (pass rate >= 0.5), the tests by its score.
     `seed` fixes the resampling, so the same inputs always give the same Comparison.

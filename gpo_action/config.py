@@ -153,6 +153,8 @@ class Gate(BaseModel):
     max_drop: float = Field(default=0.02, ge=0, le=1, description="allowed fall of a suite score versus the base")
     alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of the paired test")
     min_score: float | None = Field(default=None, ge=0, le=1, description="optional absolute floor for every suite")
+    allow_removed: bool = Field(default=False, description="a suite on the base and not on the head passes the check "
+                                                          "(else its verdict `removed` fails it)")
 
 
 class Budget(BaseModel):

@@ -12,8 +12,10 @@ each fix. A fix is only delivered when it was proposed (it beat the head prompt 
 
 Safety: never a push for a fork or a deleted head repository; the commit is made with git's
 plumbing on top of the PR's head commit (the working tree and refs are left alone), by a bot
-identity, with "[gpo-action]" in its subject and the trailer `Gpo-Action: fix`, which the loop
-guard (`is_own_commit`) recognises. API failures (a read-only token on a fork, a 422) become
+identity (`BOT_NAME`, `BOT_EMAIL`, as author and committer), with "[gpo-action]" in its subject
+and the trailer `Gpo-Action: fix`. The loop guard (`is_own_commit`) needs all three: then the
+next run still compares (from the cache) and only skips the fix stage; a trailer alone, which
+anyone can write, changes nothing. API failures (a read-only token on a fork, a 422) become
 notes in the comment or summary; they never fail the run.
 """
 
@@ -43,9 +45,16 @@ _TRAILER = re.compile(r"^Gpo-Action:\s*fix\s*$", re.MULTILINE | re.IGNORECASE)
 MAX_DIFF_CHARS = 8_000
 
 
-def is_own_commit(message: str | None) -> bool:
-    """True for a commit message written by `deliver` (it carries the `Gpo-Action: fix` trailer)."""
+def has_fix_trailer(message: str | None) -> bool:
+    """True for a commit message that carries the `Gpo-Action: fix` trailer."""
     return bool(message) and bool(_TRAILER.search(message))
+
+
+def is_own_commit(commit: gitrepo.CommitInfo | None) -> bool:
+    """True for a commit `deliver` made: author and committer are the bot identity and the message
+    carries the trailer."""
+    bot = (BOT_NAME, BOT_EMAIL)
+    return commit is not None and commit.author == bot and commit.committer == bot and has_fix_trailer(commit.message)
 
 
 @dataclass(frozen=True)
@@ -222,8 +231,11 @@ def deliver(run_result, fixes, target: Target | None, pull: PullContext, *, mode
     where = None
     if "comment" in modes and target is not None:
         try:
-            # nothing to evaluate: refresh an earlier comment (it may be stale), never start one
-            where = target.post_comment(body, create=bool(run_result.comparisons))
+            # nothing to evaluate: refresh an earlier comment (it may be stale), never start one, unless
+            # the pull request changes the policy (that is said in a comment, even with no verdict)
+            policy = getattr(run_result, "policy", None)
+            refused = policy is not None and policy.enforced and bool(policy.changes)
+            where = target.post_comment(body, create=bool(run_result.comparisons) or refused)
         except GitHubError as exc:
             out_notes.append(f"could not post the pull request comment: {exc} (a pull request from a fork gets a "
                              "read-only token; the report is in the job summary)")

@@ -166,7 +166,7 @@ def fix_failures(ws, run_result, *, when: str | None = None, budget_usd: float |
     for index, comparison in enumerate(chosen):
         change = changes[comparison.suite]
         share = share_of(total, spent, len(chosen) - index)
-        plan = plan_optimization(ws, comparison.suite, steps=steps, candidates=candidates)
+        plan = plan_optimization(ws, comparison.suite, steps=steps, candidates=candidates, job=change.head)
         plan = replace(plan, budget=share, run_dir=ws.root / RUNS_DIR / _slug(comparison.suite))
         why = _cannot_run(ws.client, plan)
         if why is not None:

@@ -3,6 +3,11 @@
 The base project is read from git objects (written to a temp dir by `gitrepo.materialize`, never
 checked out) and loaded by the same loaders as the head. Both sides are evaluated in one batch
 through one client, so they share its cache and concurrency.
+
+Suites are paired by name; a head suite without a namesake is paired with the base suite whose
+file git's rename detection moved to it, else with the one on the same prompt file (`pair_jobs`).
+A base suite left unpaired gets the verdict "removed". The policy (`policy.py`) sets each head
+suite's floor and model before the comparison.
 """
 
 from __future__ import annotations
@@ -14,16 +19,19 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from gpo_action import gitrepo
-from gpo_action.compare import Comparison, Gate, compare, exit_code as verdict_exit_code
+from gpo_action.compare import Comparison, Gate, compare, compare_removed, exit_code as verdict_exit_code
 from gpo_action.config import CONFIG_FILE
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob, ProgressFn, evaluate_jobs
 from gpo_action.github.event import Event, load_event
+from gpo_action.policy import Policy, confine_jobs, load_base_config, resolve_policy
 from gpo_action.results import SuiteResult
 from gpo_action.workspace import Workspace
 
 NoteFn = Callable[[str], None]
 WORKING_TREE = "working tree"
+LOCAL_RUN = "a local run, with your own configuration (in a pull request's GitHub Actions run the base's applies)"
+Pair = tuple[EvalJob | None, EvalJob | None]
 
 
 @dataclass(frozen=True)
@@ -32,9 +40,10 @@ class SuiteChange:
 
     name: str
     reasons: tuple[str, ...]
-    prompt: str                      # head prompt path (config-root relative), or base's if deleted
+    prompt: str                      # head prompt path (config-root relative), or base's if removed
     base: EvalJob | None = None
     head: EvalJob | None = None
+    base_name: str | None = None     # the base suite's name, when it was renamed
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class RunResult:
     notes: tuple[str, ...] = ()
     exit_code: int = 0
     project_dir: str = "."           # the config root, relative to the repository root
+    policy: Policy = field(default_factory=Policy)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,7 +70,10 @@ class RunResult:
             "project_dir": self.project_dir,
             "regressed": [c.suite for c in self.comparisons if c.verdict == "regressed"],
             "improved": [c.suite for c in self.comparisons if c.verdict == "improved"],
-            "changes": [{"suite": c.name, "reasons": list(c.reasons), "prompt": c.prompt} for c in self.changes],
+            "removed": [c.suite for c in self.comparisons if c.verdict == "removed"],
+            "policy": self.policy.to_dict(),
+            "changes": [{"suite": c.name, "reasons": list(c.reasons), "prompt": c.prompt, "renamed_from": c.base_name}
+                        for c in self.changes],
             "comparisons": [c.to_dict() for c in self.comparisons],
             "base_results": [r.to_dict() if r else None for r in self.base_results],
             "head_results": [r.to_dict() if r else None for r in self.head_results],
@@ -80,23 +93,43 @@ def _identity(job: EvalJob) -> dict[str, Any]:
     }
 
 
-def plan_changes(base_jobs: Sequence[EvalJob], head_jobs: Sequence[EvalJob]) -> list[SuiteChange]:
-    """Pair suites by name and keep those whose evaluation would differ, saying why."""
-    base_by_name = {j.suite.name: j for j in base_jobs}
-    head_by_name = {j.suite.name: j for j in head_jobs}
-    changes = []
-    for name, head in head_by_name.items():
-        base = base_by_name.get(name)
+def pair_jobs(base_jobs: Sequence[EvalJob], head_jobs: Sequence[EvalJob],
+              renamed: Mapping[str, str] | None = None) -> list[Pair]:
+    """(base, head) for every suite: by name; else, for a head suite, the unpaired base suite whose
+    file `renamed` (old -> new path, config-root relative) moved to the head's file, else the one
+    whose prompt (through `renamed`) is the head's prompt. Head order; unpaired base suites last."""
+    renamed = renamed or {}
+    names = {j.suite.name for j in head_jobs}
+    free = [j for j in base_jobs if j.suite.name not in names]
+    by_name = {j.suite.name: j for j in base_jobs}
+    pairs: list[Pair] = []
+    for head in head_jobs:
+        base = by_name.get(head.suite.name)
         if base is None:
-            changes.append(SuiteChange(name, ("added",), head.suite.prompt, None, head))
-            continue
-        old, new = _identity(base), _identity(head)
-        reasons = tuple(reason for reason in new if old[reason] != new[reason])
-        if reasons:
-            changes.append(SuiteChange(name, reasons, head.suite.prompt, base, head))
-    for name, base in base_by_name.items():
-        if name not in head_by_name:
-            changes.append(SuiteChange(name, ("deleted",), base.suite.prompt, base, None))
+            base = next((b for b in free if renamed.get(b.suite.path) == head.suite.path), None) or next(
+                (b for b in free if renamed.get(b.suite.prompt, b.suite.prompt) == head.suite.prompt), None)
+            if base is not None:
+                free.remove(base)
+        pairs.append((base, head))
+    pairs.extend((base, None) for base in free)
+    return pairs
+
+
+def plan_changes(pairs: Sequence[Pair]) -> list[SuiteChange]:
+    """The pairs whose evaluation would differ, saying why (a rename alone evaluates the same)."""
+    changes = []
+    for base, head in pairs:
+        if base is None and head is not None:
+            changes.append(SuiteChange(head.suite.name, ("added",), head.suite.prompt, None, head))
+        elif head is None and base is not None:
+            changes.append(SuiteChange(base.suite.name, ("removed",), base.suite.prompt, base, None))
+        elif base is not None and head is not None:
+            old, new = _identity(base), _identity(head)
+            reasons = tuple(reason for reason in new if old[reason] != new[reason])
+            renamed = base.suite.name if base.suite.name != head.suite.name else None
+            if reasons:
+                reasons = ("renamed",) + reasons if renamed else reasons
+                changes.append(SuiteChange(head.suite.name, reasons, head.suite.prompt, base, head, renamed))
     return changes
 
 
@@ -114,68 +147,105 @@ def run(
     on_progress: ProgressFn | None = None,
     seed: int = 0,
     workspace: Workspace | None = None,
+    policy: Policy | None = None,
 ) -> RunResult:
     """Compare the working tree's prompts and suites with the base revision's; see module doc.
 
     `workspace` is the head project already opened (its client, with any cache-only models, is
-    then shared with whatever runs next, e.g. the fixes); else `config_path` is opened."""
+    then shared with whatever runs next, e.g. the fixes); else `config_path` is opened. `policy`
+    is the one the workspace's config was made under (`action.execute` makes it); None: the
+    head's own applies and what it changes from the base is listed (`local_policy`)."""
     env = os.environ if env is None else env
     say = notes or (lambda message: None)
     head_ws = workspace or Workspace.open(config_path, notes=say)
     try:
-        return _run(head_ws, base, env, say, on_progress, seed)
+        return _run(head_ws, base, env, say, on_progress, seed, policy)
     finally:
         if workspace is None:  # opened here: stop its worker processes and close its cache
             head_ws.close()
 
 
+def base_revision(repo, base: str | None, event: Event | None) -> str:
+    """The commit the head is compared with: the merge-base of `base` (else the event's base, else
+    the default branch) and HEAD."""
+    base_ref = base or (event.base_sha if event and event.base_sha else None) or gitrepo.default_branch(repo)
+    if base_ref is None:
+        raise InputError("cannot tell the base branch", hint="pass --base REF (e.g. --base main)")
+    return gitrepo.merge_base(repo, base_ref, gitrepo.head_sha(repo))
+
+
+def local_policy(head_ws: Workspace, base_sha: str, why: str = LOCAL_RUN) -> Policy:
+    """The head's policy, with what it changes from the base's gpo.yaml listed (as warnings)."""
+    base_config, _ = load_base_config(head_ws.root, base_sha, head_ws.config.path)
+    return resolve_policy(head_ws.config, base_config, enforce=False, why=why)
+
+
 def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: NoteFn, on_progress: ProgressFn | None,
-         seed: int) -> RunResult:
+         seed: int, policy: Policy | None) -> RunResult:
     event: Event | None = load_event(env)
     with gitrepo.open_repo(head_ws.root) as repo:
-        base_ref = base or (event.base_sha if event and event.base_sha else None) or gitrepo.default_branch(repo)
-        if base_ref is None:
-            raise InputError("cannot tell the base branch", hint="pass --base REF (e.g. --base main)")
-        base_sha = gitrepo.merge_base(repo, base_ref, gitrepo.head_sha(repo))
+        base_sha = base_revision(repo, base, event)
         subdir = gitrepo.to_repo_path(repo, head_ws.root)
         changed = gitrepo.changed_files(repo, base_sha, None)
+        if policy is None:
+            policy = local_policy(head_ws, base_sha)
         if not _relevant(changed, subdir):
-            return RunResult(base_sha, WORKING_TREE, (), (), (), (), project_dir=subdir,
+            return RunResult(base_sha, WORKING_TREE, (), (), (), (), project_dir=subdir, policy=policy,
                              notes=("nothing to evaluate: no prompt, suite or config changed",))
+        renamed = _project_renames(gitrepo.renamed_files(repo, base_sha, None), subdir)
         tmp = tempfile.TemporaryDirectory(prefix="gpo-base-")
         snapshot = gitrepo.materialize(repo, base_sha, subdir, tmp.name)
 
     head_jobs = head_ws.jobs(head_ws.suites())
-    run_notes: list[str] = list(snapshot.notes)
+    run_notes: list[str] = list(snapshot.notes) + list(policy.notes)
+    name = head_ws.config.path.name if head_ws.config.path is not None else CONFIG_FILE
     with tmp:
-        base_jobs = _base_jobs(Path(tmp.name), say, run_notes)
-        changes = plan_changes(base_jobs, head_jobs)
+        base_jobs = _base_jobs(Path(tmp.name) / name, say, run_notes)
+        pairs, job_changes = confine_jobs(pair_jobs(base_jobs, head_jobs, renamed), policy, head_ws.task_model)
+        policy = policy.adding(job_changes)
+        run_notes.extend(f"suite {b.suite.name} was renamed to {h.suite.name}; it evaluates as on the base"
+                         for b, h in pairs if b is not None and h is not None and b.suite.name != h.suite.name
+                         and _identity(b) == _identity(h))
+        changes = plan_changes(pairs)
         if not changes:
             return RunResult(base_sha, WORKING_TREE, (), (), (), (), notes=tuple(run_notes) + (
-                "nothing to evaluate: files changed, but no suite would evaluate differently",), project_dir=subdir)
+                "nothing to evaluate: files changed, but no suite would evaluate differently",), project_dir=subdir,
+                policy=policy)
         compared = [c for c in changes if c.head is not None]
         jobs = [job for c in compared for job in (c.base, c.head) if job is not None]
         results = iter(evaluate_jobs(jobs, head_ws.client, judge=head_ws.config.model("judge"), on_progress=on_progress))
-        pairs = [(next(results) if c.base is not None else None, next(results)) for c in compared]
-    run_notes.extend(f"suite {c.name} was removed in this change; nothing to compare" for c in changes if c.head is None)
+        pairs_done = [(next(results) if c.base is not None else None, next(results)) for c in compared]
     gate = Gate.from_config(head_ws.config)
-    comparisons = [compare(b, h, gate, max_error_rate=head_ws.config.max_error_rate, seed=seed) for b, h in pairs]
-    base_results = [b for b, _ in pairs]
-    head_results = [h for _, h in pairs]
+    comparisons = [compare(b, h, gate, max_error_rate=head_ws.config.max_error_rate, seed=seed) for b, h in pairs_done]
+    removed = [c for c in changes if c.head is None]
+    comparisons += [compare_removed(c.name, gate) for c in removed]
+    base_results = [b for b, _ in pairs_done] + [None] * len(removed)
+    head_results = [h for _, h in pairs_done] + [None] * len(removed)
+    changes = compared + removed          # in the order of the comparisons
     code = 3 if any(c.verdict == "error" for c in comparisons) else verdict_exit_code(comparisons)
     return RunResult(
         base_sha, WORKING_TREE, tuple(changes), tuple(comparisons), tuple(base_results), tuple(head_results),
         usage=head_ws.client.usage.to_dict(), notes=tuple(run_notes), exit_code=code, project_dir=subdir,
+        policy=policy,
     )
 
 
-def _base_jobs(root: Path, say: NoteFn, run_notes: list[str]) -> list[EvalJob]:
+def _project_renames(renames: Mapping[str, str], subdir: str) -> dict[str, str]:
+    """Repo-relative renames as config-root-relative ones (those inside the project only)."""
+    if subdir == ".":
+        return dict(renames)
+    prefix = subdir.rstrip("/") + "/"
+    return {old[len(prefix):]: new[len(prefix):] for old, new in renames.items()
+            if old.startswith(prefix) and new.startswith(prefix)}
+
+
+def _base_jobs(config_file: Path, say: NoteFn, run_notes: list[str]) -> list[EvalJob]:
     """The base project's jobs; a base without gpo.yaml (or one that no longer loads) has none."""
-    if not (root / CONFIG_FILE).exists():
-        run_notes.append("the base revision has no gpo.yaml: every suite is evaluated one-sided")
+    if not config_file.exists():
+        run_notes.append(f"the base revision has no {config_file.name}: every suite is evaluated one-sided")
         return []
     try:
-        ws = Workspace.open(root / CONFIG_FILE, notes=say)
+        ws = Workspace.open(config_file, notes=say)
         return ws.jobs(ws.suites())
     except InputError as exc:
         run_notes.append(f"the base revision's project does not load ({exc}); every suite is evaluated one-sided")

@@ -212,7 +212,7 @@ def test_a_change_outside_the_pull_requests_diff_goes_into_the_comment_as_a_diff
     assert 422 not in [r.status for r in github.requests]
 
 
-def test_commit_mode_pushes_to_the_head_branch_and_the_next_run_does_nothing(world, github):
+def test_commit_mode_pushes_to_the_head_branch_and_the_next_run_only_compares(world, github, openai_server):
     result, _, _ = world.run(world.head, deliver="commit,comment")
     assert result.exit_code == 1, result.output
     tip = world.remote_log()[0]
@@ -226,14 +226,19 @@ def test_commit_mode_pushes_to_the_head_branch_and_the_next_run_does_nothing(wor
     assert f"Committed as `{tip[:12]}` to `feature`" in comment["body"]
     assert git(world.work, "status", "--porcelain") == ""             # the checkout was left alone
 
-    # the push triggers a new run whose head is gpo-action's own commit: it does nothing
+    # the push triggers a new run whose head is gpo-action's own commit: it is compared (from the
+    # cache: the fix's prompt was scored on every case while it was found) and not optimized again
     git(world.work, "fetch", "-q", "origin")
     git(world.work, "checkout", "-q", tip)
-    requests = len(github.requests)
+    calls = openai_server.total
     again, outputs, summary = world.run(tip, deliver="commit,comment")
     assert again.exit_code == 0, again.output
+    assert openai_server.total == calls                                # no task call, no optimizer call
     assert "loop guard" in again.output and "loop guard" in summary and "regressed=false" in outputs
-    assert len(github.requests) == requests and world.remote_log()[0] == tip
+    assert "verdicts=triage=unchanged" in outputs and "proposed=false" in outputs
+    [updated] = bot_comments(github)
+    assert updated["id"] == comment["id"] and "| triage | ⚪ unchanged | 100.0 | 100.0 |" in updated["body"]
+    assert world.remote_log()[0] == tip                                 # nothing more was pushed
 
 
 def test_a_fork_never_gets_a_push(world, github):

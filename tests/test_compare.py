@@ -212,10 +212,14 @@ def test_new_suite_is_one_sided() -> None:
     assert compare(None, errored, GATE).verdict == "error"
 
 
-def test_removed_suite_is_unchanged() -> None:
+def test_removed_suite_fails_unless_the_gate_allows_it() -> None:
     result = compare(binary([1, 0]), None, Gate(min_score=0.99))
-    assert (result.verdict, result.test, result.head_score) == ("unchanged", "none", None)
-    assert any("removed" in n for n in result.notes)
+    assert (result.verdict, result.test, result.head_score, result.base_score) == ("removed", "none", None, 0.5)
+    assert result.failed and exit_code([result]) == 1
+    assert any("gate.allow_removed: true" in n for n in result.notes)
+    allowed = compare(binary([1, 0]), None, Gate(allow_removed=True))
+    assert allowed.verdict == "removed" and not allowed.failed and exit_code([allowed]) == 0
+    assert Comparison.from_dict(json.loads(json.dumps(allowed.to_dict()))) == allowed
     with pytest.raises(ValueError):
         compare(None, None, GATE)
 

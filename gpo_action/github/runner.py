@@ -27,6 +27,11 @@ def annotate_failures(result, stream: IO[str]) -> int:
         if not comparison.failed or written >= MAX_ERROR_ANNOTATIONS:
             continue
         change = changes.get(comparison.suite)
+        if comparison.verdict == "removed":          # no file of the head to point at
+            annotation("error", f"suite {comparison.suite} removed: the base's gate does not allow removing a suite",
+                       stream, title="gpo-action")
+            written += 1
+            continue
         if change is None or change.head is None:
             continue
         old = change.base.template.source if change.base is not None else None
@@ -64,6 +69,7 @@ def publish_run(result, report_path: str | None, stream: IO[str], env: Mapping[s
         {
             "regressed": "true" if any(c.verdict == "regressed" for c in result.comparisons) else "false",
             "improved": "true" if any(c.verdict == "improved" for c in result.comparisons) else "false",
+            "removed": "true" if any(c.verdict == "removed" for c in result.comparisons) else "false",
             "verdicts": ",".join(f"{c.suite}={c.verdict}" for c in result.comparisons),
             "exit-code": str(result.exit_code if exit_code is None else exit_code),
             "report-path": report_path or "",
@@ -74,3 +80,5 @@ def publish_run(result, report_path: str | None, stream: IO[str], env: Mapping[s
     write_summary(markdown if markdown is not None else run_markdown(result, max_chars=900_000), env)
     if env.get("GITHUB_ACTIONS"):
         annotate_failures(result, stream)
+        for change in result.policy.changes:
+            annotation("warning", change.message, stream, title="gpo-action policy")

@@ -49,10 +49,14 @@ class OptimizePlan:
 
 def plan_optimization(ws, suite: str, *, preset: str | None = None, steps: int | None = None,
                       candidates: int | None = None, max_calls: int | None = None,
-                      overrides: Mapping[str, Any] | None = None) -> OptimizePlan:
-    """Resolve the suite, models, spec and budget; every input error is an InputError."""
-    [chosen] = ws.suites([suite])[:1]
-    job = ws.jobs([chosen])[0]
+                      overrides: Mapping[str, Any] | None = None, job: EvalJob | None = None) -> OptimizePlan:
+    """Resolve the suite, models, spec and budget; every input error is an InputError. `job` is the
+    suite's evaluation as already set up (the pipeline's head job, under the policy); else it is
+    made from the workspace."""
+    if job is None:
+        [chosen] = ws.suites([suite])[:1]
+        job = ws.jobs([chosen])[0]
+    chosen = job.suite
     section = ws.config.optimize
     name = preset or section.preset
     if name not in PRESETS:

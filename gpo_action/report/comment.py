@@ -25,7 +25,6 @@ from gpo_action.report.terminal import format_cost, format_score
 
 MAX_CHARS = 65_000
 MAX_DIFF_CHARS = 6_000
-FAILING = ("regressed", "below-min")
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,26 @@ def skipped_notice(result, skipped_models: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def policy_notice(policy) -> str:
+    """What the change sets differently from the base's policy, and whose was applied ("" when nothing)."""
+    from gpo_action.policy import MAX_LISTED
+
+    if policy is None or not policy.changes:
+        return ""
+    if policy.enforced:
+        lines = ["> [!CAUTION]",
+                 "> **This pull request changes the policy that judges it; the base's policy was applied.** "
+                 "The gate, the fix budget, the cache and every model endpoint and key come from the base's "
+                 "`gpo.yaml` (a workflow can opt out with the input `trust-head-config: true`)."]
+    else:
+        lines = ["> [!WARNING]",
+                 f"> **This change sets the policy that judges it, and it was applied:** {cell(policy.why)}."]
+    lines += [f"> - {cell(c.message)}" for c in policy.changes[:MAX_LISTED]]
+    if len(policy.changes) > MAX_LISTED:
+        lines.append(f"> - …and {len(policy.changes) - MAX_LISTED} more (see the JSON report)")
+    return "\n".join(lines) + "\n"
+
+
 def change_diff(change) -> str:
     """The pull request's own prompt change of a suite (base -> head), or "" when the prompt did not change."""
     if change is None or change.base is None or change.head is None:
@@ -180,24 +199,33 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
     delivery = delivery or {}
     head = [MARKER, "## gpo-action", ""]
     notice = skipped_notice(result, skipped_models or {})
+    policy = policy_notice(getattr(result, "policy", None))
     if not result.comparisons:
-        body = head + ([notice] if notice else []) + ["No prompt, suite or model change to evaluate."]
+        body = head + ([policy] if policy else []) + ([notice] if notice else []) + [
+            "No prompt, suite or model change to evaluate."]
         body += [f"- {cell(n)}" for n in list(result.notes) + list(notes)]
         return "\n".join(body)[:max_chars]
     parts = [_Part("\n".join(head + [verdict_table(result), ""]) + "\n")]
+    if policy:
+        parts.append(_Part(policy + "\n"))
     if notice:
         parts.append(_Part(notice + "\n"))
     changes = {c.name: c for c in result.changes}
     fix_of = {f.suite: f for f in (fixes.fixes if fixes is not None else ())}
     for c in result.comparisons:
         fix = fix_of.get(c.suite)
-        if c.verdict not in FAILING and fix is None:
+        if not c.failed and fix is None:
             continue
-        title = (f"### {VERDICT_ICON.get(c.verdict, '')} {cell(c.suite)}: {c.verdict}, "
-                 f"{pct(c.base_score)} → {pct(c.head_score)}\n")
         change = changes.get(c.suite)
+        renamed = f" (renamed from {cell(change.base_name)})" if change is not None and change.base_name else ""
+        title = (f"### {VERDICT_ICON.get(c.verdict, '')} {cell(c.suite)}{renamed}: {c.verdict}, "
+                 f"{pct(c.base_score)} → {pct(c.head_score)}\n")
         diff = change_diff(change)
         parts.append(_Part(title + "\n"))
+        if c.verdict == "removed":
+            where = f" ({code(change.prompt)})" if change is not None else ""
+            parts.append(_Part(f"The base has this suite{where} and this pull request does not. Removing a suite "
+                               "fails the check unless the base's gate allows it (`gate.allow_removed: true`).\n\n"))
         if diff:
             parts.append(_Part(f"What changed in {code(change.prompt)} (base → head):\n\n{diff}\n\n", level=5,
                                short=f"*(the diff of {code(change.prompt)} was left out to fit)*\n\n"))
@@ -206,7 +234,7 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
             parts.append(_Part(full + "\n", level=4, short=short + "\n"))
     parts += [_Part(flipped_section(c) + "\n", level=1) for c in result.comparisons
               if c.verdict != "unchanged" or c.flipped]
-    others = [(c, changes.get(c.suite)) for c in result.comparisons if c.verdict not in FAILING and c.suite not in fix_of]
+    others = [(c, changes.get(c.suite)) for c in result.comparisons if not c.failed and c.suite not in fix_of]
     other_diffs = [f"**{cell(c.suite)}** ({code(ch.prompt)})\n\n{change_diff(ch)}\n" for c, ch in others
                    if change_diff(ch)]
     if other_diffs:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpo_action.report.terminal import format_cost, format_delta, format_score
+from gpo_action.report.terminal import format_cost, format_delta, format_score, verdict_label
 
 MARKER = "<!-- gpo-action:report -->"
-VERDICT_ICON = {"regressed": "🔴", "below-min": "🔴", "error": "⚠️", "improved": "🟢", "unchanged": "⚪", "skipped": "⏭️"}
+VERDICT_ICON = {"regressed": "🔴", "below-min": "🔴", "error": "⚠️", "improved": "🟢", "unchanged": "⚪", "skipped": "⏭️",
+                "removed": "🗑️"}
 MAX_FLIPPED = 5
 MAX_FIELD_CHARS = 600
 
@@ -70,7 +71,7 @@ def verdict_table(result) -> str:
     ]
     for c in result.comparisons:
         rows.append(
-            f"| {cell(c.suite)} | {VERDICT_ICON.get(c.verdict, '')} {c.verdict} | {format_score(c.base_score)} | "
+            f"| {cell(c.suite)} | {VERDICT_ICON.get(c.verdict, '')} {verdict_label(c)} | {format_score(c.base_score)} | "
             f"{format_score(c.head_score)} | {format_delta(c)} | {'-' if c.p_value is None else f'{c.p_value:.3g}'} | "
             f"{c.n_paired or '-'} |"
         )

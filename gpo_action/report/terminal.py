@@ -37,7 +37,12 @@ def eval_table(results: Sequence[SuiteResult]) -> Table:
 
 
 VERDICT_STYLE = {"regressed": "red", "below-min": "red", "error": "red", "improved": "green", "unchanged": "white",
-                 "skipped": "yellow"}
+                 "skipped": "yellow", "removed": "red"}
+
+
+def verdict_label(c) -> str:
+    """The verdict as shown: a removal the gate allows says so."""
+    return f"{c.verdict} (allowed)" if c.verdict == "removed" and not c.failed else c.verdict
 
 
 def format_delta(c) -> str:
@@ -57,11 +62,12 @@ def run_table(result) -> Table:
         ("delta [CI]", "right"), ("p", "right"), ("cases", "right"), ("why", "left"),
     ]:
         table.add_column(name, justify=justify)
-    reasons = {c.name: ", ".join(c.reasons) for c in result.changes}
+    reasons = {c.name: ", ".join(f"renamed from {c.base_name}" if r == "renamed" else r for r in c.reasons)
+               for c in result.changes}
     for c in result.comparisons:
-        style = VERDICT_STYLE.get(c.verdict, "white")
+        style = VERDICT_STYLE.get(c.verdict, "white") if c.failed or c.verdict != "removed" else "yellow"
         table.add_row(
-            c.suite, f"[{style}]{c.verdict}[/{style}]", format_score(c.base_score), format_score(c.head_score),
+            c.suite, f"[{style}]{verdict_label(c)}[/{style}]", format_score(c.base_score), format_score(c.head_score),
             format_delta(c), "-" if c.p_value is None else f"{c.p_value:.3g}", str(c.n_paired or "-"),
             reasons.get(c.suite, ""),
         )
@@ -73,9 +79,9 @@ def outcome_renderable(outcome):
     from rich.console import Group
     from rich.text import Text
 
-    if outcome.guard:
-        return Text(f"gpo-action: {outcome.guard}", style="yellow")
     parts = [run_table(outcome.result)]
+    if outcome.guard:
+        parts.append(Text(f"gpo-action: {outcome.guard}", style="yellow"))
     for name, reason in outcome.skipped_models.items():
         parts.append(Text(f"skipped (served from the cache only): {name}: {reason}", style="yellow"))
     for fix in outcome.fixes.fixes if outcome.fixes is not None else ():
