@@ -20,10 +20,12 @@ import csv
 import glob
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from gpo_action.containment import Origin, contain, contain_glob, tree_root
 from gpo_action.errors import SuiteError
 from gpo_action.yamlsource import decode_utf8
 
@@ -41,13 +43,18 @@ class CaseRecord:
     data: dict[str, Any]
 
 
-def find_case_files(pattern: str, base: Path) -> list[Path]:
-    """The files `pattern` names, relative to `base`: a glob sorted by POSIX path, or one existing file."""
+def find_case_files(pattern: str, base: Path, tree: str | os.PathLike | None = None,
+                    origin: Origin | None = None) -> list[Path]:
+    """The files `pattern` names, relative to `base`: a glob sorted by POSIX path, or one existing file.
+
+    Every path stays inside `tree` (default: the repository holding `base`, see `containment`);
+    a violation raises `origin.error` (default SuiteError) naming `origin`'s file, line and key."""
+    tree = tree if tree is not None else tree_root(base)
+    origin = origin or Origin(None, None, "file", SuiteError)
     if glob.has_magic(pattern):
-        found = glob.glob(pattern, root_dir=base, recursive=True)
-        return [base / p for p in sorted(found, key=lambda p: Path(p).as_posix()) if (base / p).is_file()]
+        return contain_glob(pattern, base, tree, origin)
     path = base / pattern
-    return [path] if path.is_file() else []
+    return [path] if contain(pattern, base, tree, origin).is_file() else []
 
 
 def read_case_file(path: Path, shown: str) -> Iterator[CaseRecord]:

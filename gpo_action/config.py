@@ -12,6 +12,9 @@ A model is written as a litellm model string or as a mapping of that string plus
 
 `api_key_env` names an environment variable; its value is read at load into the model's params
 as `api_key` (`ModelConfig.public_params()` drops it). An inline `api_key` is refused.
+
+Paths (`cache.path`, the file of a `replay/<file.jsonl>` model) must stay inside the repository's
+working tree (`Config.tree`, see `containment`); one that does not is a ConfigError at load.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from gpo_action.containment import Origin, contain, tree_root
 from gpo_action.errors import ConfigError
 from gpo_action.llm.types import SECRET_PARAMS, ModelConfig
 from gpo_action.yamlsource import Loc, YamlDoc, load_yaml, validation_error
@@ -105,6 +109,13 @@ class ModelSpec(BaseModel):
             env = (info.context or {}).get("env")
             self._api_key = (os.environ if env is None else env).get(self.api_key_env) or None
         return self
+
+    def contain_replay(self, root: Path, tree: Path, origin: Origin) -> None:
+        """Check the file of a `replay/<file.jsonl>` model (relative to the config root `root`)."""
+        from gpo_action.llm.replay import PREFIX
+
+        if self.model.startswith(PREFIX):
+            contain(self.model[len(PREFIX):], root, tree, origin, subject=repr(self.model))
 
     @property
     def key_missing(self) -> bool:
@@ -220,6 +231,7 @@ class Config(BaseModel):
     _path: Path | None = PrivateAttr(default=None)
     _doc: YamlDoc | None = PrivateAttr(default=None)
     _env: Mapping[str, str] | None = PrivateAttr(default=None)
+    _tree: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -250,8 +262,33 @@ class Config(BaseModel):
         return os.environ if self._env is None else self._env
 
     @property
+    def tree(self) -> Path:
+        """The directory every path of the project stays inside: the repository's working tree
+        (or the config root outside a repository); see `containment`."""
+        return self._tree if self._tree is not None else tree_root(self.root)
+
+    @property
     def cache_path(self) -> Path:
+        """The cache file (relative paths from the config root), checked by `contain_cache`."""
+        self.contain_cache()
         return self.root / self.cache.path
+
+    def contain_cache(self) -> None:
+        """Raise ConfigError when `cache.path`, or a sqlite file beside it, leaves the tree."""
+        origin = Origin(self.display_path, self.line_of(("cache", "path")), "cache.path", ConfigError)
+        real = contain(self.cache.path, self.root, self.tree, origin)
+        for suffix in ("-wal", "-shm", "-journal"):   # sqlite writes these beside the file it opened
+            contain(f"{real}{suffix}", self.root, self.tree, origin, subject=repr(f"{self.cache.path}{suffix}"))
+
+    def check_paths(self) -> None:
+        """Raise ConfigError for a path of gpo.yaml that leaves the tree (see `containment`)."""
+        self.contain_cache()
+        roles: list[tuple[Loc, ModelSpec | None]] = [(("models", role), getattr(self.models, role)) for role in ROLES]
+        roles += [(("suites", i, "model"), entry.model) for i, entry in enumerate(self.suites)]
+        for loc, spec in roles:
+            if spec is not None:
+                key = ".".join(map(str, loc))
+                spec.contain_replay(self.root, self.tree, Origin(self.display_path, self.line_of(loc), key, ConfigError))
 
     def model(self, role: str) -> ModelConfig | None:
         """The configured model for `role` (task, optimizer, judge, embedding), or None."""
@@ -265,11 +302,13 @@ class Config(BaseModel):
         return self._doc.line_of(loc) if self._doc is not None else None
 
 
-def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None,
+                tree: str | Path | None = None) -> Config:
     """Read and validate gpo.yaml (default: ./gpo.yaml). An empty file means all defaults.
 
-    `env` replaces `os.environ` for `api_key_env` lookups. Raises `ConfigError` with the file,
-    the line and the key of every problem.
+    `env` replaces `os.environ` for `api_key_env` lookups; `tree` is the directory its paths must
+    stay inside (default: the repository holding it, see `containment`). Raises `ConfigError` with
+    the file, the line and the key of every problem.
     """
     file = Path(path) if path is not None else Path(CONFIG_FILE)
     display = str(path) if path is not None else CONFIG_FILE
@@ -278,6 +317,8 @@ def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None
                           hint=f"pass the path of the file, e.g. {file / CONFIG_FILE}")
     if not file.exists():
         raise ConfigError("configuration file not found", display, hint="run `gpo-action init` to create one")
+    top = Path(os.path.realpath(tree)) if tree is not None else tree_root(file.absolute().parent)
+    contain(file.absolute(), top, top, Origin(display, None, "", ConfigError), subject="the configuration file")
     doc = load_yaml(file, error=ConfigError, display=display)
     data = {} if doc.data is None else doc.data
     if not isinstance(data, dict):
@@ -291,4 +332,6 @@ def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None
     config._path = file.absolute()
     config._doc = doc
     config._env = env
+    config._tree = top
+    config.check_paths()
     return config

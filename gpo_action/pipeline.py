@@ -245,7 +245,7 @@ def _base_jobs(config_file: Path, say: NoteFn, run_notes: list[str]) -> list[Eva
         run_notes.append(f"the base revision has no {config_file.name}: every suite is evaluated one-sided")
         return []
     try:
-        ws = Workspace.open(config_file, notes=say)
+        ws = Workspace.open(config_file, notes=say, tree=config_file.parent)  # the snapshot is the base's whole tree
         return ws.jobs(ws.suites())
     except InputError as exc:
         run_notes.append(f"the base revision's project does not load ({exc}); every suite is evaluated one-sided")

@@ -15,6 +15,8 @@ A suite file (YAML) names its prompt, default assertions and cases:
 `suites:`).
 Paths stored in `Suite` (`path`, `prompt`) are relative to the repository root (POSIX form) when
 inside it, absolute otherwise; `root / suite.prompt` opens the template either way.
+Every path a suite names (its prompt, case files and globs, a `replay/` model's file), and every
+suite file gpo.yaml's `suites:` names, stays inside the repository's working tree (`containment`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from gpo_action.assertions import Assertion
 from gpo_action.casefiles import CASE_FILE_SUFFIXES, CaseRecord, find_case_files, read_case_file
 from gpo_action.config import SECRET_HINTS, Config, ModelSpec
+from gpo_action.containment import Origin, contain, contain_glob, tree_root
 from gpo_action.errors import ConfigError, SuiteError
 from gpo_action.llm.types import ModelConfig, canonical_json
 from gpo_action.yamlsource import Loc, YamlDoc, load_yaml, validation_error
@@ -159,15 +162,19 @@ class _Draft:
     line: int | None
 
 
-def load_suite(path: str | Path, root: str | Path, *, env: Mapping[str, str] | None = None) -> Suite:
+def load_suite(path: str | Path, root: str | Path, *, env: Mapping[str, str] | None = None,
+               tree: str | Path | None = None) -> Suite:
     """Load and validate one suite file. `root` is the repository root (the directory of gpo.yaml);
     a relative `path` is taken relative to it.
 
-    `env` replaces `os.environ` for a suite-level `model: {api_key_env: ...}`.
+    `env` replaces `os.environ` for a suite-level `model: {api_key_env: ...}`. `tree` is the
+    directory every path stays inside (default: the repository holding `root`).
     """
     root = Path(root)
+    tree = Path(tree) if tree is not None else tree_root(root)
     file = root / path
     shown = display_path(file, root)
+    contain(path, root, tree, Origin(shown, None, "", SuiteError), subject="the suite file")
     doc = load_yaml(file, error=SuiteError, display=shown)
     if not isinstance(doc.data, dict):
         found = "an empty file" if doc.data is None else type(doc.data).__name__
@@ -178,7 +185,9 @@ def load_suite(path: str | Path, root: str | Path, *, env: Mapping[str, str] | N
         raise validation_error(exc, path=shown, error=SuiteError, model=SuiteSpec,
                                line_of=doc.line_of, hints=SECRET_HINTS) from None
 
-    prompt = _resolve_prompt(spec.prompt, file, root, doc)
+    prompt = _resolve_prompt(spec.prompt, file, root, tree, doc)
+    if spec.model is not None:
+        spec.model.contain_replay(root, tree, Origin(shown, doc.line_of(("model",)), "model", SuiteError))
     defaults = tuple(spec.asserts)
     for j, assertion in enumerate(defaults):
         _validate_assertion(assertion, shown, doc.line_of(("assert", j)), f"assert.{j}")
@@ -186,7 +195,7 @@ def load_suite(path: str | Path, root: str | Path, *, env: Mapping[str, str] | N
     drafts: list[_Draft] = []
     for i, item in enumerate(spec.cases):
         if isinstance(item, dict) and "file" in item:
-            drafts.extend(_file_cases(item, i, file, root, doc))
+            drafts.extend(_file_cases(item, i, file, root, tree, doc))
         else:
             drafts.append(_inline_case(item, i, doc))
     if not drafts:
@@ -207,10 +216,17 @@ def load_suite(path: str | Path, root: str | Path, *, env: Mapping[str, str] | N
     )
 
 
-def _resolve_prompt(prompt: str, suite_file: Path, root: Path, doc: YamlDoc) -> Path:
-    for candidate in (root / prompt, suite_file.parent / prompt):
-        if candidate.is_file():
-            return candidate
+def _resolve_prompt(prompt: str, suite_file: Path, root: Path, tree: Path, doc: YamlDoc) -> Path:
+    origin = Origin(doc.path, doc.line_of(("prompt",)), "prompt", SuiteError)
+    refused: SuiteError | None = None
+    for base in (root, suite_file.parent):
+        try:
+            if contain(prompt, base, tree, origin).is_file():
+                return base / prompt
+        except SuiteError as exc:  # the other reading of the path may stay inside
+            refused = refused or exc
+    if refused is not None:
+        raise refused
     raise SuiteError(f"prompt: file {prompt!r} not found", doc.path, doc.line_of(("prompt",)),
                      hint="the path is relative to the repository root (the directory of gpo.yaml) or to the suite file")
 
@@ -231,7 +247,7 @@ def _inline_case(item: Any, index: int, doc: YamlDoc) -> _Draft:
                   doc.path, doc.line_of(loc))
 
 
-def _file_cases(item: dict, index: int, suite_file: Path, root: Path, doc: YamlDoc) -> list[_Draft]:
+def _file_cases(item: dict, index: int, suite_file: Path, root: Path, tree: Path, doc: YamlDoc) -> list[_Draft]:
     loc: Loc = ("cases", index)
     try:
         ref = FileRef.model_validate(item)
@@ -239,7 +255,7 @@ def _file_cases(item: dict, index: int, suite_file: Path, root: Path, doc: YamlD
         raise validation_error(exc, path=doc.path, error=SuiteError, model=FileRef,
                                line_of=doc.line_of, prefix=loc) from None
     line = doc.line_of(loc + ("file",))
-    files = find_case_files(ref.file, suite_file.parent)
+    files = find_case_files(ref.file, suite_file.parent, tree, Origin(doc.path, line, f"cases.{index}.file", SuiteError))
     if not files:
         raise SuiteError(f"cases.{index}.file: {ref.file!r} matched no files", doc.path, line,
                          hint=f"case files are relative to the suite file's directory ({display_path(suite_file.parent, root)})")
@@ -322,7 +338,8 @@ def resolve_suites(config: Config) -> list[Suite]:
     root = config.root
     chosen: dict[Path, dict[str, Any]] = {}
     for i, entry in enumerate(config.suites):
-        matches = _expand_suite_files(entry.eval, root, config.path)
+        origin = Origin(config.display_path, config.line_of(("suites", i)), f"suites.{i}", ConfigError)
+        matches = _expand_suite_files(entry.eval, root, config.path, config.tree, origin)
         if not matches:
             raise ConfigError(f"suites.{i}: {entry.eval!r} matched no suite files", config.display_path,
                               config.line_of(("suites", i)),
@@ -336,7 +353,7 @@ def resolve_suites(config: Config) -> list[Suite]:
     suites: list[Suite] = []
     by_name: dict[str, Suite] = {}
     for path, overrides in chosen.items():
-        suite = load_suite(path, root, env=config.environ)
+        suite = load_suite(path, root, env=config.environ, tree=config.tree)
         if overrides:
             suite = replace(suite, **overrides)
         if suite.name in by_name:
@@ -348,15 +365,17 @@ def resolve_suites(config: Config) -> list[Suite]:
     return suites
 
 
-def _expand_suite_files(pattern: str, root: Path, config_path: Path | None) -> list[Path]:
+def _expand_suite_files(pattern: str, root: Path, config_path: Path | None, tree: Path, origin: Origin) -> list[Path]:
     if glob.has_magic(pattern):
-        found = [root / p for p in glob.glob(pattern, root_dir=root, recursive=True)]
+        found = contain_glob(pattern, root, tree, origin)
     else:
         target = root / pattern
-        if target.is_dir():
-            found = [p for p in target.iterdir()]
+        if contain(pattern, root, tree, origin, expect="any").is_dir():
+            found = [p for p in target.iterdir() if p.suffix.lower() in SUITE_SUFFIXES]
+            for p in found:
+                contain(p, root, tree, origin, expect="any", subject=f"{pattern!r} holds {p.name!r}, which")
         else:
-            return [_normal(target)] if target.is_file() else []
+            return [_normal(target)] if contain(pattern, root, tree, origin).is_file() else []
     skip = _normal(config_path) if config_path is not None else None
     files = [_normal(p) for p in found if p.suffix.lower() in SUITE_SUFFIXES and p.is_file()]
     return sorted((p for p in files if p != skip), key=lambda p: p.as_posix())

@@ -14,6 +14,7 @@ A source is compiled once (cached by its text). Every failure is a `TemplateErro
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,6 +28,7 @@ from jinja2 import StrictUndefined, meta
 from jinja2.exceptions import SecurityError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gpo_action.containment import Origin, contain
 from gpo_action.errors import TemplateError
 from gpo_action.sandbox import MAX_LOOP_ITERATIONS, MAX_RENDER_CHARS, BoundedSandbox, RenderLimitError, render_budget
 
@@ -315,9 +317,12 @@ def parse_template(source: str, path: str = "<string>", kind: Kind | None = None
     return template
 
 
-def load_template(path: str | Path) -> PromptTemplate:
-    """Read and parse a template file (UTF-8; line endings kept as written)."""
+def load_template(path: str | Path, *, tree: str | Path | None = None) -> PromptTemplate:
+    """Read and parse a template file (UTF-8; line endings kept as written). With `tree`, a path
+    that leaves that directory (through a symlink, say) is refused before it is read."""
     name = str(path)
+    if tree is not None:
+        contain(path, os.getcwd(), tree, Origin(name, None, "", TemplateError), subject="the template file")
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:

@@ -29,8 +29,10 @@ class Workspace:
     _client: object | None = None
 
     @classmethod
-    def open(cls, config_path: str | os.PathLike | None = None, notes: NoteFn | None = None) -> "Workspace":
-        return cls(load_config(Path(config_path) if config_path else None), notes or (lambda message: None))
+    def open(cls, config_path: str | os.PathLike | None = None, notes: NoteFn | None = None,
+             tree: str | os.PathLike | None = None) -> "Workspace":
+        """`tree`: the directory every path stays inside (default: the repository, see `containment`)."""
+        return cls(load_config(Path(config_path) if config_path else None, tree=tree), notes or (lambda message: None))
 
     @property
     def root(self) -> Path:
@@ -82,8 +84,7 @@ class Workspace:
             cfg = self.config
             cache = None
             if cfg.cache.enabled:
-                cache = ResponseCache(self.root / cfg.cache.path, notes=self.notes,
-                                      busy_timeout=cfg.cache.lock_timeout)
+                cache = ResponseCache(cfg.cache_path, notes=self.notes, busy_timeout=cfg.cache.lock_timeout)
             self._client = LLMClient(
                 cache=cache,
                 concurrency=cfg.concurrency,
@@ -97,7 +98,8 @@ class Workspace:
         return self._client
 
     def jobs(self, suites: Sequence[Suite]) -> list[EvalJob]:
-        return [EvalJob(s, load_template(self.root / s.prompt), self.task_model(s)) for s in suites]
+        return [EvalJob(s, load_template(self.root / s.prompt, tree=self.config.tree), self.task_model(s))
+                for s in suites]
 
     def evaluate(self, suites: Sequence[Suite], on_progress: ProgressFn | None = None) -> list[SuiteResult]:
         return evaluate_jobs(self.jobs(suites), self.client, judge=self.config.model("judge"), on_progress=on_progress)
