@@ -18,7 +18,6 @@ optimized, and says why.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -152,7 +151,7 @@ def fix_failures(ws, run_result, *, when: str | None = None, budget_usd: float |
     """Optimize the head prompt of each suite `when` selects (default: gpo.yaml's `optimize.when`),
     within one budget for all of them; see the module docstring. `limits` overrides caps of the
     total (e.g. {"max_calls": 40}); `on_step(suite, StepReport)` reports progress."""
-    from gpo_action.optimize.plan import plan_optimization, run_plan
+    from gpo_action.optimize.plan import plan_optimization, run_dir_for, run_plan
 
     section = ws.config.optimize
     when = when or section.when
@@ -167,7 +166,7 @@ def fix_failures(ws, run_result, *, when: str | None = None, budget_usd: float |
         change = changes[comparison.suite]
         share = share_of(total, spent, len(chosen) - index)
         plan = plan_optimization(ws, comparison.suite, steps=steps, candidates=candidates, job=change.head)
-        plan = replace(plan, budget=share, run_dir=ws.root / RUNS_DIR / _slug(comparison.suite))
+        plan = replace(plan, budget=share, run_dir=run_dir_for(ws, RUNS_DIR, comparison.suite))
         why = _cannot_run(ws.client, plan)
         if why is not None:
             fixes.append(Fix(comparison.suite, comparison.verdict, change.prompt, share.caps(), skipped=why))
@@ -199,7 +198,3 @@ def _cannot_run(client, plan) -> str | None:
         if reason is not None:
             return f"not optimized: the {role} model {model.name} cannot run here ({reason})"
     return None
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name)

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from pydantic import ValidationError
 
+from gpo_action.containment import Origin, contain
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob
 from gpo_action.files import write_atomic
@@ -28,6 +29,7 @@ from gpo_action.optimize.engine import StepFn, optimize
 from gpo_action.optimize.presets import PRESETS, get_preset
 from gpo_action.optimize.projection import Projection, litellm_price, project
 from gpo_action.optimize.results import OptimizeResult
+from gpo_action.optimize.rundir import STATE_FILE, TRAJECTORY_FILE
 from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec
 from gpo_action.templates import parse_template
 
@@ -71,9 +73,22 @@ def plan_optimization(ws, suite: str, *, preset: str | None = None, steps: int |
     except (ValidationError, ValueError) as exc:
         raise InputError(f"invalid optimizer settings: {exc}") from None
     notes = ()
-    slug = re.sub(r"[^\w.-]+", "_", chosen.name)
     return OptimizePlan(job, spec, budget, ws.config.model("optimizer") or job.model, ws.config.model("judge"),
-                        ws.root / RUNS_DIR / slug, notes, ws.config.model("embedding"))
+                        run_dir_for(ws, RUNS_DIR, chosen.name), notes, ws.config.model("embedding"))
+
+
+def run_dir_for(ws, runs: str, suite: str) -> Path:
+    """The run directory of `suite` under `runs` (config-root relative), named by a slug of the suite's
+    name; it and its files must stay inside the tree (a committed `.gpo` symlink must not move them)."""
+    slug = re.sub(r"[^\w.-]+", "_", suite)
+    if not slug.strip("."):  # "." or ".." would name the runs directory or its parent
+        slug = slug.replace(".", "_")
+    shown = f"{runs}/{slug}"
+    origin = Origin(None, None, "run directory", InputError)
+    contain(shown, ws.root, ws.config.tree, origin, expect="dir")
+    for name in (STATE_FILE, TRAJECTORY_FILE):
+        contain(f"{shown}/{name}", ws.root, ws.config.tree, origin)
+    return ws.root / runs / slug
 
 
 def run_plan(plan: OptimizePlan, client, *, resume: bool = False, on_step: StepFn | None = None) -> OptimizeResult:
