@@ -23,6 +23,7 @@ before the path is opened; the message quotes the path as written, never what li
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import stat
@@ -88,10 +89,10 @@ def contain(value: str | os.PathLike, base: str | os.PathLike, tree: str | os.Pa
     if expect != "any":
         try:
             mode = os.stat(real).st_mode
-        except FileNotFoundError:
+        except OSError as exc:  # missing, or its folder is a file: the reader reports that its own way
+            if exc.errno == errno.ELOOP:
+                raise refuse("is a symlink loop", "name a file, not a link to itself") from None
             return real
-        except OSError as exc:
-            raise refuse(f"cannot be checked ({exc.strerror or exc})", "name a readable file") from None
         if expect == "file" and not stat.S_ISREG(mode):
             raise refuse("is not a regular file", "name a file, not a directory, device or pipe")
         if expect == "dir" and not stat.S_ISDIR(mode):
