@@ -303,12 +303,14 @@ class Config(BaseModel):
 
 
 def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None,
-                tree: str | Path | None = None) -> Config:
+                tree: str | Path | None = None, contain_paths: bool = True) -> Config:
     """Read and validate gpo.yaml (default: ./gpo.yaml). An empty file means all defaults.
 
     `env` replaces `os.environ` for `api_key_env` lookups; `tree` is the directory its paths must
-    stay inside (default: the repository holding it, see `containment`). Raises `ConfigError` with
-    the file, the line and the key of every problem.
+    stay inside (default: the repository holding it, see `containment`). `contain_paths=False`
+    skips that check at load, for a file read elsewhere whose values only are used (the base's
+    policy); `cache_path` still checks where it is used. Raises `ConfigError` with the file, the
+    line and the key of every problem.
     """
     file = Path(path) if path is not None else Path(CONFIG_FILE)
     display = str(path) if path is not None else CONFIG_FILE
@@ -333,5 +335,6 @@ def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None
     config._doc = doc
     config._env = env
     config._tree = top
-    config.check_paths()
+    if contain_paths:
+        config.check_paths()
     return config

@@ -338,7 +338,7 @@ def load_base_config(root: str | Path, base_sha: str, config_path: str | Path | 
         path = Path(tmp) / file.name
         path.write_text(text, encoding="utf-8")
         try:
-            return load_config(path), None
+            return load_config(path, contain_paths=False), None   # its paths mean nothing in the temp dir
         except ConfigError as exc:
             where = f" (line {exc.line})" if exc.line else ""
             return None, f"the base revision's {rel} does not load{where}: {exc.message}; the default policy applies"

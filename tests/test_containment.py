@@ -319,3 +319,26 @@ def test_load_template_with_a_tree_refuses_a_symlink_out_of_it_before_reading(tm
                                   "the project directory (paths must stay inside the directory of gpo.yaml)")
     assert canary not in str(refused.value)
     assert load_template(tree / "prompts" / "alias.j2", tree=tree).source == GOOD
+
+
+def test_the_base_policy_config_is_not_judged_by_the_temp_dir_it_is_read_into(tmp_path):
+    """load_base_config reads the base's gpo.yaml into a temp dir for its values: a cache path up to
+    the repository root (legit for a project in a subdirectory) must not make it fail to load (which
+    would put the default, looser gate in place); the path is checked where it is used, in the head's tree."""
+    from gpo_action.config import load_config
+    from gpo_action.policy import load_base_config, resolve_policy
+
+    root = tmp_path / "mono"
+    (root / "proj").mkdir(parents=True)
+    git(root, "-c", "init.defaultBranch=main", "init", "-q")
+    git(root, "config", "user.email", "t@example.com")
+    git(root, "config", "user.name", "t")
+    (root / "proj" / "gpo.yaml").write_text("gate: {max_drop: 0.0}\ncache: {path: ../.cache/gpo.sqlite}\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "base")
+    base, note = load_base_config(root, git(root, "rev-parse", "HEAD"), root / "proj" / "gpo.yaml")
+    assert note is None and base.gate.max_drop == 0.0 and base.cache.path == "../.cache/gpo.sqlite"
+    (root / "proj" / "gpo.yaml").write_text("gate: {max_drop: 1.0}\n")
+    policy = resolve_policy(load_config(root / "proj" / "gpo.yaml"), base, enforce=True, why="test")
+    assert policy.config.gate.max_drop == 0.0
+    assert policy.config.cache_path.resolve() == (root / ".cache" / "gpo.sqlite").resolve()
