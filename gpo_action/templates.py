@@ -9,6 +9,7 @@ Rendering runs in Jinja2's immutable sandbox with `StrictUndefined`: a template 
 can read its variables but not Python internals, and a missing variable is an error, never "".
 The sandbox (`gpo_action.sandbox`) also bounds loops, output and every size-multiplying operation,
 so a hostile template or case fails fast with a "render limit" error instead of hanging.
+A chat file is read by `yamlsource`, with its bounds on aliases.
 A source is compiled once (cached by its text). Every failure is a `TemplateError` naming the file.
 """
 
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gpo_action.containment import Origin, contain
 from gpo_action.errors import TemplateError
 from gpo_action.sandbox import MAX_LOOP_ITERATIONS, MAX_RENDER_CHARS, BoundedSandbox, RenderLimitError, render_budget
+from gpo_action.yamlsource import parse_yaml
 
 TEXT_SUFFIXES = (".j2", ".jinja", ".txt", ".md")
 CHAT_SUFFIXES = (".yaml", ".yml")
@@ -259,13 +261,8 @@ def _content_line(node: yaml.Node) -> int:
 
 
 def _parse_chat(source: str, path: str) -> tuple[tuple[MessageTemplate, ...], Mapping[str, Any]]:
-    try:
-        root = yaml.compose(source, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(source)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise TemplateError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", path=path,
-                            line=mark.line + 1 if mark else None) from None
+    doc = parse_yaml(source, path, error=TemplateError)  # the one YAML reader, with its bounds
+    root, data = doc.node, doc.data
     if not isinstance(data, dict) or root is None:
         raise TemplateError("a chat template is a mapping with `messages` (and optional `params`)", path=path, line=1)
     try:

@@ -6,6 +6,12 @@
 (`YamlDoc.line_of`). Malformed YAML, duplicate keys, python tags and undecodable bytes raise the
 caller's `InputError` subclass with the file and the 1-based line.
 
+A file may come from a pull request, so what it costs to read is bounded before it is built:
+aliases may expand the document to at most `max(MAX_ALIAS_EXPANSION, ALIAS_FACTOR x its own
+nodes)` values (a 1 KB "billion laughs" file would otherwise expand to a billion), an alias may
+not refer to the value that contains it, and an integer may not have more digits than Python
+converts. The check walks the composed node graph once, each shared node counted once.
+
 `validation_error(exc, ...)` turns one pydantic `ValidationError` into one `InputError` that lists
 every problem, one per line, sorted by line:
 
@@ -18,6 +24,7 @@ The error's own `line` is the first problem's; `error.problems` holds `(line, ke
 from __future__ import annotations
 
 import difflib
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -33,6 +40,9 @@ Loc = tuple[str | int, ...]
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_INT_TAG = "tag:yaml.org,2002:int"
+MAX_ALIAS_EXPANSION = 100_000  # values aliases may expand a small document to
+ALIAS_FACTOR = 10              # ... or this many times a larger document's own nodes
 # Parts of a location whose input value must never be echoed in a message (it may be a secret).
 _SECRET_WORDS = ("key", "token", "secret", "password")
 
@@ -101,7 +111,7 @@ def parse_yaml(text: str, display: str, *, error: type[InputError] = InputError)
         node = loader.get_single_node()
         if node is None:
             return YamlDoc(display, None, None)
-        _check_duplicate_keys(node)
+        _check_nodes(node, display, error)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(exc, text, display, error) from None
@@ -144,31 +154,68 @@ def _yaml_error(exc: yaml.MarkedYAMLError, text: str, display: str, error: type[
     return error(message, display, line, hint=hint)
 
 
-def _check_duplicate_keys(root: yaml.Node) -> None:
-    """A key written twice in one mapping is an error (PyYAML would silently keep the last)."""
-    seen_nodes: set[int] = set()
-    stack = [root]
+def _check_nodes(root: yaml.Node, display: str, error: type[InputError]) -> None:
+    """One walk over the composed graph (iterative: a hostile file nests deeply; a node shared by
+    aliases is walked once), before anything is built. Refused: a key written twice in one mapping
+    (PyYAML would silently keep the last), an alias to the value that contains it, an integer with
+    more digits than Python converts, and aliases that expand the document past its bound."""
+    digits = sys.get_int_max_str_digits()  # 0: no limit
+    size: dict[int, int] = {}      # id of a collection -> the values it expands to, itself included
+    order: list[yaml.Node] = []    # collections, each after the collections it holds
+    expanding: set[int] = set()    # the collections on the path from the root
+    written = 0                    # nodes as written: each collection once, each value in it once
+    stack: list[tuple[yaml.Node, list[yaml.Node] | None]] = [(root, None)]
     while stack:
-        node = stack.pop()
-        if id(node) in seen_nodes:
+        node, children = stack.pop()
+        if children is not None:   # every collection in it is sized now
+            expanding.discard(id(node))
+            size[id(node)] = 1 + sum(size.get(id(child), 1) for child in children)
+            order.append(node)
             continue
-        seen_nodes.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            _check_scalar(node, digits, display, error)
+            written += 1
+            continue
+        if id(node) in size:
+            continue
+        if id(node) in expanding:
+            raise error("a YAML alias refers to the value that contains it", display, node.start_mark.line + 1,
+                        hint="recursive data cannot be read; write the value out")
         if isinstance(node, yaml.MappingNode):
-            keys: dict[tuple[str, str], int] = {}
-            for key_node, value_node in node.value:
-                stack.append(value_node)
-                if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
-                    continue
-                ident = (key_node.tag, key_node.value)
-                if ident in keys:
-                    raise yaml.constructor.ConstructorError(
-                        None, None,
-                        f"duplicate key {key_node.value!r} (first written at line {keys[ident]})",
-                        key_node.start_mark,
-                    )
-                keys[ident] = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+            _check_keys(node)
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = list(node.value)
+        written += 1
+        expanding.add(id(node))
+        stack.append((node, children))
+        stack.extend((child, None) for child in children)
+    limit = max(MAX_ALIAS_EXPANSION, ALIAS_FACTOR * written)
+    if isinstance(root, yaml.CollectionNode) and size[id(root)] > limit:
+        first = next(node for node in order if size[id(node)] > limit)
+        raise error(f"YAML aliases expand this value to more than {limit} values", display,
+                    first.start_mark.line + 1, hint="write the values out, or refer to them fewer times")
+
+
+def _check_scalar(node: yaml.ScalarNode, digits: int, display: str, error: type[InputError]) -> None:
+    if digits and node.tag == _INT_TAG and len(node.value) > digits:
+        raise error(f"an integer with more than {digits} digits", display, node.start_mark.line + 1,
+                    hint="quote it to keep it as text")
+
+
+def _check_keys(node: yaml.MappingNode) -> None:
+    keys: dict[tuple[str, str], int] = {}
+    for key_node, _value in node.value:
+        if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+            continue
+        ident = (key_node.tag, key_node.value)
+        if ident in keys:
+            raise yaml.constructor.ConstructorError(
+                None, None,
+                f"duplicate key {key_node.value!r} (first written at line {keys[ident]})",
+                key_node.start_mark,
+            )
+        keys[ident] = key_node.start_mark.line + 1
 
 
 # --- pydantic errors -> one InputError ---------------------------------------------------------

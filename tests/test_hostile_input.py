@@ -199,3 +199,101 @@ def test_a_hostile_assertion_value_fails_only_its_case(project_dir, openai_serve
     assert cases_out["a"]["passed"] is True
     reason = cases_out["b"]["samples"][0]["checks"][0]["reason"]
     assert cases_out["b"]["passed"] is False and "render limit" in reason
+
+
+# ---- YAML alias bombs: refused at load, in little memory ------------------------------------------
+
+# The child runs `gpo-action eval` under an address-space limit 300 MB above what it has after
+# importing the CLI, so an expansion that escaped the bound dies with a MemoryError (exit 1, a
+# traceback) instead of eating the machine; it prints its resident size before the run, and the
+# parent reads the child's peak from wait4, for the "under 50 MB" promise. Linux: /proc, RLIMIT_AS.
+BOUNDED_EVAL = """
+import resource, sys
+from gpo_action.cli import main
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+limit = (int(status["VmSize"].split()[0]) + 300 * 1024) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+main(["eval"], prog_name="gpo-action")
+"""
+
+
+def alias_bomb(indent: str, levels: int = 9) -> str:
+    """The "billion laughs": 9 aliases of 9 aliases ... of 9 x's, under 1 KB, 9**9 values expanded."""
+    lines = [f"{indent}a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{indent}a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def write_bomb_project(root: Path, url: str, where: str) -> tuple[str, int]:
+    """A project with the bomb in `where` (suite, config, chat); returns its file and the line the
+    error must name: a5's, the first value past the 100,000 allowed (a4 expands to 66,430)."""
+    write_project(root, url)
+    if where == "suite":
+        shown = "evals/hostile.yaml"
+        text = "prompt: prompts/say.j2\ncases:\n  - vars:\n      word: hi\n      bomb:\n" + alias_bomb(" " * 8)
+        text += "    expected: Say hi\n"
+    elif where == "config":
+        shown = "gpo.yaml"
+        text = (f"models:\n  task:\n    model: openai/scripted\n    api_base: \"{url}/v1\"\n"
+                f"    api_key_env: GPO_TEST_KEY\n    metadata:\n{alias_bomb(' ' * 6)}"
+                "suites:\n  - eval: evals/*.yaml\ncache: {path: .gpo/cache.sqlite}\n")
+    else:
+        shown = "prompts/say.yaml"
+        text = "messages:\n  - {role: user, content: 'Say {{ word }}'}\nparams:\n  metadata:\n" + alias_bomb("    ")
+        (root / "evals" / "hostile.yaml").write_text(
+            "prompt: prompts/say.yaml\ncases:\n  - file: cases.jsonl\n", encoding="utf-8")
+    (root / shown).write_text(text, encoding="utf-8")
+    assert len(text.encode()) < 1500
+    return shown, text.split("\n").index(next(line for line in text.split("\n") if "a5:" in line)) + 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc and sets RLIMIT_AS (Linux)")
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("where", ["suite", "config", "chat"])
+def test_a_yaml_alias_bomb_is_an_input_error_naming_file_and_line(project_dir, openai_server, where):
+    import os
+    import subprocess
+    import sys
+
+    shown, line = write_bomb_project(project_dir, openai_server.url, where)
+    env = {**os.environ, "GPO_TEST_KEY": KEY}
+    with open(project_dir / "out.txt", "wb") as out, open(project_dir / "err.txt", "wb") as err:
+        child = subprocess.Popen([sys.executable, "-c", BOUNDED_EVAL], cwd=project_dir, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+    stderr = (project_dir / "err.txt").read_text()
+    assert os.waitstatus_to_exitcode(status) == 2, stderr
+    assert f"{shown}:{line}: YAML aliases expand this value to more than 100000 values" in stderr
+    assert "Traceback" not in stderr and "MemoryError" not in stderr
+    assert KEY not in stderr + (project_dir / "out.txt").read_text()  # the key in the environment: a canary
+    before_kb = int((project_dir / "out.txt").read_text().split()[0])
+    assert usage.ru_maxrss - before_kb < 50 * 1024, f"peak {usage.ru_maxrss} KB, {before_kb} KB before the run"
+    assert openai_server.total == 0
+
+
+@pytest.mark.parametrize("bomb, message", [
+    ("&loop [*loop]", "a YAML alias refers to the value that contains it"),
+    ("1" * 5000, "an integer with more than 4300 digits"),
+])
+def test_yaml_that_contains_itself_or_a_huge_integer_is_an_input_error(project_dir, openai_server, bomb, message):
+    write_project(project_dir, openai_server.url)
+    (project_dir / "evals" / "hostile.yaml").write_text(
+        "prompt: prompts/say.j2\ncases:\n  - vars: {word: hi}\n    expected: Say hi\n"
+        f"  - vars:\n      word: {bomb}\n")
+    result = run_cli("eval")
+    assert result.exit_code == 2, result.output
+    assert f"evals/hostile.yaml:6: {message}" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_yaml_aliases_and_merge_keys_used_as_meant_still_load(project_dir, openai_server):
+    write_project(project_dir, openai_server.url)
+    (project_dir / "evals" / "hostile.yaml").write_text(
+        "prompt: prompts/say.j2\ncases:\n"
+        "  - {vars: &v {word: one}, expected: Say one, assert: &checks [{type: contains, value: Say}]}\n"
+        "  - {vars: {<<: *v, word: two}, expected: Say two, assert: *checks}\n"
+        + "".join(f"  - {{vars: {{<<: *v, n: {i}}}, expected: Say one, assert: *checks}}\n" for i in range(200)))
+    result = run_cli("eval", "--json", "out.json")
+    assert result.exit_code == 0, result.stderr
+    suite = json.loads((project_dir / "out.json").read_text())["suites"][0]
+    assert (suite["passed"], suite["errors"]) == (202, 0)
