@@ -9,9 +9,15 @@ keeps templates away from Python internals and caps `range()` at 100,000 items; 
 - output: every `{{ ... }}` (also inside `{% set %}` blocks, macros and `{% filter %}` blocks,
   which buffer instead of writing) spends its size from a budget of MAX_RENDER_WORK characters;
 - values: a `{% set %}` value or a `~` concatenation longer than MAX_RENDER_CHARS is refused;
-- amplifiers are checked before they allocate: `*`, `**`, `+` and `%` on strings and lists,
+- amplifiers are checked before they allocate: `*`, `+` and `%` on strings and lists, `*` and
+  `**` on integers (a result of more than MAX_INT_BITS bits, from both operands' sizes),
   the str methods center/ljust/rjust/zfill/expandtabs/replace/join/format, the filters
-  center/indent/replace/format/wordwrap/join/slice/batch/string/pprint/tojson and `lipsum()`.
+  center/indent/replace/format/wordwrap/join/slice/batch/string/pprint/tojson and `lipsum()`;
+- CPU time: a render may use MAX_RENDER_SECONDS of its thread's CPU. Every loop iteration, call
+  (methods, macros, `caller()`), filter or test applied by name (`map`, `select`, ...) and
+  intercepted operator is a step; steps look at a cheap wall clock and, at most every
+  CPU_CHECK_EVERY seconds of it, at the thread's CPU clock (a thread-CPU read costs a system
+  call, so not every step pays for one). No signal and no other thread is involved.
 
 Everything refused raises `RenderLimitError`, a jinja2 `SecurityError`; `templates` reports it
 as a TemplateError naming the limit.
@@ -21,20 +27,26 @@ The budget is per render and per thread: `with render_budget(): ...` around the 
 from __future__ import annotations
 
 import functools
+import math
 import re
 import string
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import LoopContext, Macro
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 
 MAX_RENDER_CHARS = 1_000_000  # a rendered template (or message, or value) longer than this is an error
 MAX_RENDER_WORK = 4 * MAX_RENDER_CHARS  # characters one render may produce, buffered output included
 MAX_LOOP_ITERATIONS = 100_000  # loop iterations one render may run, all loops together
 MAX_LIPSUM_WORDS = 10_000
+MAX_INT_BITS = 1 << 16  # an integer `*` or `**` may make (a 20,000-digit number; Python prints 4300)
+MAX_RENDER_SECONDS = 1.0  # CPU seconds one render may use, on its thread
+CPU_CHECK_EVERY = 0.01  # wall seconds between reads of the thread's CPU clock during a render
 
 _state = threading.local()
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[diouxXeEfFgGcrsa%]")
@@ -47,11 +59,15 @@ class RenderLimitError(SecurityError):
 
 
 class RenderBudget:
-    """What one render may still spend: loop iterations and produced characters."""
+    """What one render may still spend: loop iterations, produced characters and CPU time."""
 
-    def __init__(self, iterations: int = MAX_LOOP_ITERATIONS, chars: int = MAX_RENDER_WORK):
+    def __init__(self, iterations: int = MAX_LOOP_ITERATIONS, chars: int = MAX_RENDER_WORK,
+                 seconds: float = MAX_RENDER_SECONDS):
         self.iterations = iterations
         self.chars = chars
+        self.seconds = seconds
+        self._cpu_deadline: float | None = None  # read lazily: most renders end before the first look
+        self._next_look = time.perf_counter() + CPU_CHECK_EVERY
 
     def spend(self, iterations: int = 0, chars: int = 0) -> None:
         self.iterations -= iterations
@@ -61,6 +77,21 @@ class RenderBudget:
         if self.chars < 0:
             raise RenderLimitError(f"the template produced more than {MAX_RENDER_WORK} characters "
                                 "(a loop, macro or filter produces runaway output)")
+
+    def step(self) -> None:
+        """One unit of template work; refuses once the render has used its CPU time."""
+        now = time.perf_counter()
+        if now < self._next_look:
+            return
+        self._next_look = now + CPU_CHECK_EVERY
+        cpu = time.thread_time()
+        if self._cpu_deadline is None:
+            # The CPU used before this first look (at most CPU_CHECK_EVERY) is not counted: the
+            # render is refused a little late, never early.
+            self._cpu_deadline = cpu + self.seconds
+        elif cpu > self._cpu_deadline:
+            raise RenderLimitError(f"the render used more than {self.seconds:g} s of CPU "
+                                   "(a loop, macro or filter does too much work)")
 
 
 @contextmanager
@@ -76,6 +107,12 @@ def render_budget() -> Iterator[RenderBudget]:
 
 def _budget() -> RenderBudget | None:
     return getattr(_state, "budget", None)
+
+
+def _step() -> None:
+    budget = getattr(_state, "budget", None)
+    if budget is not None:
+        budget.step()
 
 
 # ---- sizes ----------------------------------------------------------------------------------------
@@ -182,6 +219,37 @@ def _check_str_method(text: str, name: str, args: tuple, kwargs: dict) -> tuple:
         _refuse_longer(_join_size(text, items), "str.join")
         return (items, *args[1:])
     return args
+
+
+def _int_text(value: int) -> str:
+    return str(value) if value.bit_length() <= 64 else f"<a {value.bit_length()}-bit integer>"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    """`base ** exponent` on integers: the result's bits, from both operands, before computing it."""
+    if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
+        if math.log2(abs(base)) * exponent > MAX_INT_BITS:
+            raise RenderLimitError(f"{_int_text(base)} ** {_int_text(exponent)} is too large "
+                                   f"(more than {MAX_INT_BITS} bits)")
+
+
+def _check_product(left: Any, right: Any) -> None:
+    """`left * right`: integers by their bits; a repeated string or list by its printed size (a list
+    of lists counts what it holds: repeating it again and again nests copies exponentially)."""
+    if _is_int(left) and _is_int(right):
+        if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise RenderLimitError(f"a product of a {left.bit_length()}-bit and a {right.bit_length()}-bit "
+                                   f"integer is too large (more than {MAX_INT_BITS} bits)")
+        return
+    for seq, n in ((left, right), (right, left)):
+        if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and n > 0:
+            size = len(seq) if isinstance(seq, str) else estimate_size(seq, MAX_RENDER_CHARS // n + 1)
+            if size * n > MAX_RENDER_CHARS:
+                raise RenderLimitError(f"repetition of {len(seq)} items {_int_text(n)} times is too large")
 
 
 # ---- filters and globals --------------------------------------------------------------------------
@@ -327,6 +395,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         for item in iterable:
             if budget is not None:
                 budget.spend(iterations=1, chars=literal)
+                budget.step()
             yield item
 
     def guard_value(self, value: Any) -> Any:
@@ -340,17 +409,24 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return "".join([str(v) for v in values])
 
     def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
-        if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 4096:
-            raise RenderLimitError(f"exponent {right} is too large")
+        _step()
+        if op == "**":
+            _check_power(left, right)
         if op == "*":
-            for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_RENDER_CHARS:
-                    raise RenderLimitError(f"repetition of {len(seq)} items {n} times is too large")
+            _check_product(left, right)
         if op == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
             _refuse_longer(len(left) + len(right), "a + concatenation")
         if op == "%" and isinstance(left, str):
             _check_printf(left, right)
         return super().call_binop(context, op, left, right)
+
+    def call_filter(self, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        _step()  # filters applied by name, once per item: map('upper'), select('odd'), ...
+        return super().call_filter(name, value, *args, **kwargs)
+
+    def call_test(self, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        _step()
+        return super().call_test(name, value, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """Jinja wraps `str.format`/`format_map` when they are looked up; bound them there too."""
@@ -369,9 +445,15 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return bounded
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
+        _step()
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str) and type(__obj).__name__ == "builtin_function_or_method":
             args = _check_str_method(owner, __obj.__name__, args, kwargs)
+        elif isinstance(__obj, (Macro, LoopContext)):
+            # what a macro or a recursive loop is given is a value bound to a name, as `{% set %}`
+            # is: nested copies of one value passed down a recursion would compare for ever
+            for arg in (*args, *kwargs.values()):
+                __self.guard_value(arg)
         return super().call(__context, __obj, *args, **kwargs)
 
 
@@ -382,7 +464,7 @@ def _guard(name: str, node: nodes.Node, *args: nodes.Expr) -> nodes.Call:
 
 
 def _add_guards(tree: nodes.Template) -> nodes.Template:
-    """Wrap every loop's iterable, `{% set %}` value and `~` concatenation in a runtime guard."""
+    """Wrap every loop's iterable, `{% set %}`/`{% with %}` value and `~` concatenation in a runtime guard."""
 
     def visit(node: nodes.Node) -> nodes.Node:
         for field in node.fields:
@@ -395,6 +477,8 @@ def _add_guards(tree: nodes.Template) -> nodes.Template:
             node.iter = _guard("guard_loop", node.iter, nodes.Const(_literal_chars(node.body)))
         elif isinstance(node, nodes.Assign):
             node.node = _guard("guard_value", node.node)
+        elif isinstance(node, nodes.With):
+            node.values = [_guard("guard_value", value) for value in node.values]
         elif isinstance(node, nodes.Concat):
             listed = nodes.List(list(node.nodes))
             listed.set_lineno(node.lineno or 1)

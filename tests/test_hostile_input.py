@@ -27,6 +27,11 @@ CATASTROPHIC = r"(a|aa)+$"  # exponential backtracking on "aaaa...!" in Python's
 
 pytestmark = pytest.mark.timeout(90)
 
+# 90,300 loop iterations (under the 100,000 allowed), each running three str methods over a 1 MB
+# string: minutes of CPU, stopped by the per-render CPU budget alone.
+STRING_METHOD_LOOP = ("{% set big = word * 250000 %}{% for i in range(300) %}{% for j in range(300) %}"
+                      "{% if big.upper().lower().count(word) < 0 %}{% endif %}{% endfor %}{% endfor %}")
+
 
 def write_project(root: Path, url: str, *, template: str = "Say {{ word }}", cases: str | bytes | None = None,
                   asserts: str = '  - {type: equals, value: "{{ expected }}"}\n') -> Path:
@@ -135,7 +140,22 @@ def test_invalid_utf8_in_a_case_file_names_the_file_line_and_byte(project_dir, o
     "{{ (',' * 100000).join([word] * 100000) }}",
     "{{ lipsum(10 ** 9) }}",
     "{% set ns = namespace(x=[1]) %}{% for i in range(64) %}{% set ns.x = ns.x + [ns.x] %}{% endfor %}{{ ns.x }}",
+    # both operands of ** and * count: a power of a power, an integer squared again and again
+    "{{ (9 ** 4096) ** 4096 }}",
+    "{% set ns = namespace(x=9 ** 4096) %}{% for i in range(30) %}{% set ns.x = ns.x * ns.x %}{% endfor %}{{ 1 }}",
+    # a list of lists repeated: each * is small, the nesting is not (== would compare 100**5 pairs)
+    "{{ [[[[[[word] * 100] * 100] * 100] * 100] * 100] == [[[[[[word] * 100] * 100] * 100] * 100] * 100] }}",
+    # the same nesting passed down a macro's recursion (a value bound to a name, as in {% set %})
+    "{% macro f(x, y, n) %}{% if n %}{{ f([x, x], [y, y], n - 1) }}{% else %}{{ x == y }}{% endif %}{% endmacro %}"
+    "{{ f(word, word, 60) }}",
+    "{% with a = word * 200000 %}{% with b = [a, a] %}{{ b|length }}{% endwith %}{% endwith %}",
+    # cheap steps, too many of them: 2**40 macro calls; str methods over 1 MB in a loop
+    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
+    STRING_METHOD_LOOP,
+    "{% set big = [word * 50000] * 4 %}{% for i in range(100000) %}{{ big|map('upper')|select('none')|list|length }}"
+    "{% endfor %}",
 ])
+@pytest.mark.timeout(30)
 def test_a_template_that_loops_or_renders_gigabytes_hits_the_render_limit(template):
     with pytest.raises(TemplateError) as caught:
         render_text(template, {"word": "abcd"}, "prompts/hostile.j2")
@@ -148,6 +168,10 @@ def test_ordinary_templates_still_render_exactly():
               "{{ '{:>5}'.format('x') }} {{ words|join(', ') }} {{ ('ab' ~ 'cd')|replace('b', 'B') }}")
     assert render_text(source, {"words": ["a", "bb"]}) == \
         f"1. {'a'.center(7)}|2. {'bb'.center(7)}|   7     x a, bb aBcd"
+    source = ("{{ 2 ** 64 }} {{ (9 ** 4096) % 1000 }} {{ (2 ** 100) * (3 ** 50) }} {{ [0] * 3 }} {{ 'ab' * 3 }} "
+              "{% macro m(x) %}[{{ x|join(',') }}]{% endmacro %}{{ m(words) }} {% with n = words|length %}{{ n }}{% endwith %}")
+    assert render_text(source, {"words": ["a", "bb"]}) == \
+        f"{2 ** 64} {(9 ** 4096) % 1000} {(2 ** 100) * (3 ** 50)} [0, 0, 0] ababab [a,bb] 2"
 
 
 def test_a_looping_template_stops_the_run_naming_the_case(project_dir, openai_server):
