@@ -4,6 +4,7 @@
     ├── InputError(message, path, line, hint)     exit 2: the user's files or flags are wrong
     │   ├── ConfigError                           gpo.yaml
     │   ├── TemplateError                         a prompt template
+    │   │   └── TemplateLimitError                a render went past a sandbox bound (a case's error)
     │   ├── SuiteError                            an eval suite or its case files
     │   └── ReplayFileError                       a replay/ file is missing or has a malformed line
     ├── ProviderError(message, status, retryable)  a model call failed (exit 3 beyond tolerance)
@@ -61,6 +62,11 @@ class ConfigError(InputError):
 
 class TemplateError(InputError):
     """A prompt template is missing, malformed or renders with an error."""
+
+
+class TemplateLimitError(TemplateError):
+    """A render went past a bound of the sandbox (size, loop iterations, CPU time). Evaluation
+    records it as that case's error and goes on with the other cases."""
 
 
 class SuiteError(InputError):

@@ -3,6 +3,10 @@
 Sync functions over dataclasses; the only I/O goes through the LLM client, in two batches
 (task outputs, then judge calls for `llm-rubric`), so concurrency spans every suite of a run.
 
+A case whose render goes past a sandbox bound (`TemplateLimitError`: size, loops, CPU time) is that
+case's error (`error_type` RENDER_LIMIT) and the other cases are evaluated; any other render failure
+(an undefined variable, a refused attribute) stops the run before any call, naming every such case.
+
 When a run is stopped (Ctrl-C, SIGTERM), what it finished is already in the response cache:
 `evaluate_from_cache(jobs, cache)` scores exactly that, without calling any model, and marks every
 other case as an error of type NOT_EVALUATED; `missing_cases(results)` lists them per suite.
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from gpo_action import assertions as A
-from gpo_action.errors import TemplateError
+from gpo_action.errors import TemplateError, TemplateLimitError
 from gpo_action.llm.types import LLMRequest, LLMResponse, ModelConfig
 from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
 from gpo_action.rubric import parse_rubric, rubric_messages
@@ -28,6 +32,8 @@ ProgressFn = Callable[[int, int], None]
 MAX_LISTED_ERRORS = 10
 # `error_type` of a case that a stopped run did not get to (see `evaluate_from_cache`).
 NOT_EVALUATED = "NotEvaluated"
+# `error_type` of a case whose render went past a bound of the sandbox.
+RENDER_LIMIT = "RenderLimit"
 
 
 @dataclass(frozen=True)
@@ -45,23 +51,38 @@ class EvalJob:
 
 
 def build_requests(job: EvalJob) -> list[LLMRequest]:
-    """Render every case; a case that cannot render stops the run before any call, naming it."""
-    requests: list[LLMRequest] = []
+    """The requests of every case that renders (a case past a render limit has none); any other
+    render failure stops the run before any call, naming it."""
+    return [slot for slot in _render_slots(job) if isinstance(slot, LLMRequest)]
+
+
+def _render_slots(job: EvalJob) -> list[LLMRequest | LLMResponse]:
+    """One slot per case and sample: its request, or, for a case past a render limit, its error."""
+    slots: list[LLMRequest | LLMResponse] = []
     problems: list[str] = []
     params = dict(job.template.params)
     for case in job.selected:
         try:
             messages = job.template.render(case.vars)
+        except TemplateLimitError as exc:
+            where = f"{job.suite.prompt}:{exc.line}" if exc.line else job.suite.prompt  # as the suite names it
+            message = f"case {case.id} ({case.source or job.suite.path}): {where}: {exc.message}"
+            error = LLMResponse(text=None, error=message, error_type=RENDER_LIMIT)
+            slots.extend([error] * job.suite.repeats)
+            continue
         except TemplateError as exc:
             problems.append(f"case {case.id} ({case.source or job.suite.path}): {exc.message}")
             continue
         for sample in range(job.suite.repeats):
-            requests.append(LLMRequest(job.model, tuple(messages), params, sample, f"{job.suite.name}/{case.id}"))
+            slots.append(LLMRequest(job.model, tuple(messages), params, sample, f"{job.suite.name}/{case.id}"))
     if problems:
-        more = len(problems) - MAX_LISTED_ERRORS
-        listed = "; ".join(problems[:MAX_LISTED_ERRORS]) + (f"; and {more} more" if more > 0 else "")
-        raise TemplateError(f"cannot render suite {job.suite.name!r}: {listed}", path=job.template.path)
-    return requests
+        raise TemplateError(f"cannot render suite {job.suite.name!r}: {_listed(problems)}", path=job.template.path)
+    return slots
+
+
+def _listed(problems: Sequence[str]) -> str:
+    more = len(problems) - MAX_LISTED_ERRORS
+    return "; ".join(problems[:MAX_LISTED_ERRORS]) + (f"; and {more} more" if more > 0 else "")
 
 
 def evaluate_jobs(
@@ -72,9 +93,9 @@ def evaluate_jobs(
     on_progress: ProgressFn | None = None,
 ) -> list[SuiteResult]:
     """Evaluate every job in one batch of task calls (and one of judge calls); results in job order."""
-    per_job = [build_requests(job) for job in jobs]
-    flat = [r for reqs in per_job for r in reqs]
-    owner = [j for j, reqs in enumerate(per_job) for _ in reqs]
+    per_job = [_render_slots(job) for job in jobs]
+    flat = [s for slots in per_job for s in slots if isinstance(s, LLMRequest)]
+    owner = [j for j, slots in enumerate(per_job) for s in slots if isinstance(s, LLMRequest)]
     started = time.monotonic()
     finished_at = [0.0] * len(jobs)
     done = 0
@@ -86,7 +107,8 @@ def evaluate_jobs(
         if on_progress is not None:
             on_progress(done, len(flat))
 
-    responses = client.complete(flat, on_result=on_result)
+    answers = iter(client.complete(flat, on_result=on_result))
+    responses = [next(answers) if isinstance(s, LLMRequest) else s for slots in per_job for s in slots]
     judged = _judge(jobs, per_job, responses, client, judge)
 
     results, offset = [], 0
@@ -136,6 +158,11 @@ def _suite_result(job: EvalJob, responses, judged, offset: int, seconds: float) 
             index = c_index * repeats + s
             samples.append(score_sample(case, responses[index], judged, offset + index, job.suite.threshold))
         results.append(CaseResult(case.id, case.vars, case.expected, tuple(samples), case.source))
+    limited = [c.error or "" for c in results if c.error_type == RENDER_LIMIT]
+    notes = ()
+    if limited:
+        count = "1 case" if len(limited) == 1 else f"{len(limited)} cases"
+        notes = (f"{count} went past a render limit (recorded as errors): {_listed(limited)}",)
     return SuiteResult(
         name=job.suite.name,
         path=job.suite.path,
@@ -144,6 +171,7 @@ def _suite_result(job: EvalJob, responses, judged, offset: int, seconds: float) 
         cases=tuple(results),
         seconds=seconds,
         min_score=job.suite.min_score,
+        notes=notes,
     )
 
 
@@ -204,6 +232,11 @@ class CachedAnswers:
 def evaluate_from_cache(jobs: Sequence[EvalJob], cache, *, judge: ModelConfig | None = None) -> list[SuiteResult]:
     """The results a stopped run has: cached answers scored, every other case NOT_EVALUATED. No model call."""
     return evaluate_jobs(jobs, CachedAnswers(cache), judge=judge)
+
+
+def render_limited(results: Sequence[SuiteResult]) -> int:
+    """How many cases of `results` went past a render limit."""
+    return sum(1 for r in results for c in r.cases if c.error_type == RENDER_LIMIT)
 
 
 def missing_cases(results: Sequence[SuiteResult]) -> dict[str, list[str]]:

@@ -215,6 +215,8 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
         jobs = [job for c in compared for job in (c.base, c.head) if job is not None]
         results = iter(evaluate_jobs(jobs, head_ws.client, judge=head_ws.config.model("judge"), on_progress=on_progress))
         pairs_done = [(next(results) if c.base is not None else None, next(results)) for c in compared]
+    run_notes.extend(f"suite {r.name} ({side}): {note}" for pair in pairs_done
+                     for side, r in zip(("base", "head"), pair) if r is not None for note in r.notes)
     gate = Gate.from_config(head_ws.config)
     comparisons = [compare(b, h, gate, max_error_rate=head_ws.config.max_error_rate, seed=seed) for b, h in pairs_done]
     removed = [c for c in changes if c.head is None]

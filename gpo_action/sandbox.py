@@ -20,7 +20,7 @@ keeps templates away from Python internals and caps `range()` at 100,000 items; 
   call, so not every step pays for one). No signal and no other thread is involved.
 
 Everything refused raises `RenderLimitError`, a jinja2 `SecurityError`; `templates` reports it
-as a TemplateError naming the limit.
+as a `TemplateLimitError` naming the limit, which evaluation records as that case's error.
 The budget is per render and per thread: `with render_budget(): ...` around the render.
 """
 

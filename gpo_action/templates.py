@@ -8,8 +8,8 @@ Two file forms:
 Rendering runs in Jinja2's immutable sandbox with `StrictUndefined`: a template from a pull request
 can read its variables but not Python internals, and a missing variable is an error, never "".
 The sandbox (`gpo_action.sandbox`) also bounds loops, output, CPU time and every size-multiplying
-operation, so a hostile template or case fails fast with a "render limit" error instead of hanging.
-A chat file is read by `yamlsource`, with its bounds on aliases.
+operation, so a hostile template or case fails fast with a "render limit" error (`TemplateLimitError`)
+instead of hanging. A chat file is read by `yamlsource`, with its bounds on aliases.
 A source is compiled once (cached by its text). Every failure is a `TemplateError` naming the file.
 """
 
@@ -30,7 +30,7 @@ from jinja2.exceptions import SecurityError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gpo_action.containment import Origin, contain
-from gpo_action.errors import TemplateError
+from gpo_action.errors import TemplateError, TemplateLimitError
 from gpo_action.sandbox import (MAX_LOOP_ITERATIONS, MAX_RENDER_CHARS, MAX_RENDER_SECONDS, BoundedSandbox,
                                RenderLimitError, render_budget)
 from gpo_action.yamlsource import parse_yaml
@@ -106,10 +106,10 @@ def _render_error(exc: Exception, name: str, path: str, line_offset: int | None)
         line += line_offset
     text = str(exc)
     if isinstance(exc, RenderLimitError):
-        return TemplateError(f"render limit: {text}", path=path, line=line,
-                             hint=f"a template renders at most {MAX_RENDER_CHARS} characters, "
-                                  f"{MAX_LOOP_ITERATIONS} loop iterations and {MAX_RENDER_SECONDS:g} s "
-                                  "of CPU, with its case's vars")
+        return TemplateLimitError(f"render limit: {text}", path=path, line=line,
+                                  hint=f"a template renders at most {MAX_RENDER_CHARS} characters, "
+                                       f"{MAX_LOOP_ITERATIONS} loop iterations and {MAX_RENDER_SECONDS:g} s "
+                                       "of CPU, with its case's vars")
     if isinstance(exc, SecurityError):
         return TemplateError(f"unsafe template refused: {text}", path=path, line=line,
                              hint="templates run in a sandbox: no '_' attributes, no mutation, bounded sizes")
@@ -150,8 +150,8 @@ def _generate(template: jinja2.Template, variables: Mapping[str, Any], path: str
     for chunk in template.generate(variables):
         total += len(chunk)
         if total > MAX_RENDER_CHARS:
-            raise TemplateError(f"rendered text is longer than {MAX_RENDER_CHARS} characters",
-                                path=path, hint="a loop or filter produces runaway output")
+            raise TemplateLimitError(f"rendered text is longer than {MAX_RENDER_CHARS} characters",
+                                     path=path, hint="a loop or filter produces runaway output")
         parts.append(chunk)
     return "".join(parts)
 

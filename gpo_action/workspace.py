@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 from gpo_action.config import Config, load_config
 from gpo_action.errors import InputError
-from gpo_action.evaluate import EvalJob, ProgressFn, evaluate_from_cache, evaluate_jobs
+from gpo_action.evaluate import EvalJob, ProgressFn, evaluate_from_cache, evaluate_jobs, render_limited
 from gpo_action.llm.defaults import default_model
 from gpo_action.llm.types import ModelConfig
 from gpo_action.results import SuiteResult
@@ -102,7 +102,12 @@ class Workspace:
                 for s in suites]
 
     def evaluate(self, suites: Sequence[Suite], on_progress: ProgressFn | None = None) -> list[SuiteResult]:
-        return evaluate_jobs(self.jobs(suites), self.client, judge=self.config.model("judge"), on_progress=on_progress)
+        results = evaluate_jobs(self.jobs(suites), self.client, judge=self.config.model("judge"),
+                                on_progress=on_progress)
+        for result in results:
+            for note in result.notes:
+                self.notes(f"suite {result.name}: {note}")
+        return results
 
     def evaluate_cached(self, suites: Sequence[Suite]) -> list[SuiteResult]:
         """What an interrupted `evaluate` obtained: cached answers scored, the rest NOT_EVALUATED."""
@@ -117,9 +122,15 @@ def _same_file(root: Path, given: str, suite_path: str) -> bool:
 
 
 def eval_exit_code(results: Sequence[SuiteResult], max_error_rate: float) -> int:
-    """3 when a suite's provider errors exceed the tolerance, else 1 when a suite is below its floor, else 0."""
-    if any(r.errors and r.error_rate > max_error_rate for r in results):
-        return 3
+    """3 when a suite's provider errors exceed the tolerance, else 2 when a case went past a render
+    limit (bad input, though every other case was evaluated), else 1 when a suite is below its
+    floor, else 0."""
+    for r in results:
+        provider_errors = r.errors - render_limited([r])
+        if provider_errors and provider_errors / len(r.cases) > max_error_rate:
+            return 3
+    if render_limited(results):
+        return 2
     if any(r.below_min for r in results):
         return 1
     return 0

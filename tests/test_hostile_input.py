@@ -59,15 +59,20 @@ def run_cli(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def test_a_5_mb_case_input_is_refused_naming_the_case(project_dir, openai_server):
+def test_a_5_mb_case_input_is_that_cases_error_naming_it(project_dir, openai_server):
+    """Past a render limit is that case's error (named on stderr, exit 2); the other case is evaluated.
+    (It used to stop the whole run; issue 11 made render limits per-case errors.)"""
     huge = json.dumps({"id": "huge", "word": "x" * 5_000_000, "expected": "x"})
     small = json.dumps({"id": "small", "word": "ok", "expected": "Say ok"})
     write_project(project_dir, openai_server.url, cases=f"{small}\n{huge}\n")
-    result = run_cli("eval")
+    result = run_cli("eval", "--json", "out.json")
     assert result.exit_code == 2, result.output
-    assert "case huge (evals/cases.jsonl:2)" in result.stderr
-    assert "render limit" in result.stderr and "1000000 characters" in result.stderr
-    assert openai_server.total == 0  # refused before anything was spent
+    assert "case huge (evals/cases.jsonl:2): prompts/say.j2:1: render limit" in result.stderr
+    assert "1000000 characters" in result.stderr
+    cases = {c["case_id"]: c for c in json.loads((project_dir / "out.json").read_text())["suites"][0]["cases"]}
+    assert cases["small"]["passed"] is True and cases["small"]["error"] is None
+    assert cases["huge"]["samples"][0]["error_type"] == "RenderLimit"
+    assert openai_server.total == 1  # only the small case was asked
 
 
 def test_a_5_mb_input_the_template_does_not_print_is_evaluated(project_dir, openai_server):
@@ -174,13 +179,15 @@ def test_ordinary_templates_still_render_exactly():
         f"{2 ** 64} {(9 ** 4096) % 1000} {(2 ** 100) * (3 ** 50)} [0, 0, 0] ababab [a,bb] 2"
 
 
-def test_a_looping_template_stops_the_run_naming_the_case(project_dir, openai_server):
+def test_a_looping_template_is_an_error_of_every_case_naming_them(project_dir, openai_server):
     loop = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}Say {{ word }}"
     write_project(project_dir, openai_server.url, template=loop)
     result = run_cli("eval")
     assert result.exit_code == 2, result.output
+    assert "3 cases went past a render limit" in result.stderr
     assert "render limit: loops ran more than 100000 iterations" in result.stderr
-    assert "case " in result.stderr and "evals/cases.jsonl:1" in result.stderr
+    for line in (1, 2, 3):
+        assert f"(evals/cases.jsonl:{line}): prompts/say.j2:1: render limit" in result.stderr
     assert openai_server.total == 0
 
 
@@ -321,3 +328,53 @@ def test_yaml_aliases_and_merge_keys_used_as_meant_still_load(project_dir, opena
     assert result.exit_code == 0, result.stderr
     suite = json.loads((project_dir / "out.json").read_text())["suites"][0]
     assert (suite["passed"], suite["errors"]) == (202, 0)
+
+
+# ---- templates: both operands of ** and * bounded, and CPU time per render ---------------------------
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("hostile, reason", [
+    ("{{ (9**4096)**4096 }}", "too large (more than 65536 bits)"),
+    ("{{ 'a' * 10**9 }}", "too large"),
+    ("{{ [1] * 10**9 }}", "too large"),
+    (STRING_METHOD_LOOP, "the render used more than 1 s of CPU"),
+], ids=["power-of-a-power", "string-repeat", "list-repeat", "string-method-loop"])
+def test_a_render_past_a_bound_is_that_cases_error_and_the_rest_is_evaluated(project_dir, openai_server, hostile,
+                                                                            reason):
+    template = "{% if word == 'evil' %}" + hostile + "{% endif %}Say {{ word }}"
+    cases = "".join(json.dumps({"id": w, "word": w, "expected": f"Say {w}"}) + "\n" for w in ("one", "evil", "two"))
+    write_project(project_dir, openai_server.url, template=template, cases=cases)
+    result = run_cli("eval", "--json", "out.json")
+    assert result.exit_code == 2, result.output
+    assert "case evil (evals/cases.jsonl:2): prompts/say.j2:1: render limit: " in result.stderr
+    assert reason in result.stderr
+    suite = json.loads((project_dir / "out.json").read_text())["suites"][0]
+    by_id = {c["case_id"]: c for c in suite["cases"]}
+    assert by_id["one"]["passed"] is True and by_id["two"]["passed"] is True
+    evil = by_id["evil"]
+    assert evil["samples"][0]["error_type"] == "RenderLimit"
+    assert "prompts/say.j2:1: render limit" in evil["error"] and reason in evil["error"]
+    assert suite["errors"] == 1 and openai_server.total == 2
+    assert KEY not in result.output + result.stderr + (project_dir / "out.json").read_text()
+
+
+@pytest.mark.timeout(60)
+def test_a_render_limit_on_head_in_a_run_is_reported_naming_the_case(tmp_path, openai_server, monkeypatch):
+    from tests.support.projects import GOOD, git, local_run_repo
+
+    root = local_run_repo(tmp_path / "repo", openai_server, monkeypatch)
+    monkeypatch.chdir(root)
+    git(root, "checkout", "-qb", "pr")
+    (root / "prompts" / "triage.j2").write_text(
+        "{% if ticket.startswith('ticket number 4 ') %}{{ (9 ** 4096) ** 4096 }}{% endif %}" + GOOD)
+    git(root, "commit", "-qam", "a prompt that blows up on one ticket")
+    result = CliRunner().invoke(main, ["run", "--base", "main", "--json", "out.json", "--markdown", "out.md"],
+                                catch_exceptions=False)
+    assert "suite triage (head): 1 case went past a render limit" in result.stderr
+    assert "prompts/triage.j2:1: render limit: " in result.stderr
+    comparison = json.loads((root / "out.json").read_text())["comparisons"][0]
+    assert comparison["head_errors"] == 1 and comparison["n_paired"] == 29
+    assert "render limit" in (root / "out.md").read_text()
+    # an error like any other: 1 of 30 is within max_error_rate (0.05), so the other 29 are judged
+    assert comparison["verdict"] == "unchanged" and result.exit_code == 0, result.stderr
+    assert openai_server.total == 30  # the head's 29 other prompts are the base's, answered once
