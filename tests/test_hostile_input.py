@@ -11,6 +11,9 @@ cases are scored as usual.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -236,16 +239,21 @@ def test_a_hostile_assertion_value_fails_only_its_case(project_dir, openai_serve
 
 # The child runs `gpo-action eval` under an address-space limit 300 MB above what it has after
 # importing the CLI, so an expansion that escaped the bound dies with a MemoryError (exit 1, a
-# traceback) instead of eating the machine; it prints its resident size before the run, and the
-# parent reads the child's peak from wait4, for the "under 50 MB" promise. Linux: /proc, RLIMIT_AS.
+# traceback) instead of eating the machine. It prints its peak resident size (VmHWM, its own since
+# exec; ru_maxrss would include what it inherited from this process) before and after the run, for
+# the "under 50 MB" promise. Linux: /proc, RLIMIT_AS.
 BOUNDED_EVAL = """
-import resource, sys
+import resource
 from gpo_action.cli import main
-status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
-limit = (int(status["VmSize"].split()[0]) + 300 * 1024) * 1024
+def status():
+    return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in open("/proc/self/status")) if k[:2] == "Vm"}
+print(status()["VmHWM"], flush=True)
+limit = (status()["VmSize"] + 300 * 1024) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-main(["eval"], prog_name="gpo-action")
+try:
+    main(["eval"], prog_name="gpo-action")
+finally:
+    print(status()["VmHWM"], flush=True)
 """
 
 
@@ -283,22 +291,15 @@ def write_bomb_project(root: Path, url: str, where: str) -> tuple[str, int]:
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("where", ["suite", "config", "chat"])
 def test_a_yaml_alias_bomb_is_an_input_error_naming_file_and_line(project_dir, openai_server, where):
-    import os
-    import subprocess
-    import sys
-
     shown, line = write_bomb_project(project_dir, openai_server.url, where)
     env = {**os.environ, "GPO_TEST_KEY": KEY}
-    with open(project_dir / "out.txt", "wb") as out, open(project_dir / "err.txt", "wb") as err:
-        child = subprocess.Popen([sys.executable, "-c", BOUNDED_EVAL], cwd=project_dir, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-    stderr = (project_dir / "err.txt").read_text()
-    assert os.waitstatus_to_exitcode(status) == 2, stderr
-    assert f"{shown}:{line}: YAML aliases expand this value to more than 100000 values" in stderr
-    assert "Traceback" not in stderr and "MemoryError" not in stderr
-    assert KEY not in stderr + (project_dir / "out.txt").read_text()  # the key in the environment: a canary
-    before_kb = int((project_dir / "out.txt").read_text().split()[0])
-    assert usage.ru_maxrss - before_kb < 50 * 1024, f"peak {usage.ru_maxrss} KB, {before_kb} KB before the run"
+    child = subprocess.run([sys.executable, "-c", BOUNDED_EVAL], cwd=project_dir, env=env, capture_output=True, text=True)
+    assert child.returncode == 2, child.stderr
+    assert f"{shown}:{line}: YAML aliases expand this value to more than 100000 values" in child.stderr
+    assert "Traceback" not in child.stderr and "MemoryError" not in child.stderr
+    assert KEY not in child.stdout + child.stderr  # the key in the environment: a canary
+    before_kb, peak_kb = (int(n) for n in child.stdout.split()[:2])
+    assert peak_kb - before_kb < 50 * 1024, f"peak {peak_kb} KB, {before_kb} KB before the run"
     assert openai_server.total == 0
 
 
