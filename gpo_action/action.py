@@ -4,7 +4,9 @@ and `gpo-action demo`.
     outcome = execute(Options(mode="fix", deliver=("comment", "suggestion")), os.environ, sys.stdout)
     outcome.exit_code, outcome.comment
 
-Steps: mask the token (and every *_API_KEY value) first; open the project; decide the policy
+Steps: reset the run's secrets (`secrets`: every credential-looking variable, the token, each
+`api_key_env` value as gpo.yaml, the base's and the suites are read) and, in Actions,
+`::add-mask::` each; open the project; decide the policy
 (`policy.py`: in GitHub Actions the base revision's gpo.yaml sets the gate, the fix budget and
 delivery, the cache and every model endpoint and key, unless `trust-head-config`; locally the
 head's applies, with a warning for each difference); serve models that cannot run here (no key:
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 
-from gpo_action import gitrepo
+from gpo_action import gitrepo, secrets
 from gpo_action.delivery import MODES, DeliveryResult, FileTarget, GitHubTarget, PullContext, deliver, is_own_commit
 from gpo_action.errors import InputError
 from gpo_action.fixes import FixReport, fix_failures
@@ -124,20 +126,12 @@ def options_from_inputs(env: Mapping[str, str]) -> Options:
                    trust_head_config=_flag(env, "trust-head-config"))
 
 
-def mask_secrets(token: str | None, env: Mapping[str, str], stream: IO[str]) -> None:
-    """::add-mask:: the token and every *_API_KEY value (each once)."""
-    seen: set[str] = set()
-    for value in [token] + [v for k, v in env.items() if k.endswith("_API_KEY")]:
-        if value and value not in seen:
-            seen.add(value)
-            add_mask(value, stream)
-
-
-def key_variables(config) -> tuple[str, ...]:
-    """The variables gpo.yaml's models name with `api_key_env`."""
-    specs = [getattr(config.models, role) for role in ("task", "optimizer", "judge", "embedding")]
-    specs += [entry.model for entry in config.suites]
-    return tuple(s.api_key_env for s in specs if s is not None and s.api_key_env)
+def mask_secrets(stream: IO[str], masked: set[str]) -> None:
+    """::add-mask:: each secret the run's scrubber knows (`secrets`) that is not in `masked` yet
+    (the runner masks their encodings itself); `masked` grows by them."""
+    for value in sorted(secrets.current().values - masked):
+        masked.add(value)
+        add_mask(value, stream)
 
 
 def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes: NoteFn | None = None,
@@ -146,23 +140,23 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     from gpo_action.llm.availability import missing_key_envs, model_status
     from gpo_action.workspace import Workspace
 
-    if env.get("GITHUB_ACTIONS"):
-        mask_secrets(options.token, env, stream)
+    secrets.reset(env)
+    secrets.remember(options.token)
+    masked: set[str] = set()
+    mask = (lambda: mask_secrets(stream, masked)) if env.get("GITHUB_ACTIONS") else (lambda: None)
+    mask()
     say = notes or (lambda message: None)
     event = load_event(env)
     pull = PullContext.from_event(event)
     head_ws = Workspace.open(options.config, notes=say)
     policy = _policy(head_ws, options, env, event)
     ws = Workspace(policy.config, say)              # no client yet: it is made with the policy's cache
-    if env.get("GITHUB_ACTIONS"):
-        for config in (head_ws.config, ws.config):
-            for name in key_variables(config):
-                if not name.endswith("_API_KEY"):   # those were masked already
-                    add_mask(env.get(name) or "", stream)
+    mask()                                          # the values the head's and the base's api_key_env name
     guard = _loop_guard(ws.root, event)
     missing = missing_key_envs(ws.config)
     ws.client.skip_uncached(lambda model: _reason(model_status(model, env, missing)))
     result = run(workspace=ws, base=options.base, env=env, notes=say, on_progress=on_progress, policy=policy)
+    mask()                                          # and those the suites name
     fixes = None
     if options.mode == "fix" and result.comparisons and guard is None:
         fixes = fix_failures(ws, result, budget_usd=options.budget_usd, steps=options.steps,

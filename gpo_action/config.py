@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from gpo_action import secrets
 from gpo_action.containment import Origin, contain, tree_root
 from gpo_action.errors import ConfigError
 from gpo_action.llm.types import SECRET_PARAMS, ModelConfig
@@ -108,6 +109,7 @@ class ModelSpec(BaseModel):
         if self.api_key_env:
             env = (info.context or {}).get("env")
             self._api_key = (os.environ if env is None else env).get(self.api_key_env) or None
+            secrets.remember(self._api_key)  # whatever the variable's name, its value is a secret
         return self
 
     def contain_replay(self, root: Path, tree: Path, origin: Origin) -> None:

@@ -1,4 +1,6 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""File writes: atomic (a reader sees the old file or the new one, never half of either), and
+scrubbed: every byte written here passes `secrets.scrub` (reports, run directories, trajectories,
+the job summary, delivered comments, committed prompts)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
 
+from gpo_action.secrets import scrub
+
 
 def write_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
     """Write `text` to a temp file beside `path`, fsync it, then os.replace it into place."""
     with atomic_writer(path, encoding) as handle:
         handle.write(text)
+
+
+class _ScrubbedWriter:
+    """A text handle whose every `write` is scrubbed first. Each call is scrubbed on its own, which
+    holds for our writers: `json.dump` writes each string whole, in one call."""
+
+    def __init__(self, handle: TextIO):
+        self._handle = handle
+
+    def write(self, text: str) -> int:
+        return self._handle.write(scrub(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
 
 
 @contextmanager
@@ -24,7 +42,7 @@ def atomic_writer(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
-            yield handle
+            yield _ScrubbedWriter(handle)  # type: ignore[misc]
             handle.flush()
             os.fsync(handle.fileno())
         if target.exists():
@@ -36,3 +54,11 @@ def atomic_writer(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[
         except FileNotFoundError:
             pass
         raise
+
+
+def append_durably(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
+    """Append `text` (scrubbed) to `path`, then flush and fsync: for JSONL logs that grow a line at a time."""
+    with open(path, "a", encoding=encoding) as handle:
+        handle.write(scrub(text))
+        handle.flush()
+        os.fsync(handle.fileno())

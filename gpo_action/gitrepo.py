@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from gpo_action.errors import GitError
 from gpo_action.files import write_atomic
+from gpo_action.secrets import scrub
 
 if TYPE_CHECKING:  # pragma: no cover
     from git import Repo
@@ -429,7 +430,7 @@ def commit_file(repo: "Repo", path: str | os.PathLike, text: str, message: str,
     has_head = _verify(repo, "HEAD") is not None
     if has_head and not _git(repo, "diff", "--cached", "--name-only", "HEAD", "--", rel).strip():
         raise GitError(f"nothing to commit: {rel} already has this content at HEAD")
-    _git(repo, "commit", "--no-verify", "--only", "-m", message, "--", rel, env=ident)
+    _git(repo, "commit", "--no-verify", "--only", "-m", scrub(message), "--", rel, env=ident)
     return head_sha(repo)
 
 
@@ -454,14 +455,13 @@ def commit_files(repo: "Repo", parent: str, files: Mapping[str, str], message: s
             entry = _z(_git(repo, "ls-tree", "-z", "--full-tree", base, "--", rel))
             mode = entry[0].split()[0] if entry else "100644"
             source = os.path.join(tmp, f"blob{number}")
-            with open(source, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
+            write_atomic(source, text)  # scrubbed, as every file we write
             blob = _git(repo, "hash-object", "-w", "--no-filters", "--", source).strip()
             _git(repo, "update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}", env=index)
         tree = _git(repo, "write-tree", env=index).strip()
     if tree == _git(repo, "rev-parse", f"{base}^{{tree}}").strip():
         raise GitError(f"nothing to commit: the files already have this content at {base[:12]}")
-    return _git(repo, "commit-tree", tree, "-p", base, "-m", message, env=ident).strip()
+    return _git(repo, "commit-tree", tree, "-p", base, "-m", scrub(message), env=ident).strip()
 
 
 def commit_message(repo: "Repo", rev: str) -> str | None:

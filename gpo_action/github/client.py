@@ -3,7 +3,8 @@
 Every failure becomes one `GitHubError` whose text has the HTTP status and GitHub's own message,
 and `.status` (None when no response came back). The token never appears in an error, a repr or
 a log line: it is sent only to the origin of `api_url` (pagination links to another host are
-refused) and redacted from any text we build.
+refused). Every request body and error text passes the run's scrubber (`secrets`), which
+learns the token here: a secret in a comment or review is sent as ***.
 
 Retries (at most `max_retries`, sleeping through the injectable `sleep`):
 - 5xx and transport errors: exponential backoff from `retry_base`, or `Retry-After` when given
@@ -17,14 +18,15 @@ A wait longer than `max_wait` is not attempted: the error says when to try again
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-from gpo_action import __version__
+from gpo_action import __version__, secrets
 from gpo_action.errors import GitHubError, InputError
 from gpo_action.github.event import PullRequest
 from gpo_action.llm.providers import parse_retry_after
@@ -118,6 +120,7 @@ class GitHubClient:
         if not REPOSITORY.fullmatch(repository):
             raise InputError(f"GitHub repository must be 'owner/name', got {repository!r}")
         self._token = token
+        secrets.remember(token)
         self.api_url = (api_url or env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
         self.repository = repository
         self.max_retries = max_retries
@@ -204,10 +207,8 @@ class GitHubClient:
         return parts.scheme.lower(), parts.netloc.lower()
 
     def redact(self, text: str) -> str:
-        """`text` with the token (raw or URL-quoted) replaced by ***."""
-        for form in {self._token, quote(self._token, safe="")}:
-            text = text.replace(form, "***")
-        return text
+        """`text` through the run's scrubber, which knows the token (in each of its encodings)."""
+        return secrets.scrub(text)
 
     def _client(self) -> "httpx.Client":
         if self._http is None:
@@ -260,9 +261,13 @@ class GitHubClient:
         if self._origin_of(url) != self._origin:
             raise self._failure(method, url, None, "refusing to send the token to another host than the API's")
         headers = {"Authorization": f"Bearer {self._token}"}
+        content = None
+        if payload is not None:  # the body passes the scrubber (it knows JSON-escaped forms too)
+            headers["Content-Type"] = "application/json"
+            content = secrets.scrub(json.dumps(payload, ensure_ascii=False, separators=(",", ":"))).encode("utf-8")
         for attempt in range(self.max_retries + 1):
             try:
-                response = self._client().request(method, url, json=payload, params=params, headers=headers)
+                response = self._client().request(method, url, content=content, params=params, headers=headers)
             except httpx.TransportError as exc:
                 unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 if attempt >= self.max_retries or (method == "POST" and not unsent):

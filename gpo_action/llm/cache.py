@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence, TypeVar
 
 from gpo_action.llm.types import SECRET_PARAMS, LLMRequest, LLMResponse, ModelConfig, canonical_json
+from gpo_action.secrets import scrub
 
 # Params that change how a request travels, not what it answers: left out of the key.
 TRANSPORT_PARAMS = frozenset({"timeout", "max_retries", "num_retries", "stream_timeout"})
@@ -138,15 +139,15 @@ class ResponseCache:
         return found
 
     def put(self, key: str, response: LLMResponse) -> None:
-        """Store a successful response (text and usage only); errors are ignored, never stored.
-        An answer the file cannot take is kept in memory instead (see the module doc)."""
+        """Store a successful response (text, scrubbed of secrets, and usage); errors are ignored,
+        never stored. An answer the file cannot take is kept in memory instead (see the module doc)."""
         if response.error is not None or response.text is None or self.disabled:
             return
-        row = (key, response.text, int(response.prompt_tokens), int(response.completion_tokens),
+        row = (key, scrub(response.text), int(response.prompt_tokens), int(response.completion_tokens),
                float(response.cost), time.time())
         if self.writable and self._guarded(lambda db: db.execute(_INSERT, row) is not None, False, "written"):
             return
-        self._unsaved[key] = LLMResponse(text=response.text, prompt_tokens=row[2], completion_tokens=row[3],
+        self._unsaved[key] = LLMResponse(text=row[1], prompt_tokens=row[2], completion_tokens=row[3],
                                          cost=row[4], cached=True)
 
     def __len__(self) -> int:

@@ -54,6 +54,7 @@ from gpo_action.llm.cache import ResponseCache, embedding_key, request_key
 from gpo_action.llm.providers import Provider, RawEmbedding, get_provider, provider_prefix, redact
 from gpo_action.llm.types import SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json
 from gpo_action.llm.workers import PooledProvider, WorkerPool, default_size
+from gpo_action.secrets import remember_params
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -419,6 +420,7 @@ class LLMClient:
         """Candidates for `job.keys`, retrying retryable errors; failures become error responses."""
         request, wanted = job.request, len(job.keys)
         params = request.merged_params()
+        remember_params(params)  # a key given in code is scrubbed from what the answer echoes, too
         started = self._clock()
         candidates: list[tuple[str, int, int, float]] = []  # text, prompt tokens, completion tokens, cost
         attempts = 0

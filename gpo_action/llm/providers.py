@@ -32,7 +32,8 @@ from gpo_action.errors import (
     RateLimited,
     ServerError,
 )
-from gpo_action.llm.types import SECRET_PARAMS, Message, ModelConfig
+from gpo_action.llm.types import Message, ModelConfig
+from gpo_action.secrets import remember_params, scrub
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,10 @@ def provider_prefix(model_name: str) -> str:
 
 
 def redact(text: str, params: Mapping[str, Any]) -> str:
-    """`text` with the value of every secret param replaced by ***."""
-    for key in SECRET_PARAMS:
-        value = params.get(key)
-        if isinstance(value, str) and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+    """`text` through the run's scrubber (`secrets`), which learns the secret params first: an error
+    is scrubbed of every key, also one litellm found in the environment by itself."""
+    remember_params(params)
+    return scrub(text)
 
 
 def count_words(text: str) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gpo_action.errors import InputError
-from gpo_action.files import write_atomic
+from gpo_action.files import append_durably, write_atomic
 from gpo_action.llm.types import canonical_json
 from gpo_action.optimize.trajectory import FinalRecord, PromptRecord, StepRecord, record_from_dict
 
@@ -119,10 +119,7 @@ class RunDir:
         self.save_state(state)
 
     def append(self, record: Record) -> None:
-        with open(self.trajectory_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_durably(self.trajectory_path, json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
 
     def read(self) -> Trajectory:
         """The trajectory's complete records and the count of lines skipped (`read_records`)."""
