@@ -12,6 +12,7 @@ import functools
 import os
 import signal
 import sys
+from typing import Callable
 
 import click
 
@@ -76,10 +77,22 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGINT, interrupt)
 
 
+def _guard_output() -> Callable[[], None]:
+    """A run's secrets from the environment, and stdout/stderr that print none of them nor, in
+    GitHub Actions, any workflow command but our own (`streams`). Returns what undoes the streams."""
+    from gpo_action.secrets import reset
+    from gpo_action.streams import install_streams
+
+    reset()
+    return install_streams(actions=bool(os.environ.get("GITHUB_ACTIONS")))
+
+
 def run_process() -> None:
     """The process entry (console script, `python -m gpo_action`): `main`, then exit without tearing
     the interpreter down (freeing litellm's modules costs ~1 s); every output is flushed first and
-    the cache commits each answer as it arrives, so nothing is lost."""
+    the cache commits each answer as it arrives, so nothing is lost. The guarded streams stay
+    until then (an internal error's traceback is scrubbed too)."""
+    restore = _guard_output()
     try:
         main()
         code = 0
@@ -90,6 +103,7 @@ def run_process() -> None:
     except Exception:  # noqa: BLE001  (raised outside a command: still ours, still not a verdict)
         _report_internal_error()
         code = INTERNAL_ERROR
+    restore()  # what the guarded streams held back goes out
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -130,6 +144,7 @@ def _notes():
 @click.version_option(__version__, prog_name="gpo-action")
 def main() -> None:
     """Keep LLM prompts from regressing: evaluate, compare with the base branch, propose fixes."""
+    click.get_current_context().call_on_close(_guard_output())
 
 
 @main.command("eval")

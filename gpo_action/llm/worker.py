@@ -32,6 +32,7 @@ from typing import Any
 from gpo_action.errors import ProviderError
 from gpo_action.llm.providers import LiteLLMProvider, import_litellm, redact
 from gpo_action.llm.types import ModelConfig
+from gpo_action.streams import install_streams
 
 LINE_LIMIT = 1 << 30  # one message per line; case inputs may be megabytes
 
@@ -134,6 +135,7 @@ async def serve(socket_path: str) -> None:
 def main(argv: list[str]) -> None:
     socket_path, count = argv[0], int(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    install_streams(actions=bool(os.environ.get("GITHUB_ACTIONS")))  # what litellm prints is scrubbed too
     skip_redaction(import_litellm())
     gc.freeze()  # keep the import's objects out of the collector, so their pages stay shared
     for _ in range(max(0, count - 1)):
