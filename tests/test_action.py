@@ -55,8 +55,8 @@ class World:
     """A work clone with a bare `origin`, the PR branch `feature` checked out, and an Actions env."""
 
     def __init__(self, tmp: Path, openai_url: str, github: GitHubServer, monkeypatch, prompt: str = GOOD,
-                 head: str = BAD):
-        self.tmp, self.github, self.monkeypatch = tmp, github, monkeypatch
+                 head: str = BAD, key_env: str = "GPO_TEST_KEY"):
+        self.tmp, self.github, self.monkeypatch, self.key_env = tmp, github, monkeypatch, key_env
         self.remote = tmp / "origin.git"
         git(tmp, "init", "-q", "--bare", str(self.remote))
         self.work = tmp / "work"
@@ -69,7 +69,7 @@ class World:
         (w / "prompts").mkdir()
         (w / "evals").mkdir()
         (w / ".gitignore").write_text(".gpo/\n")
-        model = f'{{model: openai/%s, api_base: "{openai_url}/v1", api_key_env: GPO_TEST_KEY}}'
+        model = f'{{model: openai/%s, api_base: "{openai_url}/v1", api_key_env: {key_env}}}'
         (w / "gpo.yaml").write_text(
             f"models:\n  task: {model % 'task'}\n  optimizer: {model % 'optimizer'}\n"
             "suites: [evals/*.yaml]\nconcurrency: 8\ntimeout: 5\nretries: {max: 1, base: 0.01}\n"
@@ -119,9 +119,9 @@ class World:
         for name, value in env.items():
             self.monkeypatch.setenv(name, value)
         if key is None:
-            self.monkeypatch.delenv("GPO_TEST_KEY", raising=False)
+            self.monkeypatch.delenv(self.key_env, raising=False)
         else:
-            self.monkeypatch.setenv("GPO_TEST_KEY", key)
+            self.monkeypatch.setenv(self.key_env, key)
         self.monkeypatch.chdir(self.work)
         result = CliRunner().invoke(main, ["action"], catch_exceptions=False)
         return result, (self.tmp / "output").read_text(), (self.tmp / "summary.md").read_text()
