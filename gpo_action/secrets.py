@@ -13,8 +13,9 @@ code). The set never depends on how litellm found a key. Values shorter than `MI
 
 Each secret is matched in the encodings a leak takes: as is, URL-quoted, JSON-escaped, and
 base64 (alone, and as `x-access-token:SECRET`, the Basic credential actions/checkout keeps in
-`.git/config`), longest first. A text costs one substring search per form (7 us per KB for 5
-secrets, 17 forms; one compiled alternation of them took 8 times as long: bench/scrubber.py).
+`.git/config`), longest first. A text costs one substring search per form (4 to 8 us per KB
+with 5 secrets, 17 forms, on 2 loaded cores; one regex alternation of them took 8 to 10 times as
+long: bench/scrubber.py).
 
 The process keeps one `Scrubber`, rebuilt from the environment by `reset` at the start of a run
 (the CLI's `main`, `action.execute`); `remember` adds to it. What calls `scrub`: `files` (every
