@@ -20,6 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from gpo_action import secrets
+from gpo_action.action import OUTPUTS
 from gpo_action.github.commands import set_outputs
 from gpo_action.llm.client import LLMClient
 from gpo_action.llm.types import LLMRequest, ModelConfig
@@ -224,7 +225,7 @@ def test_names_and_case_ids_with_line_breaks_forge_no_command_and_no_output(tmp_
     assert result.exit_code == 1, result.output                       # triage still regressed
     assert forged(result.stdout) == [] and forged(result.stderr) == []
     outputs = parse_outputs((tmp_path / "output").read_bytes().decode("utf-8"))
-    assert set(outputs) == {"regressed", "improved", "verdicts", "exit-code", "report-path", "proposed"}
+    assert set(outputs) == set(OUTPUTS)                                 # exactly ours, none forged
     verdicts = outputs["verdicts"].split(",")
     assert len(verdicts) == 2 and verdicts[0].startswith(f"{name}=") and "triage=regressed" in verdicts
 
