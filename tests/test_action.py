@@ -20,7 +20,7 @@ from tests.support.github_server import GitHubServer
 from tests.test_optimize_world import current_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
-PAYLOADS = ROOT.parent / "shared" / "github" / "payloads"
+PAYLOADS = ROOT / "tests" / "data" / "github"   # GitHub's example payloads, vendored (see its README)
 REPO = "Codertocat/Hello-World"          # the repository of the real payloads
 PATH = "prompts/triage.j2"
 CATEGORIES = ["billing", "bug", "other"]

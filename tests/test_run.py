@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from gpo_action.cli import main
 from tests.support.projects import BAD, GOOD, TICKETS, answer_by_prompt, git, local_run_repo, make_repo
 
-PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "github" / "payloads"
+PAYLOADS = Path(__file__).resolve().parent / "data" / "github"   # GitHub's example payloads, vendored
 
 
 @pytest.fixture
