@@ -6,7 +6,8 @@ have real recorded completions of code-davinci-002, served by the `replay/` mode
 `gpo-action run --base main` on the branch and prints, per task,
 `TASK VERDICT base=XX.X head=XX.X p=P`, and `verdicts: R regressed, I improved, U unchanged`.
 
-    python bench/bbh_regression.py --bbh-dir ../shared/benchmarks/bbh [--cases K] [--alpha 0.05]
+    python bench/bbh_regression.py --bbh-dir path/to/BIG-Bench-Hard [--cases K] [--alpha 0.05]
+    python bench/bbh_regression.py --bbh-dir tests/data/bbh      # the tests' slice (3 tasks, 30 cases)
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from typing import Sequence
 
 import pytest
@@ -13,6 +12,7 @@ from gpo_action.compare import Comparison, FlippedCase, Gate, compare, exit_code
 from gpo_action.config import Config
 from gpo_action.results import CaseResult, SampleResult, SuiteResult
 from gpo_action.stats import mcnemar_exact
+from tests.support import bbh
 
 GATE = Gate()
 
@@ -316,43 +316,27 @@ def test_exit_code() -> None:
 
 
 # --- real data: BIG-Bench Hard, chain-of-thought (base) vs direct answers (head) ----------------
-
-BBH = Path("/work/shared/benchmarks/bbh/code-davinci-002-outputs")
-
-
-def _answer(prediction: str, mode: str) -> str:
-    if mode == "cot":
-        marker = "So the answer is "
-        at = prediction.rfind(marker)
-        if at < 0:
-            return ""
-        answer = prediction[at + len(marker):].strip()
-        return answer[:-1] if answer.endswith(".") else answer
-    lines = [line for line in prediction.splitlines() if line.strip()]
-    return lines[0].strip() if lines else ""
-
+# The vendored slice (tests/data/bbh): 30 recorded code-davinci-002 completions per task and prompt.
 
 def _bbh_suite(task: str, mode: str) -> SuiteResult:
-    path = BBH / f"code-davinci-002-{mode}" / f"{task}_few_shot_template_0-255000.json"
     cases = []
-    for record in json.loads(path.read_text())["outputs"]:
-        question = record["input"].rsplit("\n\nQ: ", 1)[1].rsplit("\nA:", 1)[0]   # the case id
-        correct = _answer(record["prediction"], mode) == record["target"]
+    for record, correct in zip(bbh.records(task, mode), bbh.outcomes(task, mode)):
+        question = bbh.question(record)   # the case id
         cases.append(CaseResult(question, {"input": question}, record["target"],
                                 (SampleResult(record["prediction"], 1.0 if correct else 0.0, correct),)))
     return suite(cases, name=task)
 
 
-@pytest.mark.skipif(not BBH.is_dir(), reason=f"shared BBH outputs not found at {BBH}")
+# right answers out of 30, counted by tests/support/bbh.outcomes on the vendored records
 @pytest.mark.parametrize(("task", "verdict", "cot", "direct"), [
-    ("multistep_arithmetic_two", "regressed", 0.476, 0.012),
-    ("snarks", "unchanged", 0.5955, 0.6124),
-    ("word_sorting", "improved", 0.404, 0.504),
+    ("multistep_arithmetic_two", "regressed", 9, 0),
+    ("snarks", "unchanged", 19, 22),
+    ("word_sorting", "unchanged", 16, 14),
 ])
-def test_bbh_cot_vs_direct(task: str, verdict: str, cot: float, direct: float) -> None:
-    base, head = _bbh_suite(task, "cot"), _bbh_suite(task, "direct")
-    # the answer extraction reproduces the published accuracies
-    assert base.score == pytest.approx(cot, abs=1e-3) and head.score == pytest.approx(direct, abs=1e-3)
+def test_bbh_cot_vs_direct(task: str, verdict: str, cot: int, direct: int) -> None:
+    base, head = _bbh_suite(task, bbh.COT), _bbh_suite(task, bbh.DIRECT)
+    assert len(base.cases) == len(head.cases) == 30
+    assert base.score == pytest.approx(cot / 30) and head.score == pytest.approx(direct / 30)
     result = compare(base, head, Gate(max_drop=0.02, alpha=0.05))
     assert result.verdict == verdict
     assert result.test == "mcnemar"
