@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -99,12 +98,12 @@ def test_server_errors_become_per_request_errors_after_all_retries(openai_server
 
 
 def test_hang_past_the_timeout_is_a_provider_timeout(openai_server, sleep):
+    """How soon after the timeout it fires is a figure of bench/timings.py."""
     openai_server.enqueue_faults("hang")
-    started = time.monotonic()
     with fast_client(sleep, timeout=0.5, max_retries=0) as client:
         [response] = client.complete([ask(scripted(openai_server), "hello")])
-    assert response.error_type == "ProviderTimeout" and response.attempts == 1
-    assert time.monotonic() - started < 5
+    assert response.error_type == "ProviderTimeout" and response.attempts == 1 and response.text is None
+    assert openai_server.total == 1  # reached the server once, not retried
 
 
 def test_a_hanging_request_does_not_block_the_others(openai_server, sleep):
