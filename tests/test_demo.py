@@ -45,7 +45,7 @@ def test_demo_on_the_bundled_model_comments_verdict_diff_chart_and_cost_within_b
     env = {k: v for k, v in os.environ.items() if k not in KEYS and not k.startswith("GITHUB_")}
     repo = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "gpo_action", "demo", "--quick", "--keep", str(repo)],
-                          env=env, capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=270)  # below pytest's 300 s
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     comment = (repo / ".gpo" / "demo" / "comment.md").read_text()

@@ -33,7 +33,7 @@ def eval_json(root: Path, name: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in KEYS}
     proc = subprocess.run(
         [sys.executable, "-m", "gpo_action", "eval", "--json", name],
-        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+        cwd=root, env=env, capture_output=True, text=True, timeout=120,  # two a test: below pytest's 300 s
     )
     assert proc.returncode in (0, 1), proc.stderr
     assert "local/smollm2" in proc.stderr  # the default model is announced
