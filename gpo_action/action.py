@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 
 from gpo_action import gitrepo, secrets
+from gpo_action.containment import Origin, contain
 from gpo_action.delivery import MODES, DeliveryResult, FileTarget, GitHubTarget, PullContext, deliver, is_own_commit
 from gpo_action.errors import InputError
 from gpo_action.fixes import FixReport, fix_failures
@@ -152,6 +153,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     policy = _policy(head_ws, options, env, event)
     ws = Workspace(policy.config, say)              # no client yet: it is made with the policy's cache
     mask()                                          # the values the head's and the base's api_key_env name
+    report_path = _report_path(options, ws.root, ws.config.tree)   # refused before anything is paid for
     guard = _loop_guard(ws.root, event)
     missing = missing_key_envs(ws.config)
     ws.client.skip_uncached(lambda model: _reason(model_status(model, env, missing)))
@@ -173,7 +175,6 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
         comment = delivery.comment
     else:
         comment = pr_comment(result, fixes, skipped_models=skipped, notes=notes)
-    report_path = _report_path(options, env, ws.root)
     outcome = Outcome(result, fixes, delivery, comment, result.exit_code, skipped, guard, report_path)
     _write_reports(outcome, options)
     summary = comment + "".join(f"\n> {n}\n" for n in (delivery.notes if delivery else ()))
@@ -231,11 +232,14 @@ def _target(options: Options, env: Mapping[str, str], event, pull: PullContext, 
     return None
 
 
-def _report_path(options: Options, env: Mapping[str, str], root: Path) -> str | None:
+def _report_path(options: Options, root: Path, tree: Path) -> str | None:
+    """The JSON report's path. The default (`REPORT_FILE`, under the project) is contained like every
+    path the project names: a committed `.gpo` symlink must not move it out of the tree."""
     if options.report_path is None:
         return None
     path = Path(options.report_path)
     if not path.is_absolute() and options.report_path == REPORT_FILE:
+        contain(REPORT_FILE, root, tree, Origin(None, None, ""), subject=f"the JSON report: {REPORT_FILE!r}")
         path = root / REPORT_FILE
     try:
         return str(path.relative_to(Path.cwd())) if path.is_absolute() else str(path)
