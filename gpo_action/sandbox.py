@@ -9,9 +9,10 @@ keeps templates away from Python internals and caps `range()` at 100,000 items; 
 - output: every `{{ ... }}` (also inside `{% set %}` blocks, macros and `{% filter %}` blocks,
   which buffer instead of writing) spends its size from a budget of MAX_RENDER_WORK characters;
 - values: a `{% set %}` value or a `~` concatenation longer than MAX_RENDER_CHARS is refused;
-- amplifiers are checked before they allocate: `*`, `+` and `%` on strings and lists, `*` and
+- amplifiers are checked before they allocate: `*`, `+` and `%` on strings (bytes too: `encode()`
+  and a YAML `!!binary` var make them) and lists, `*` and
   `**` on integers (a result of more than MAX_INT_BITS bits, from both operands' sizes),
-  the str methods center/ljust/rjust/zfill/expandtabs/replace/join/format, the filters
+  the str and bytes methods center/ljust/rjust/zfill/expandtabs/replace/join/format, the filters
   center/indent/replace/format/wordwrap/join/slice/batch/string/pprint/tojson and `lipsum()`;
 - CPU time: a render may use MAX_RENDER_SECONDS of its thread's CPU. Every loop iteration, call
   (methods, macros, `caller()`), filter or test applied by name (`map`, `select`, ...) and
@@ -51,6 +52,7 @@ CPU_CHECK_EVERY = 0.01  # wall seconds between reads of the thread's CPU clock d
 _state = threading.local()
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[diouxXeEfFgGcrsa%]")
 _DIGITS = re.compile(r"\d+")
+TEXT = (str, bytes, bytearray)  # what repeats, pads and replaces by its length; bounded alike
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 
 
@@ -124,7 +126,7 @@ def estimate_size(value: Any, limit: int = MAX_RENDER_CHARS) -> int:
     total, stack = 0, [value]
     while stack and total <= limit:
         item = stack.pop()
-        if isinstance(item, (str, bytes)):
+        if isinstance(item, TEXT):
             total += len(item) + 2
         elif isinstance(item, dict):
             total += 2 + 4 * len(item)
@@ -159,8 +161,10 @@ def _check_args(args: Iterable[Any], what: str) -> None:
         _refuse_longer(estimate_size(arg), f"an argument of {what}")
 
 
-def _check_printf(fmt: str, args: Any) -> None:
+def _check_printf(fmt: str | bytes | bytearray, args: Any) -> None:
     """`fmt % args`: no width or precision past the bound, literal or given by `*`."""
+    if not isinstance(fmt, str):
+        fmt = bytes(fmt).decode("latin-1")   # the same directives, one character per byte
     values = args if isinstance(args, tuple) else (args,)
     for match in _PRINTF.finditer(fmt):
         for group in match.groups():
@@ -188,8 +192,8 @@ def _check_format(fmt: str, args: tuple, kwargs: dict) -> None:
     _check_args((*args, *kwargs.values()), "format()")
 
 
-def _replace_size(text: str, old: str, new: str, count: Any = -1) -> int:
-    occurrences = len(text) + 1 if old == "" else text.count(old)
+def _replace_size(text: str | bytes, old: str | bytes, new: str | bytes, count: Any = -1) -> int:
+    occurrences = len(text) + 1 if not old else text.count(old)
     if isinstance(count, int) and count >= 0:
         occurrences = min(occurrences, count)
     return len(text) + occurrences * (len(new) - len(old))
@@ -203,16 +207,17 @@ def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any = None) 
     return args[index] if len(args) > index else kwargs.get(name, default)
 
 
-def _check_str_method(text: str, name: str, args: tuple, kwargs: dict) -> tuple:
-    """Refuse a str method call that would allocate past the bound; returns the (possibly
+def _check_str_method(text: str | bytes | bytearray, name: str, args: tuple, kwargs: dict) -> tuple:
+    """Refuse a str (or bytes) method call that would allocate past the bound; returns the (possibly
     materialized) args to call it with. (`format` is bounded in `wrap_str_format`.)"""
     if name in _WIDTH_METHODS:
         _check_width(_arg(args, kwargs, 0, "width"), f"str.{name}")
     elif name == "expandtabs":
         tabsize = _arg(args, kwargs, 0, "tabsize", 8)
         if isinstance(tabsize, int):
-            _refuse_longer(len(text) + text.count("\t") * max(0, tabsize), "str.expandtabs")
-    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+            _refuse_longer(len(text) + text.count("\t" if isinstance(text, str) else b"\t") * max(0, tabsize),
+                           "str.expandtabs")
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], TEXT) and isinstance(args[1], TEXT):
         _refuse_longer(_replace_size(text, args[0], args[1], _arg(args, kwargs, 2, "count", -1)), "str.replace")
     elif name == "join" and args:
         items = list(args[0])
@@ -246,8 +251,8 @@ def _check_product(left: Any, right: Any) -> None:
                                    f"integer is too large (more than {MAX_INT_BITS} bits)")
         return
     for seq, n in ((left, right), (right, left)):
-        if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and n > 0:
-            size = len(seq) if isinstance(seq, str) else estimate_size(seq, MAX_RENDER_CHARS // n + 1)
+        if isinstance(seq, (*TEXT, list, tuple)) and isinstance(n, int) and n > 0:
+            size = len(seq) if isinstance(seq, TEXT) else estimate_size(seq, MAX_RENDER_CHARS // n + 1)
             if size * n > MAX_RENDER_CHARS:
                 raise RenderLimitError(f"repetition of {len(seq)} items {_int_text(n)} times is too large")
 
@@ -414,9 +419,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             _check_power(left, right)
         if op == "*":
             _check_product(left, right)
-        if op == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+        if op == "+" and isinstance(left, (*TEXT, list, tuple)) and isinstance(right, (*TEXT, list, tuple)):
             _refuse_longer(len(left) + len(right), "a + concatenation")
-        if op == "%" and isinstance(left, str):
+        if op == "%" and isinstance(left, TEXT):
             _check_printf(left, right)
         return super().call_binop(context, op, left, right)
 
@@ -447,7 +452,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
         _step()
         owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str) and type(__obj).__name__ == "builtin_function_or_method":
+        if isinstance(owner, TEXT) and type(__obj).__name__ == "builtin_function_or_method":
             args = _check_str_method(owner, __obj.__name__, args, kwargs)
         elif isinstance(__obj, (Macro, LoopContext)):
             # what a macro or a recursive loop is given is a value bound to a name, as `{% set %}`

@@ -40,3 +40,46 @@ def test_a_committed_gpo_symlink_does_not_move_the_json_report_out_of_the_tree(t
     for text in (result.output, outputs, summary):
         assert KEY not in text.replace(f"::add-mask::{KEY}", "") and CANARY not in text.replace(
             f"::add-mask::{CANARY}", "")
+
+
+# ---- point 7: bytes are bounded as str is -------------------------------------------------------
+
+# `str.encode` and a YAML `!!binary` case var give a template bytes; unbounded, each of these asks
+# for 100 GB or more in one C call, between two CPU checks: a MemoryError that stops the run, or,
+# for a size the machine can just give, the OOM killer. (Sizes far past any RAM: unbounded, malloc
+# fails at once rather than touching the memory.)
+BYTES_BOMBS = [
+    "{{ word.encode() * 10 ** 13 }}",
+    "{{ blob * 10 ** 13 }}",
+    "{{ 10 ** 13 * blob }}",
+    "{{ blob.center(10 ** 13) }}",
+    "{{ blob.ljust(10 ** 13) }}",
+    "{{ blob.zfill(10 ** 13) }}",
+    "{{ (blob * 100000).replace(blob, blob * 10 ** 6) }}",
+    "{{ (blob * 250000).join([blob] * 100000) }}",
+    "{{ ((blob + b) * 100000).expandtabs(10 ** 6) }}",
+    "{% set a = blob * 250000 %}{{ (a + a)|length }}",
+    "{{ word.encode('utf-8') % () }}{{ ('%' ~ (10 ** 13) ~ 's').encode() % blob }}",
+]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("template", BYTES_BOMBS)
+def test_bytes_in_a_template_are_bounded_before_they_are_built(template):
+    from gpo_action.errors import TemplateError
+    from gpo_action.templates import render_text
+
+    with pytest.raises(TemplateError) as caught:
+        render_text(template.replace("(blob + b)", "(blob + tab)"), {"word": "abcd", "blob": b"abcd", "tab": b"\t"},
+                    "prompts/hostile.j2")
+    assert "render limit" in caught.value.message and "MemoryError" not in caught.value.message
+    assert "an output expression would be longer" not in caught.value.message    # refused before, not after
+
+
+def test_ordinary_bytes_still_render():
+    from gpo_action.templates import render_text
+
+    assert render_text("{{ blob * 2 }} {{ blob.center(6) }} {{ blob.replace(b'a', b'A') }} {{ b'-'.join([blob, blob]) }}"
+                       .replace("b'a'", "a").replace("b'A'", "A").replace("b'-'", "dash"),
+                       {"blob": b"ab", "a": b"a", "A": b"A", "dash": b"-"}) == \
+        "b'abab' b'  ab  ' b'Ab' b'ab-ab'"
