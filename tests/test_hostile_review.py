@@ -83,3 +83,50 @@ def test_ordinary_bytes_still_render():
                        .replace("b'a'", "a").replace("b'A'", "A").replace("b'-'", "dash"),
                        {"blob": b"ab", "a": b"a", "A": b"A", "dash": b"-"}) == \
         "b'abab' b'  ab  ' b'Ab' b'ab-ab'"
+
+
+# ---- point 3: a committed .env is not an endpoint ---------------------------------------------------
+
+def test_a_committed_dotenv_does_not_move_the_endpoint_litellm_reads_from_the_environment(tmp_path, openai_server,
+                                                                                           github, monkeypatch):
+    """litellm runs `dotenv.load_dotenv()` on import (LITELLM_MODE defaults to DEV), looking for a
+    `.env` upwards from its own package: in a workflow whose virtualenv lies in the checkout, the
+    pull request's `.env` is found. OPENAI_BASE_URL there outranks the workflow's OPENAI_API_BASE,
+    and the key litellm reads from OPENAI_API_KEY goes with it: the README's own setup (no
+    api_base, no api_key_env). Modelled by importing litellm through a folder of the checkout
+    (a symlink to the installed package); run as a subprocess, so litellm is imported afresh."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from importlib.util import find_spec
+
+    from tests.support.openai_server import ScriptedOpenAIServer
+
+    openai_server.set_reply(reply)
+    plain = config(openai_server.url).replace(f'api_base: "{openai_server.url}/v1", api_key_env: GPO_TEST_KEY', "")
+    project = Project(tmp_path, github, monkeypatch, {"gpo.yaml": plain, PATH: GOOD, "evals/triage.yaml": suite()})
+    site = project.work / ".venv-site"                      # where litellm is imported from: inside the checkout
+    site.mkdir()
+    (site / "litellm").symlink_to(Path(find_spec("litellm").origin).parent)
+    with ScriptedOpenAIServer() as evil:
+        evil.set_reply(lambda body, index: "billing")
+        head = project.change({PATH: BAD, ".env": f"OPENAI_BASE_URL={evil.url}/v1\n"})
+        (tmp_path / "output").write_text("")
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("LITELLM_", "OPENAI_"))}
+        env.update({
+            "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_EVENT_PATH": str(project.event(head)), "GITHUB_REPOSITORY": "Codertocat/Hello-World",
+            "GITHUB_API_URL": github.url, "GITHUB_OUTPUT": str(tmp_path / "output"),
+            "INPUT_GITHUB-TOKEN": github.token, "INPUT_MODE": "check", "INPUT_CONFIG": "gpo.yaml",
+            "OPENAI_API_KEY": CANARY, "OPENAI_API_BASE": f"{openai_server.url}/v1",
+            "PYTHONPATH": os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        })
+        result = subprocess.run([sys.executable, "-m", "gpo_action", "action"], cwd=project.work, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert evil.total == 0 and evil.authorizations == [], result.stderr
+        assert CANARY not in json.dumps(evil.requests)
+        assert result.returncode == 1, result.stdout + result.stderr     # judged on the workflow's endpoint
+        assert openai_server.total == 60
+        assert "verdicts=triage=regressed" in (tmp_path / "output").read_text()

@@ -137,10 +137,15 @@ _litellm: Any = None
 
 
 def import_litellm() -> Any:
-    """Import and configure litellm once: local cost map, quiet logs, no retries of its own."""
+    """Import and configure litellm once: local cost map, quiet logs, no retries of its own; in
+    GitHub Actions, no `.env` file: litellm's import loads one (LITELLM_MODE "DEV", its default)
+    from the folders above its package, the checkout when the virtualenv lies in it, so a pull
+    request's `.env` would set OPENAI_BASE_URL, a proxy or a CA bundle for every call."""
     global _litellm
     if _litellm is None:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        if os.environ.get("GITHUB_ACTIONS"):
+            os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
         os.environ.setdefault("LITELLM_LOG", "ERROR")
         import litellm
 
