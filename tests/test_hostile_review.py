@@ -130,3 +130,28 @@ def test_a_committed_dotenv_does_not_move_the_endpoint_litellm_reads_from_the_en
         assert result.returncode == 1, result.stdout + result.stderr     # judged on the workflow's endpoint
         assert openai_server.total == 60
         assert "verdicts=triage=regressed" in (tmp_path / "output").read_text()
+
+
+# ---- the worker processes import no code from the checkout ----------------------------------------
+
+def test_a_committed_python_package_is_not_imported_by_the_worker_processes(tmp_path, openai_server, github,
+                                                                              monkeypatch):
+    """A batch of 100 or more uncached calls runs in worker processes (`python -m
+    gpo_action.llm.worker`, started in the checkout); `-m` puts the current directory first on
+    sys.path, so a pull request that commits a `gpo_action/` package (or `litellm/`, `yaml.py`...)
+    ran its own code there, with every key in the environment."""
+    from tests.test_action import TICKETS
+
+    monkeypatch.setenv("GPO_WORKERS", "2")                  # as on a 2-core runner
+    many = {**TICKETS, **{f"filler ticket {i}": "other" for i in range(90)}}       # 120 cases
+    openai_server.set_reply(reply)
+    project = Project(tmp_path, github, monkeypatch, {
+        "gpo.yaml": config(openai_server.url), PATH: GOOD, "evals/triage.yaml": suite(cases=many)})
+    marker = tmp_path / "pwned"
+    payload = f"import os\nopen({str(marker)!r}, 'w').write(os.environ.get('OPENAI_API_KEY', ''))\n"
+    head = project.change({PATH: BAD, "gpo_action/__init__.py": payload, "gpo_action/llm/__init__.py": payload,
+                           "gpo_action/llm/worker.py": payload})
+    result, outputs, summary = project.run(head)
+    assert not marker.exists(), marker.read_text()
+    assert result.exit_code == 1, result.output
+    assert "verdicts=triage=regressed" in outputs

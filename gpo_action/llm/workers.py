@@ -121,8 +121,10 @@ class WorkerPool:
         package_root = str(Path(gpo_action.__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         try:
+            # -P: `-m` would put the current directory (the checkout) first on sys.path, and a pull
+            # request's `gpo_action/` or `litellm/` there would run with every key in the environment
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "gpo_action.llm.worker", path, str(self.size)],
+                [sys.executable, "-P", "-m", "gpo_action.llm.worker", path, str(self.size)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, start_new_session=True)
         except OSError:
             self.close()
