@@ -27,11 +27,12 @@ Outputs: regressed, improved, removed, proposed, verdicts, exit-code, report-pat
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 
 from gpo_action import gitrepo, secrets
+from gpo_action.config import CACHE_FILE_SUFFIXES
 from gpo_action.containment import Origin, contain
 from gpo_action.delivery import MODES, DeliveryResult, FileTarget, GitHubTarget, PullContext, deliver, is_own_commit
 from gpo_action.errors import InputError
@@ -199,7 +200,25 @@ def _policy(ws, options: Options, env: Mapping[str, str], event) -> Policy:
     else:
         why = "GitHub Actions: a pull request is judged by its base's gpo.yaml"
     enforce = bool(env.get("GITHUB_ACTIONS")) and not options.trust_head_config
-    return resolve_policy(ws.config, base_config, enforce=enforce, why=why, notes=(note,) if note and enforce else ())
+    policy = resolve_policy(ws.config, base_config, enforce=enforce, why=why, notes=(note,) if note and enforce else ())
+    return _without_committed_cache(policy, base_sha) if enforce else policy
+
+
+def _without_committed_cache(policy: Policy, base_sha: str) -> Policy:
+    """The policy with the cache off when the head commits its file (or a sqlite file beside it):
+    a row is keyed by what a request asks, all of it public, so a pull request could commit the
+    answers its own prompt is judged by."""
+    config = policy.config
+    with gitrepo.open_repo(config.root) as repo:
+        rel = gitrepo.to_repo_path(repo, config.cache_path)
+        changed = gitrepo.changed_files(repo, base_sha, gitrepo.head_sha(repo))
+    committed = sorted(p for p in changed.modified | changed.added if p in {rel + s for s in CACHE_FILE_SUFFIXES})
+    if not committed:
+        return policy
+    note = (f"this pull request commits the response cache ({', '.join(committed)}): it was not read, and this "
+            "run is uncached (a pull request does not supply the answers it is judged by)")
+    cache = config.cache.model_copy(update={"enabled": False})
+    return replace(policy, notes=policy.notes + (note,), config=config.model_copy(update={"cache": cache}))
 
 
 def _loop_guard(root: Path, event) -> str | None:

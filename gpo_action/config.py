@@ -43,6 +43,7 @@ from gpo_action.llm.types import SECRET_PARAMS, ModelConfig
 from gpo_action.yamlsource import Loc, YamlDoc, load_yaml, validation_error
 
 CONFIG_FILE = "gpo.yaml"
+CACHE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal")   # the cache file and what sqlite writes beside it
 ROLES = ("task", "optimizer", "judge", "embedding")
 DEFAULT_SUITES = "evals/*.yaml"
 
@@ -279,7 +280,7 @@ class Config(BaseModel):
         """Raise ConfigError when `cache.path`, or a sqlite file beside it, leaves the tree."""
         origin = Origin(self.display_path, self.line_of(("cache", "path")), "cache.path", ConfigError)
         real = contain(self.cache.path, self.root, self.tree, origin)
-        for suffix in ("-wal", "-shm", "-journal"):   # sqlite writes these beside the file it opened
+        for suffix in CACHE_FILE_SUFFIXES[1:]:
             contain(f"{real}{suffix}", self.root, self.tree, origin, subject=repr(f"{self.cache.path}{suffix}"))
 
     def check_paths(self) -> None:

@@ -155,3 +155,36 @@ def test_a_committed_python_package_is_not_imported_by_the_worker_processes(tmp_
     assert not marker.exists(), marker.read_text()
     assert result.exit_code == 1, result.output
     assert "verdicts=triage=regressed" in outputs
+
+
+# ---- point 3: the pull request does not supply its own answers ------------------------------------
+
+def test_a_response_cache_committed_in_the_pull_request_does_not_answer_for_the_head(tmp_path, openai_server,
+                                                                                      github, monkeypatch):
+    """The cache is keyed by what a request asks (model, messages, params: all public in the base's
+    gpo.yaml), so a pull request can commit a `.gpo/cache.sqlite` whose rows answer its regressed
+    prompt perfectly; served from it, the head never reaches the model and the regression is
+    waved through (for a fork without keys, the cache is all there is)."""
+    from click.testing import CliRunner
+
+    from gpo_action.cli import main
+    from tests.test_action import answer
+
+    project = project_with(tmp_path, openai_server, github, monkeypatch)
+    project.write({PATH: BAD})
+    openai_server.set_reply(lambda body, index: answer(body["messages"][-1]["content"], True))   # always right
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.setenv("GPO_TEST_KEY", KEY)
+    monkeypatch.chdir(project.work)
+    assert CliRunner().invoke(main, ["eval"], catch_exceptions=False).exit_code == 0     # the forged answers
+    forged = sorted(p.name for p in (project.work / ".gpo").iterdir() if p.name.startswith("cache.sqlite"))
+    git(project.work, "add", "-f", *(f".gpo/{name}" for name in forged))
+    head = project.change({}, "a better prompt, with its cache")
+    openai_server.set_reply(reply)
+    before = openai_server.total
+    result, outputs, summary = project.run(head)
+    assert result.exit_code == 1, result.output
+    assert "verdicts=triage=regressed" in outputs
+    assert openai_server.total - before == 60                   # both sides asked the model
+    said = f"this pull request commits the response cache ({', '.join(f'.gpo/{n}' for n in forged)}): it was not read"
+    assert said in project.comment()                            # and the comment says why
