@@ -188,3 +188,20 @@ def test_a_response_cache_committed_in_the_pull_request_does_not_answer_for_the_
     assert openai_server.total - before == 60                   # both sides asked the model
     said = f"this pull request commits the response cache ({', '.join(f'.gpo/{n}' for n in forged)}): it was not read"
     assert said in project.comment()                            # and the comment says why
+
+
+# ---- names are text, not rich markup ------------------------------------------------------------
+
+def test_a_suite_name_that_reads_as_rich_markup_is_printed_as_written(tmp_path, openai_server, github, monkeypatch):
+    """The terminal table took suite names as rich markup: `[wip] triage` printed as " triage",
+    and `[/]` raised MarkupError after the comment and outputs were written, so the run exited 4
+    ("gpo-action failed, not your change") for what was a regression."""
+    name = "[/] triage [wip]"
+    openai_server.set_reply(reply)
+    project = Project(tmp_path, github, monkeypatch, {
+        "gpo.yaml": config(openai_server.url), PATH: GOOD, "evals/triage.yaml": suite(name=f"'{name}'")})
+    head = project.change({PATH: BAD})
+    result, outputs, _ = project.run(head)
+    assert result.exit_code == 1, result.output
+    assert f"verdicts={name}=regressed" in outputs
+    assert "[/] triage" in result.output and "[wip]" in result.output

@@ -59,7 +59,9 @@ def result_renderable(result: OptimizeResult):
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"gpo-action optimize: {result.suite}", title_justify="left")
+    from rich.markup import escape
+
+    table = Table(title=f"gpo-action optimize: {escape(result.suite)}", title_justify="left")
     for name in ("", "dev", "holdout"):
         table.add_column(name, justify="left" if not name else "right")
     table.add_row("original", _pct(result.original_dev), _pct(result.original_holdout))

@@ -1,10 +1,15 @@
-"""Rich renderables for the terminal. Builds tables; only cli.py owns a Console and prints."""
+"""Rich renderables for the terminal. Builds tables; only cli.py owns a Console and prints.
+
+A name from the project (a suite, a case) goes into a cell as `Text`, never as a markup string:
+`[wip] triage` is a name, and `[/]` would be a MarkupError at print time."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from gpo_action.results import SuiteResult
 
@@ -30,7 +35,7 @@ def eval_table(results: Sequence[SuiteResult]) -> Table:
             score = f"[red]{score}[/red] < {format_score(r.min_score)}"
         errors = f"[red]{r.errors}[/red]" if r.errors else "0"
         table.add_row(
-            r.name, score, str(r.passed), str(r.failed), errors,
+            Text(r.name), score, str(r.passed), str(r.failed), errors,
             f"{r.tokens:,}", format_cost(r.cost), f"{r.seconds:.1f}s",
         )
     return table
@@ -56,7 +61,7 @@ def format_delta(c) -> str:
 
 def run_table(result) -> Table:
     """One row per compared suite: verdict, base and head scores, delta with its CI, p-value."""
-    table = Table(title=f"gpo-action run: {result.base_sha[:12]} -> {result.head}", title_justify="left")
+    table = Table(title=f"gpo-action run: {result.base_sha[:12]} -> {escape(str(result.head))}", title_justify="left")
     for name, justify in [
         ("suite", "left"), ("verdict", "left"), ("base", "right"), ("head", "right"),
         ("delta [CI]", "right"), ("p", "right"), ("cases", "right"), ("why", "left"),
@@ -67,9 +72,9 @@ def run_table(result) -> Table:
     for c in result.comparisons:
         style = VERDICT_STYLE.get(c.verdict, "white") if c.failed or c.verdict != "removed" else "yellow"
         table.add_row(
-            c.suite, f"[{style}]{verdict_label(c)}[/{style}]", format_score(c.base_score), format_score(c.head_score),
+            Text(c.suite), f"[{style}]{verdict_label(c)}[/{style}]", format_score(c.base_score), format_score(c.head_score),
             format_delta(c), "-" if c.p_value is None else f"{c.p_value:.3g}", str(c.n_paired or "-"),
-            reasons.get(c.suite, ""),
+            Text(reasons.get(c.suite, "")),
         )
     return table
 
@@ -77,7 +82,6 @@ def run_table(result) -> Table:
 def outcome_renderable(outcome):
     """A pull-request run in the terminal: the verdict table, then one line per fix (or the loop guard)."""
     from rich.console import Group
-    from rich.text import Text
 
     parts = [run_table(outcome.result)]
     if outcome.guard:
