@@ -4,7 +4,8 @@
     secrets.scrub(text)            # every secret (and each encoding of it) replaced by ***
 
 A secret is the value of a credential-looking environment variable (`credential_names`: names
-ending in `_API_KEY`, `_APIKEY`, `_TOKEN`, `_PASSWORD`, `_KEY` or containing `SECRET`, with `-`
+ending in `_API_KEY`, `_APIKEY`, `_TOKEN`, `_PASSWORD`, `_KEY`, `_PAT` or containing `SECRET` or
+`CREDENTIAL`, with `-`
 read as `_`, so the Action's `INPUT_GITHUB-TOKEN` counts; `GITHUB_TOKEN`, `AWS_SECRET_ACCESS_KEY`
 and `AWS_SESSION_TOKEN` among them), of each variable an `api_key_env` names (gpo.yaml or a
 suite, recorded as it is read), and any value handed to `remember` (a token or key passed in
@@ -40,7 +41,7 @@ MIN_LENGTH = 8                      # an environment value shorter than this is 
 MIN_EXPLICIT = 4                    # a value named a secret in code (a token, an api_key param)
 MASK = "***"
 
-_NAME = re.compile(r"(?:^|_)(?:API_?KEY|TOKEN|PASSWORD|PASSWD|KEY)$|SECRET")
+_NAME = re.compile(r"(?:^|_)(?:API_?KEY|TOKEN|PASSWORD|PASSWD|KEY|PAT)$|SECRET|CREDENTIAL")
 
 
 def is_credential_name(name: str) -> bool:

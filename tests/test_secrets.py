@@ -64,9 +64,11 @@ def test_every_credential_looking_variable_is_a_secret_in_every_encoding_and_sho
     env = {"OPENAI_API_KEY": "sk-abc/def+ghi=jkl", "INPUT_GITHUB-TOKEN": TOKEN, "DB_PASSWORD": 'p"w\\d-0123',
            "MY_SECRET_THING": "thing-0123456789", "AWS_SECRET_ACCESS_KEY": "aws-secret-0123456789",
            "AWS_SESSION_TOKEN": "aws-session-0123456789", "WATSONX_APIKEY": "watson-0123456789",
-           "FEATURE_TOKEN": "true", "HOME": "/home/runner/work", "GITHUB_REPOSITORY": "octo/hello-world"}
+           "GH_PAT": "github_pat_0123456789", "GOOGLE_APPLICATION_CREDENTIALS_JSON": '{"private_key": "pk-0123456789"}',
+           "FEATURE_TOKEN": "true", "HOME": "/home/runner/work", "GITHUB_REPOSITORY": "octo/hello-world",
+           "PATH": "/usr/local/bin:/usr/bin:/bin"}
     scrubber = Scrubber.from_env(env)
-    secret = [v for k, v in env.items() if k not in ("FEATURE_TOKEN", "HOME", "GITHUB_REPOSITORY")]
+    secret = [v for k, v in env.items() if k not in ("FEATURE_TOKEN", "HOME", "GITHUB_REPOSITORY", "PATH")]
     assert scrubber.values == set(secret)
     text = " | ".join([
         *secret,
@@ -79,6 +81,7 @@ def test_every_credential_looking_variable_is_a_secret_in_every_encoding_and_sho
     assert leaks(out, secret) == [] and base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode() not in out
     assert out.count("***") >= len(secret) + 3
     assert "true" in out and "/home/runner/work" in out and "octo/hello-world" in out  # not secrets
+    assert Scrubber.from_env({"PATH": env["PATH"], "XDG_PATH": "/usr/share/xdg-0123"}).values == set()
 
 
 # ---- (a) a provider's 401 quoting a key litellm found in the environment by itself ------------------
