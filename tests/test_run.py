@@ -53,6 +53,28 @@ def test_degraded_prompt_is_a_regression(repo, openai_server):
     assert again.exit_code == 1 and openai_server.total == 60
 
 
+def test_a_change_that_weakens_its_own_suite_passes_but_the_comment_says_it_changes_how_it_is_judged(repo):
+    git(repo, "checkout", "-qb", "pr")
+    (repo / "prompts" / "triage.j2").write_text(BAD)
+    suite = repo / "evals" / "triage.yaml"
+    suite.write_text(suite.read_text().replace("value: '{{ expected }}'", "value: ''"))  # passes anything
+    git(repo, "commit", "-qam", "shorter prompt, looser check")
+    result = invoke("--base", "main", "--markdown", "out.md")
+    assert result.exit_code == 0, result.stderr  # the head grades itself: both sides score 100
+    md = (repo / "out.md").read_text()
+    assert "This pull request changes how it is judged" in md
+    assert "- triage: assertions changed" in md
+
+
+def test_a_prompt_only_change_has_no_judging_notice(repo):
+    git(repo, "checkout", "-qb", "pr")
+    (repo / "prompts" / "triage.j2").write_text(BAD)
+    git(repo, "commit", "-qam", "shorter prompt")
+    result = invoke("--base", "main", "--markdown", "out.md")
+    assert result.exit_code == 1, result.stderr
+    assert "changes how it is judged" not in (repo / "out.md").read_text()
+
+
 def test_working_tree_change_is_compared_with_head(repo):
     (repo / "prompts" / "triage.j2").write_text(BAD)
     result = invoke("--base", "HEAD")

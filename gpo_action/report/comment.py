@@ -136,6 +136,26 @@ def policy_notice(policy) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Reasons (pipeline._identity) that change the yardstick rather than the prompt: each side is
+# scored by its own suite, so a head that weakens its suite grades itself.
+JUDGING_REASONS = ("cases changed", "assertions changed", "settings changed")
+
+
+def judging_notice(result) -> str:
+    """Which suites this change judges differently (their cases, assertions or repeats), or ""."""
+    compared = {c.suite for c in result.comparisons}
+    changed = [(c.name, [r for r in c.reasons if r in JUDGING_REASONS]) for c in result.changes
+               if c.base is not None and c.head is not None and c.name in compared]
+    changed = [(name, reasons) for name, reasons in changed if reasons]
+    if not changed:
+        return ""
+    lines = ["> [!IMPORTANT]",
+             "> **This pull request changes how it is judged.** Each side is scored by its own version of "
+             "the suite, so review these changes as closely as the prompts:"]
+    lines += [f"> - {cell(name)}: {', '.join(reasons)}" for name, reasons in changed]
+    return "\n".join(lines) + "\n"
+
+
 def change_diff(change) -> str:
     """The pull request's own prompt change of a suite (base -> head), or "" when the prompt did not change."""
     if change is None or change.base is None or change.head is None:
@@ -200,6 +220,7 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
     head = [MARKER, "## gpo-action", ""]
     notice = skipped_notice(result, skipped_models or {})
     policy = policy_notice(getattr(result, "policy", None))
+    judging = judging_notice(result)
     if not result.comparisons:
         body = head + ([policy] if policy else []) + ([notice] if notice else []) + [
             "No prompt, suite or model change to evaluate."]
@@ -208,6 +229,8 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
     parts = [_Part("\n".join(head + [verdict_table(result), ""]) + "\n")]
     if policy:
         parts.append(_Part(policy + "\n"))
+    if judging:
+        parts.append(_Part(judging + "\n"))
     if notice:
         parts.append(_Part(notice + "\n"))
     changes = {c.name: c for c in result.changes}
