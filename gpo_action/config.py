@@ -191,6 +191,8 @@ class Optimize(BaseModel):
     steps: int = Field(default=6, ge=1, description="optimisation steps")
     candidates: int = Field(default=4, ge=1, description="candidate prompts per step")
     budget: Budget = Field(default_factory=Budget, description="stop conditions; the first reached ends the run")
+    localize: bool = Field(default=True, description="for a regressed suite, first find the edits of the change that "
+                                                     "cause the drop and propose reverting only those")
     deliver: list[Literal["suggestion", "commit", "comment"]] = Field(
         default_factory=lambda: ["suggestion", "comment"], description="how an improved prompt reaches the author")
 

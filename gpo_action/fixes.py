@@ -13,6 +13,11 @@ getting an equal share of what the earlier ones left (`share_of`): so the total 
 exceeded, and what a quick suite leaves unused goes to the next. The report states the total and
 each suite's share. A suite whose task or optimizer model cannot run here (no key) is not
 optimized, and says why.
+
+A regressed suite whose base prompt exists is first searched for the edits of the change that
+cause the drop (`optimize.localize`, on by default; see `optimize/localize.py`): the engine scores
+the head with parts of the change reverted, inside the suite's share, and the GPO refinement then
+starts from the located fix.
 """
 
 from __future__ import annotations
@@ -166,7 +171,10 @@ def fix_failures(ws, run_result, *, when: str | None = None, budget_usd: float |
         change = changes[comparison.suite]
         share = share_of(total, spent, len(chosen) - index)
         plan = plan_optimization(ws, comparison.suite, steps=steps, candidates=candidates, job=change.head)
-        plan = replace(plan, budget=share, run_dir=run_dir_for(ws, RUNS_DIR, comparison.suite))
+        base = (change.base.template.source if section.localize and comparison.verdict == "regressed"
+                and change.base is not None else None)
+        plan = replace(plan, budget=share, run_dir=run_dir_for(ws, RUNS_DIR, comparison.suite), base=base,
+                       max_drop=ws.config.gate.max_drop)
         why = _cannot_run(ws.client, plan)
         if why is not None:
             fixes.append(Fix(comparison.suite, comparison.verdict, change.prompt, share.caps(), skipped=why))

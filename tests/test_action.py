@@ -55,7 +55,7 @@ class World:
     """A work clone with a bare `origin`, the PR branch `feature` checked out, and an Actions env."""
 
     def __init__(self, tmp: Path, openai_url: str, github: GitHubServer, monkeypatch, prompt: str = GOOD,
-                 head: str = BAD, key_env: str = "GPO_TEST_KEY"):
+                 head: str = BAD, key_env: str = "GPO_TEST_KEY", localize: bool = True):
         self.tmp, self.github, self.monkeypatch, self.key_env = tmp, github, monkeypatch, key_env
         self.remote = tmp / "origin.git"
         git(tmp, "init", "-q", "--bare", str(self.remote))
@@ -74,7 +74,7 @@ class World:
             f"models:\n  task: {model % 'task'}\n  optimizer: {model % 'optimizer'}\n"
             "suites: [evals/*.yaml]\nconcurrency: 8\ntimeout: 5\nretries: {max: 1, base: 0.01}\n"
             "optimize:\n  steps: 1\n  candidates: 1\n  budget: {max_calls: 200, max_usd: 1.0, max_seconds: 120}\n"
-            "  deliver: [comment, suggestion]\n")
+            f"  deliver: [comment, suggestion]\n  localize: {str(localize).lower()}\n")
         (w / PATH).write_text(prompt)
         cases = "".join(f"  - vars: {{ticket: '{t}'}}\n    expected: {c}\n" for t, c in TICKETS.items())
         (w / "evals" / "triage.yaml").write_text(
@@ -201,7 +201,8 @@ def test_a_change_outside_the_pull_requests_diff_goes_into_the_comment_as_a_diff
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     openai_server.set_reply(fixer)
-    world = World(tmp_path, openai_server.url, github, monkeypatch, prompt=good, head=bad)
+    # the LLM's fix is the subject here; located, the PR's one edit would be reverted instead
+    world = World(tmp_path, openai_server.url, github, monkeypatch, prompt=good, head=bad, localize=False)
     result, _, _ = world.run(world.head)
     assert result.exit_code == 1, result.output
     [suggestion] = github.review_comments(2)

@@ -116,7 +116,7 @@ def test_a_drop_no_proper_subset_explains_is_said_to_be_the_whole_change():
     assert found.status == "whole-change" and not found.found
     assert found.evaluations <= evaluation_bound(h)
     hunks = split_hunks("a b c d e f g h i j k l m n o p q r", "A b c D e f G h i J k l M n o P q r")
-    assert "no part of the change explains the drop" in location_sentence(found, hunks)
+    assert "no part of the change explains the drop" in location_sentence(found, [h.render() for h in hunks])
 
 
 def test_no_drop_within_max_drop_is_not_searched():
@@ -148,11 +148,11 @@ def test_the_sentence_names_the_culprit_and_counts_the_other_edits():
     hunks = split_hunks(BASE, HEAD)
     bind, _ = _scorer([lambda kept: 2 in kept])
     found = locate(len(hunks), bind(len(hunks)), max_drop=0.02)
-    assert location_sentence(found, hunks) == ("the drop comes from this edit: `[-negative.-]{+negative, and nothing "
+    assert location_sentence(found, [h.render() for h in hunks]) == ("the drop comes from this edit: `[-negative.-]{+negative, and nothing "
                                                "else.+}`; your other 3 edits do not change the score")
     bind, _ = _scorer([lambda kept: 0 in kept, lambda kept: 3 in kept])
     found = locate(len(hunks), bind(len(hunks)), max_drop=0.02)
-    assert location_sentence(found, hunks) == (
+    assert location_sentence(found, [h.render() for h in hunks]) == (
         "the drop comes from these 2 edits: `[-Classify-]{+Decide+}`; `[-careful with sarcasm "
         "and-]{+very careful with+}`; your other 2 edits do not change the score")
 

@@ -2,6 +2,12 @@
 
 The loop (gpo-method.md, section 2), with gpo-action's guards:
 0. Score the original on every case (dev and holdout, one batch); H = [original].
+   With `base` (the prompt before the pull request), first locate the regression (`localize`):
+   ddmin over the hunks of the base -> head change, each probe (the head with some hunks put back,
+   checked like a candidate) scored on dev and written to the trajectory as a step-0 record with
+   the hunks it reverts; the located fix, when found, becomes the current prompt, so the
+   refinement starts from it with what the budget has left, and it competes for best like any
+   candidate (the same holdout decision applies to it).
 1. For t = 1..T, while no cap is reached: retrieve the trajectory to show (direction), reflect
    on failed dev cases (if on), build the meta-prompt (refiner) with the step's word budget
    (schedule), sample n candidates in one request (`complete_n`, sample indexes fixed per step so
@@ -32,6 +38,7 @@ from gpo_action.optimize import metaprompts as M
 from gpo_action.optimize.candidates import allowed_words, check_candidate, edit_words, extract_candidate
 from gpo_action.optimize.directions import get_direction
 from gpo_action.optimize.ledger import Ledger, upfront_tokens
+from gpo_action.optimize.localize import Location, apply_reverts, locate, location_sentence, split_hunks
 from gpo_action.optimize.refiners import get_refiner
 from gpo_action.optimize.results import OptimizeResult, StepReport
 from gpo_action.optimize.rundir import RunDir, RunState, fingerprint
@@ -53,13 +60,15 @@ def optimize(job_or_template: EvalJob | PromptTemplate, suite: Suite, spec: Opti
              budget: BudgetLimits | Mapping[str, Any], client, *, optimizer_model: ModelConfig,
              run_dir: str | Path | None = None, resume: bool = False, on_step: StepFn | None = None,
              task_model: ModelConfig | None = None, judge: ModelConfig | None = None,
-             embedding: ModelConfig | None = None, clock: Callable[[], float] = time.monotonic) -> OptimizeResult:
+             embedding: ModelConfig | None = None, clock: Callable[[], float] = time.monotonic,
+             base: str | None = None, max_drop: float = 0.02) -> OptimizeResult:
     """Optimize the template of `job_or_template` on `suite`; see the module docstring.
 
     The task model is the job's (or `task_model`, or the suite's). `run_dir` keeps state.json and
     trajectory.jsonl; `resume` continues the run found there when its fingerprint matches.
     `embedding` (models.embedding) makes relevance retrieval use the `embedding` similarity, with a
-    fallback to tfidf (and a warning) if the embedding calls fail.
+    fallback to tfidf (and a warning) if the embedding calls fail. `base` (the template's source before
+    the change) turns on the location of the regression, within `max_drop` of the base's dev score.
     """
     if isinstance(job_or_template, EvalJob):
         template, model = job_or_template.template, job_or_template.model
@@ -70,13 +79,13 @@ def optimize(job_or_template: EvalJob | PromptTemplate, suite: Suite, spec: Opti
     spec = spec if isinstance(spec, OptimizerSpec) else OptimizerSpec(**spec)
     budget = budget if isinstance(budget, BudgetLimits) else BudgetLimits(**budget)
     run = _Run(template, suite, spec, budget, client, model, optimizer_model, judge, clock,
-               RunDir(run_dir) if run_dir is not None else None, on_step, embedding)
+               RunDir(run_dir) if run_dir is not None else None, on_step, embedding, base, max_drop)
     return run.execute(resume)
 
 
 class _Run:
     def __init__(self, template, suite, spec, budget, client, model, optimizer_model, judge, clock, rundir, on_step,
-                 embedding=None):
+                 embedding=None, base=None, max_drop=0.02):
         self.template, self.suite, self.spec, self.client = template, suite, spec, client
         self.optimizer_model, self.rundir, self.on_step = optimizer_model, rundir, on_step
         self.dev, self.holdout = split_cases(suite)
@@ -98,6 +107,7 @@ class _Run:
             raise InputError(str(exc), hint="set models.embedding in gpo.yaml") from None
         self.sources = M.load_metaprompts(spec.metaprompts)
         self.exemplars = [M.exemplar_view(c) for c in self.dev[:spec.exemplars]]
+        self.base, self.max_drop = base, max_drop
         self.fingerprint = fingerprint({
             "template": [template.kind, template.source],      # not the path: checkouts move
             "cases": [c.to_dict() for c in suite.cases],
@@ -105,6 +115,7 @@ class _Run:
             "models": [[m.name, m.public_params()] if m else None
                        for m in (model, optimizer_model, judge, *([embedding] if embedding else []))],
             "spec": spec.fingerprint_data(), "metaprompts": self.sources,
+            **({"locate": [base, max_drop]} if base is not None else {}),
         })
         self.ledger = Ledger(client, stoppers_for(spec, budget), clock=clock)
         self.scorer = Scorer(client, self.ledger, suite, model, judge)
@@ -130,6 +141,8 @@ class _Run:
             self.rundir.reset(self.state)
         try:
             reason = self._start() if self.state.step_done < 0 else None
+            if reason is None and self.base is not None and self.state.location is None:
+                reason = self._localize()
             t = self.state.step_done + 1
             while reason is None and t <= self.spec.steps:
                 reason = self.ledger.stop_reason() or self._step(t)
@@ -155,9 +168,13 @@ class _Run:
         note = found.note(self.rundir.trajectory_path)
         if note is not None:
             self.warnings.append(note)
-        keep = [r for r in found.records if r.kind != "final" and r.step <= state.step_done]
+        keep = [r for r in found.records if r.kind != "final" and r.step <= state.step_done
+                and not (state.location is None and getattr(r, "reverted", None) is not None)]  # unfinished location
         self.rundir.rewrite(keep)
+        fix = (state.location or {}).get("fix_id")
         for record in keep:
+            if isinstance(record, PromptRecord) and record.reverted is not None and record.id != fix:
+                continue                 # a probe of the location, not a candidate
             if isinstance(record, PromptRecord):
                 self.records.setdefault(record.id, record)
             else:
@@ -211,6 +228,54 @@ class _Run:
         self._save("running")
         self._report(0)
         return None
+
+    # ---- locating the regression in the change ---------------------------------------------
+    def _localize(self) -> str | None:
+        """ddmin over the hunks of base -> head (see `localize`); the located fix becomes current.
+        Returns the stop reason of a cap reached while locating (None: go on refining)."""
+        hunks = split_hunks(self.base, self.template.source)
+        original = self.records[self.state.history[-1]]
+        reserve = [self.scorer.reserve_for(self.holdout, self.template)]
+        stopped: list[str] = []
+        _, unsafe = check_candidate(self.base, self.template, self.suite.cases) if hunks else (None, None)
+
+        def probe(reverted: frozenset[int]) -> float | None:
+            if not reverted:
+                return original.dev
+            source = apply_reverts(self.base, self.template.source, hunks, reverted)
+            parsed, why = check_candidate(source, self.template, self.suite.cases)
+            if parsed is None:                  # unsafe: never a fix (it costs no call)
+                return float("-inf")
+            [evaluation], reason = self.scorer.evaluate([parsed], self.dev, reserve)
+            if evaluation is None:
+                stopped.append(reason or "max_calls")
+                return None
+            record = PromptRecord(prompt_id(source), 0, source, evaluation.score, evaluation.cases, True, original.id,
+                                  None, edit_words(self.template.source, source), evaluation.errors,
+                                  reverted=tuple(sorted(reverted)), **self._spent_fields())
+            self._write(record)
+            self.results[record.id] = evaluation.result
+            return evaluation.score
+
+        if unsafe is not None:
+            location = Location("base-unsafe", len(hunks), reason=unsafe)
+        else:
+            location = locate(len(hunks), probe, max_drop=self.max_drop)
+            if stopped:
+                location = replace(location, reason=stopped[0])
+        edits = [h.render() for h in hunks]
+        info = {**location.to_dict(), "sentence": location_sentence(location, edits), "edits": edits, "fix_id": None}
+        if location.found:
+            source = apply_reverts(self.base, self.template.source, hunks, set(location.culprits))
+            record = PromptRecord(prompt_id(source), 0, source, location.fixed_score, len(self.dev), True, original.id,
+                                  None, edit_words(self.template.source, source), reverted=location.culprits,
+                                  **self._spent_fields())
+            self.records[record.id] = record
+            self.state.history.append(record.id)
+            info["fix_id"] = record.id
+        self.state.location = info
+        self._save("running")
+        return stopped[0] if stopped else None
 
     # ---- one step --------------------------------------------------------------------------
     def _step(self, t: int) -> str | None:
@@ -378,7 +443,7 @@ class _Run:
             dev_cases=len(self.dev), holdout_cases=len(self.holdout), evaluated=len(self.records),
             rejected=dict(self.rejected), spent=spent, similarity=self.state.similarity, warnings=tuple(self.warnings),
             run_dir=str(self.rundir.path) if self.rundir else None,
-            trajectory=str(self.rundir.trajectory_path) if self.rundir else None)
+            trajectory=str(self.rundir.trajectory_path) if self.rundir else None, location=self.state.location)
 
 
 def _pct(score: float | None) -> str:

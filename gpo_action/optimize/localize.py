@@ -24,16 +24,18 @@ Status of a `Location`:
     no-drop       the head already scores within `max_drop` of the base on these cases
     stopped       a probe could not be scored (`reason` says why); `culprits` as far as known
     no-change     base and head have no word-level difference
+    base-unsafe   (set by the engine) the base fails the head's candidate checks (its variables,
+                  roles, params or frozen regions differ), so no probe was made
 
-Not wired in yet: nothing in the pipeline calls this module (the PR fix stage will, before the LLM
-refinement).
+The engine runs it before the GPO refinement when given the base prompt (`optimize(..., base=)`),
+which the PR fix stage does for a regressed suite (`fixes.fix_failures`, `optimize.localize`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Collection, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 from gpo_action.optimize.diffs import Op, render_plain, word_diff
 
@@ -125,7 +127,13 @@ class Location:
         """A fix that reverts part of the change, not all of it (one hunk alone counts)."""
         return self.status in ("located", "not-minimal") and bool(self.culprits)
 
-    def to_dict(self) -> dict:
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Location":
+        names = {f.name for f in fields(cls)}
+        found = {k: v for k, v in data.items() if k in names}
+        return cls(**{**found, "culprits": tuple(found.get("culprits") or ())})
+
+    def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "hunks": self.hunks, "culprits": list(self.culprits),
                 "evaluations": self.evaluations, "bound": self.bound, "base_score": self.base_score,
                 "head_score": self.head_score, "fixed_score": self.fixed_score, "reason": self.reason}
@@ -230,10 +238,16 @@ def _split(items: Sequence[int], n: int) -> list[list[int]]:
     return [chunk for chunk in out if chunk]
 
 
-def location_sentence(location: Location, hunks: Sequence[Hunk]) -> str:
-    """One sentence for the comment: which edit the drop comes from, or why none was named."""
+def _quoted(edit: str) -> str:
+    return f"`{edit}`"
+
+
+def location_sentence(location: Location, edits: Sequence[str], show: Callable[[str], str] = _quoted) -> str:
+    """One sentence for the comment: which edit the drop comes from, or why none was named.
+    `edits` are the hunks rendered (`Hunk.render`); `show` quotes one for the medium (markdown,
+    terminal)."""
     if location.found:
-        shown = "; ".join(f"`{hunks[i].render().strip()}`" for i in location.culprits)
+        shown = "; ".join(show(edits[i].strip()) for i in location.culprits)
         others = location.hunks - len(location.culprits)
         edit = "this edit" if len(location.culprits) == 1 else f"these {len(location.culprits)} edits"
         rest = (f"; your other {others} edit{'s' if others != 1 else ''} do{'es' if others == 1 else ''} not change "
@@ -243,6 +257,8 @@ def location_sentence(location: Location, hunks: Sequence[Hunk]) -> str:
     if location.status == "whole-change":
         return (f"no part of the change explains the drop: only reverting all {location.hunks} edits restores "
                 "the base's score")
+    if location.status == "base-unsafe":
+        return f"the change was not located: the base prompt fails the head's checks ({location.reason})"
     if location.status == "no-drop":
         return "the dev cases show no drop from the base to locate"
     if location.status == "no-change":

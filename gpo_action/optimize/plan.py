@@ -47,6 +47,8 @@ class OptimizePlan:
     run_dir: Path
     notes: tuple[str, ...] = ()
     embedding: ModelConfig | None = None
+    base: str | None = None          # the prompt before the change: locate the regression first (`localize`)
+    max_drop: float = 0.02
 
 
 def plan_optimization(ws, suite: str, *, preset: str | None = None, steps: int | None = None,
@@ -94,7 +96,7 @@ def run_dir_for(ws, runs: str, suite: str) -> Path:
 def run_plan(plan: OptimizePlan, client, *, resume: bool = False, on_step: StepFn | None = None) -> OptimizeResult:
     result = optimize(plan.job, plan.job.suite, plan.spec, plan.budget, client, optimizer_model=plan.optimizer_model,
                       run_dir=plan.run_dir, resume=resume, on_step=on_step, judge=plan.judge,
-                      embedding=plan.embedding)
+                      embedding=plan.embedding, base=plan.base, max_drop=plan.max_drop)
     if plan.notes:
         from dataclasses import replace
 

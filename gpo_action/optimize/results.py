@@ -65,6 +65,7 @@ class OptimizeResult:
     warnings: tuple[str, ...] = ()
     run_dir: str | None = None
     trajectory: str | None = None
+    location: Mapping[str, Any] | None = None   # what locating the regression found (`localize`), if it ran
 
     @property
     def improved(self) -> bool:
@@ -77,6 +78,7 @@ class OptimizeResult:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(rejected=dict(self.rejected), spent=dict(self.spent), warnings=list(self.warnings),
+                    location=dict(self.location) if self.location is not None else None,
                     diff=[list(op) for op in self.diff])
         return data
 

@@ -44,6 +44,7 @@ class RunState:
     original_holdout: float | None = None
     spend: dict[str, Any] = field(default_factory=dict)
     similarity: str | None = None
+    location: dict[str, Any] | None = None   # what locating the regression found (see localize)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

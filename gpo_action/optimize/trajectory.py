@@ -1,7 +1,8 @@
 """What a run writes to `trajectory.jsonl`: one record per line, each a frozen dataclass that
 round-trips through `to_dict`/`from_dict`.
 
-- `PromptRecord` (`kind: "prompt"`): one per evaluated prompt: the original (step 0) and every
+- `PromptRecord` (`kind: "prompt"`): one per evaluated prompt: the original (step 0), every probe
+  of the regression's location (step 0, `reverted`: the hunks of the change it puts back) and every
   candidate that reached the task model (a duplicate reuses its first record, it is not written
   again). Scores are dev scores on a 0..1 scale; `holdout` is always None here (see `FinalRecord`).
 - `StepRecord` (`kind: "step"`): one per finished step: budget, what was retrieved, how many
@@ -15,7 +16,7 @@ round-trips through `to_dict`/`from_dict`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 
@@ -46,14 +47,21 @@ class PromptRecord:
     calls: int = 0                          # cumulative model calls when written
     tokens: int = 0
     cost: float = 0.0
+    reverted: tuple[int, ...] | None = None  # a probe of the regression's location: the hunks it reverts
     kind: str = "prompt"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rejected": dict(self.rejected)}
+        data = {**asdict(self), "rejected": dict(self.rejected)}
+        if self.reverted is None:
+            del data["reverted"]             # records without a location read as before
+        else:
+            data["reverted"] = list(self.reverted)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PromptRecord":
-        return _from(cls, data)
+        record = _from(cls, data)
+        return record if record.reverted is None else replace(record, reverted=tuple(record.reverted))
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from typing import Any, Mapping, Sequence
 
 from gpo_action.optimize.diffs import diff_stats, word_diff
 from gpo_action.report.chart import trajectory_chart
-from gpo_action.report.markdown import MARKER, VERDICT_ICON, cell, code, escape_pre, flipped_section, verdict_table
+from gpo_action.report.markdown import MARKER, VERDICT_ICON, cell, clip, code, escape_pre, flipped_section, verdict_table
 from gpo_action.report.terminal import format_cost, format_score
 
 MAX_CHARS = 65_000
 MAX_DIFF_CHARS = 6_000
+MAX_EDIT_CHARS = 400                      # one located edit, quoted in the comment
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,17 @@ def holdout_text(result) -> str:
     return f"holdout {pct(result.original_holdout)} → {pct(result.best_holdout)}"
 
 
+def location_text(location: Mapping[str, Any] | None, show) -> str:
+    """What locating the regression found, in one line ("" when it did not run); `show` quotes an edit."""
+    if not location:
+        return ""
+    from gpo_action.optimize.localize import Location, location_sentence
+
+    found = Location.from_dict(location)
+    count = f"{found.evaluations} dev evaluations, at most {found.bound} for {found.hunks} edits"
+    return f"{location_sentence(found, location.get('edits') or (), show)} ({count})."
+
+
 def fix_section(fix, delivery: DeliveryNote | None) -> tuple[str, str]:
     """(full text, one-line summary) of one suite's fix."""
     result = fix.result
@@ -188,6 +200,9 @@ def fix_section(fix, delivery: DeliveryNote | None) -> tuple[str, str]:
                f"· {held} · dev {pct(result.original_dev)} → {pct(result.best_dev)} · "
                f"{result.edit_words} words changed")
     lines = [summary, ""]
+    located = location_text(result.location, lambda edit: code(clip(edit, MAX_EDIT_CHARS)))
+    if located:
+        lines += [f"**Located:** {located}", ""]
     lines += ["| | dev | holdout |", "|---|---:|---:|",
               f"| head prompt | {pct(result.original_dev)} | {pct(result.original_holdout)} |",
               f"| {'proposed' if result.proposed else 'best candidate'} | {pct(result.best_dev)} | "

@@ -93,7 +93,11 @@ def outcome_renderable(outcome):
             parts.append(Text(f"fix {fix.suite}: {fix.skipped}", style="yellow"))
             continue
         r = fix.result
-        from gpo_action.report.comment import holdout_text
+        from gpo_action.report.comment import holdout_text, location_text
+
+        located = location_text(r.location, lambda edit: edit)
+        if located:
+            parts.append(Text(f"fix {fix.suite}: {located}"))
 
         parts.append(Text(f"fix {fix.suite}: {r.message}; {holdout_text(r)}, {r.edit_words} words changed, "
                           f"{r.spent.get('calls', 0)} calls, {format_cost(r.spent.get('cost', 0.0))}",
