@@ -5,6 +5,7 @@
 - `sign_flip_test(diffs)`: two-sided paired permutation test of "mean difference == 0", for
   graded scores or per-case means over repeats.
 - `bootstrap_ci(diffs)`: paired percentile bootstrap confidence interval of the mean difference.
+- `one_sided(p, effect)`: the one-sided p-value of "effect > 0" from either test's two-sided one.
 
 Randomness comes only from `random.Random(seed)`: the same input and seed give the same answer.
 Speed matters because a run compares every suite: with 250 paired cases, 10,000 sign-flip
@@ -20,7 +21,7 @@ import random
 from operator import getitem
 from typing import Iterable, Sequence
 
-__all__ = ["mcnemar_exact", "sign_flip_test", "bootstrap_ci", "EXACT_SIGN_FLIP_MAX"]
+__all__ = ["mcnemar_exact", "sign_flip_test", "bootstrap_ci", "one_sided", "EXACT_SIGN_FLIP_MAX"]
 
 # Up to this many non-zero differences the sign-flip test enumerates all 2**n sign patterns.
 EXACT_SIGN_FLIP_MAX = 16
@@ -51,6 +52,16 @@ def mcnemar_exact(b: int, c: int) -> float:
         term = term * (n - i) // (i + 1)
         total += term
     return min(1.0, (2 * total) / (1 << n))
+
+
+def one_sided(p_two_sided: float, effect: float) -> float:
+    """One-sided p-value of "the effect is positive" from the two-sided p of `mcnemar_exact` or
+    `sign_flip_test`. Both nulls are symmetric, so the tail on the side of a positive effect holds
+    half of the two-sided p (exactly, for McNemar and the enumerated sign-flip test); an effect
+    that is zero or negative is no evidence for a gain, and gets 1 - p/2 (at least 0.5)."""
+    if not 0.0 <= p_two_sided <= 1.0:
+        raise ValueError(f"p must be between 0 and 1, got {p_two_sided}")
+    return p_two_sided / 2 if effect > 0 else 1.0 - p_two_sided / 2
 
 
 def _clean(diffs: Iterable[float]) -> list[float]:

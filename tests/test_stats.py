@@ -190,3 +190,16 @@ def test_bootstrap_ci_edge_cases() -> None:
         bootstrap_ci([1.0, 0.0], alpha=1.5)
     with pytest.raises(ValueError):
         bootstrap_ci([1.0, float("nan")])
+
+
+def test_one_sided_halves_the_two_sided_p_on_the_side_of_a_gain_and_is_at_least_half_otherwise():
+    from gpo_action.stats import one_sided
+
+    # exact McNemar: 5 fixed, 0 broke -> P[X >= 5 | n=5] = 1/32, the one-sided tail
+    assert one_sided(mcnemar_exact(0, 5), +5) == pytest.approx(1 / 32)
+    assert one_sided(mcnemar_exact(5, 0), -5) == pytest.approx(1 - 1 / 32)
+    assert one_sided(1.0, 0.0) == 0.5                 # a tie is no evidence for a gain
+    diffs = [1.0, 0.5, 1.0, 0.25, 1.0, 0.75]          # every sign pattern enumerated: exact
+    assert one_sided(sign_flip_test(diffs), sum(diffs)) == pytest.approx(1 / 64)
+    with pytest.raises(ValueError):
+        one_sided(1.5, 1.0)
