@@ -137,3 +137,13 @@ def test_a_trajectory_torn_inside_a_character_is_skipped_on_resume(project, open
     assert len(everything) == len(set(everything)) and everything[:len(seen)] == seen  # nothing asked again
     records = [json.loads(line) for line in trajectory.read_text(encoding="utf-8").splitlines()]
     assert records[-1]["kind"] == "final" and "日本" in records[0]["prompt"]
+
+
+def test_the_holdout_test_is_held_to_the_gates_alpha(project, openai_server):
+    config = project.root / "gpo.yaml"
+    config.write_text(config.read_text() + "gate: {alpha: 0.2}\n")
+    result = run_cli("optimize", "triage", "--steps", "2")
+    assert result.exit_code == 0, result.stderr
+    assert "improved: dev 50.0 -> 100.0" in result.stdout and "alpha = 0.2)" in result.stdout
+    state = json.loads((project.root / ".gpo/optimize/triage/trajectory.jsonl").read_text().splitlines()[-1])
+    assert state["kind"] == "final" and state["proposed"] and "one-sided exact McNemar test" in state["message"]

@@ -75,7 +75,7 @@ def test_meta_prompts_show_the_k_most_relevant_prompts_in_ascending_similarity_a
 def test_unsafe_candidates_are_rejected_by_reason_and_never_reach_the_task_model(tmp_path, openai_server):
     verbose = add_hint(P0, "VERBOSE " + "very " * 60)
     replies = {1: [wrap("Classify DROPPED as billing, bug or other.\n"), wrap(add_hint(P0, "NEWVAR {{ customer }}")),
-                   wrap(add_hint(P0, "BROKEN {% if %}")), wrap(verbose), wrap(add_hint(P0, "Note: HINT-BUG."))]}
+                   wrap(add_hint(P0, "BROKEN {% if %}")), wrap(verbose), wrap(add_hint(P0, "Note: HINT-BUG HINT-BILLING."))]}
     world = World(tmp_path, openai_server, Optimizer(scripted(replies)))
     with world.client() as client:
         result = world.run(client, steps=1, candidates=5)
@@ -209,13 +209,9 @@ def test_the_holdout_guard_refuses_a_prompt_that_only_wins_on_dev(tmp_path, open
     assert final["kind"] == "final" and final["best_holdout"] == result.best_holdout and not final["proposed"]
 
 
-@pytest.mark.parametrize("policy, proposed", [("at-least-equal", True), ("strictly-better", False)])
-def test_the_holdout_policy_decides_a_tie(tmp_path, openai_server, policy, proposed):
-    world = World(tmp_path, openai_server, Optimizer(scripted({1: [wrap(add_hint(P0, "Note: DEVONLY."))]})))
-    with world.client() as client:
-        result = world.run(client, steps=1, candidates=1, holdout_policy=policy)
-    assert result.best_dev > result.original_dev and result.best_holdout == result.original_holdout
-    assert result.proposed is proposed
+def test_the_old_holdout_policies_are_gone(tmp_path, world):
+    with world.client() as client, pytest.raises(Exception, match="significant"):
+        world.run(client, steps=1, candidates=1, holdout_policy="at-least-equal")
 
 
 def test_malformed_empty_and_enormous_replies_are_handled(tmp_path, openai_server):
@@ -282,14 +278,17 @@ def test_a_chat_template_is_optimized_as_its_whole_yaml_source(tmp_path, openai_
     assert (tmp_path / "prompts" / "triage.yaml").read_text() == result.best
 
 
-def test_a_suite_too_small_to_split_is_optimized_on_all_cases_without_a_guard(tmp_path, openai_server):
+def test_a_suite_too_small_to_split_is_optimized_on_all_cases_but_nothing_is_proposed(tmp_path, openai_server):
     small = dict(list(TICKETS.items())[:3])
     world = World(tmp_path, openai_server, Optimizer(hint_script), cases=small)
     with world.client() as client:
         result = world.run(client, steps=1, candidates=1)
     assert not result.holdout_guard and result.holdout_cases == 0 and result.dev_cases == 3
     assert any("fewer than 4" in w and "no holdout guard" in w for w in result.warnings)
-    assert result.proposed and "no holdout guard" in result.message
+    assert result.best_dev > result.original_dev and result.best != result.original
+    assert not result.proposed and result.holdout_p is None
+    assert result.message.startswith("not proposed:") and "no holdout cases to confirm it" in result.message
+    assert "improved" not in result.message
 
 
 def relevance_shown(history: list[str], scores: list[float], k: int = 3) -> list[str]:

@@ -429,3 +429,13 @@ def test_the_tools_own_commit_is_compared_and_its_regression_stands(project, ope
     assert optimizer_calls(openai_server) == 0 and openai_server.total == 60
     assert "loop guard" in result.output and "loop guard" in project.comment()
     project.assert_no_canary(result, outputs, summary, openai_server)
+
+
+@pytest.mark.parametrize("trust, alpha", [("false", 0.05), ("true", 0.9)])
+def test_the_fixs_holdout_test_is_held_to_the_alpha_of_the_policy_applied(project, openai_server, trust, alpha):
+    head = project.change({PATH: BAD, "gpo.yaml": config(openai_server.url, extra="gate: {alpha: 0.9}\n")})
+    result, outputs, summary = project.run(head, mode="fix", inputs={"trust-head-config": trust})
+    assert "verdicts=triage=regressed" in outputs, result.output
+    [fix] = project.report()["fixes"]["fixes"]
+    assert fix["result"] is not None and fix["result"]["alpha"] == alpha   # the base's gate unless trusted
+    project.assert_no_canary(result, outputs, summary, openai_server)

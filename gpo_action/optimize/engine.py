@@ -15,7 +15,10 @@ The loop (gpo-method.md, section 2), with gpo-action's guards:
    prompts seen before, score the new ones on dev (`Scorer`, optionally racing), and let the
    selection rule pick the next current prompt.
 2. The result is the best dev prompt; it is proposed only if it beats the original on dev and
-   passes the holdout guard (policy "at-least-equal" or "strictly-better").
+   passes the holdout guard: it beats the original on the holdout cases by the paired test the
+   verdicts use (`compare`: exact McNemar for pass/fail cases, sign-flip for graded ones),
+   one-sided, at `spec.alpha` (the gate's alpha). A tie or a gain within noise is not proposed,
+   and neither is anything on a suite too small to hold cases out.
 
 Every dispatch is admitted by the ledger first, keeping a reserve for the final holdout check;
 the run stops cleanly at the first cap, at an optimizer failure, or on Ctrl-C (state saved, then
@@ -26,10 +29,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from gpo_action.compare import Gate, compare
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob
 from gpo_action.llm.client import BUDGET_EXHAUSTED, CallLimit
@@ -40,7 +44,7 @@ from gpo_action.optimize.directions import get_direction
 from gpo_action.optimize.ledger import Ledger, upfront_tokens
 from gpo_action.optimize.localize import Location, apply_reverts, locate, location_sentence, split_hunks
 from gpo_action.optimize.refiners import get_refiner
-from gpo_action.optimize.results import OptimizeResult, StepReport
+from gpo_action.optimize.results import TEST_NAMES, OptimizeResult, StepReport, holdout_figures
 from gpo_action.optimize.rundir import RunDir, RunState, fingerprint
 from gpo_action.optimize.schedules import get_schedule, scaled_words
 from gpo_action.optimize.scoring import Evaluation, Scorer, mean_score
@@ -49,6 +53,8 @@ from gpo_action.optimize.similarity import get_similarity
 from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec, stoppers_for
 from gpo_action.optimize.stoppers import Spend
 from gpo_action.optimize.trajectory import FinalRecord, PromptRecord, StepRecord, prompt_id
+from gpo_action.results import SuiteResult
+from gpo_action.stats import one_sided
 from gpo_action.suites import MIN_SPLIT_CASES, Suite, split_cases
 from gpo_action.templates import PromptTemplate, frozen_regions, parse_template
 
@@ -92,7 +98,8 @@ class _Run:
         self.warnings: list[str] = []
         if len(suite.cases) < MIN_SPLIT_CASES:
             self.warnings.append(f"suite {suite.name!r} has {len(suite.cases)} cases (fewer than {MIN_SPLIT_CASES}): "
-                                 "optimizing on all of them with no holdout guard; the gain may not generalize")
+                                 "optimizing on all of them with no holdout guard; with no case to confirm a gain, "
+                                 "nothing is proposed")
         words = len(template.source.split())
         start = scaled_words(spec.budget_start, words, spec.scale_words)
         self.schedule = get_schedule(spec.schedule)(start, scaled_words(spec.budget_end, words, spec.scale_words),
@@ -122,6 +129,7 @@ class _Run:
         self.state = RunState(self.fingerprint, similarity=self._similarity_name())
         self.records: dict[str, PromptRecord] = {}
         self.results: dict[str, Any] = {}          # id -> SuiteResult on dev (this session only)
+        self.original_held: SuiteResult | None = None   # the original on holdout (this session only)
         self.rejected: Counter[str] = Counter()
         self._pending: dict[str, Any] = {}         # the finished step's figures, for on_step
 
@@ -213,7 +221,8 @@ class _Run:
             return reason or "max_calls"
         dev_ids = {c.id for c in self.dev}
         dev_cases = tuple(c for c in evaluation.result.cases if c.case_id in dev_ids)
-        held = [c.score or 0.0 for c in evaluation.result.cases if c.case_id not in dev_ids]
+        held_cases = tuple(c for c in evaluation.result.cases if c.case_id not in dev_ids)
+        held = [c.score or 0.0 for c in held_cases]
         if all(c.error is not None for c in dev_cases):
             return f"task-errors: every dev case failed ({dev_cases[0].error})"
         dev_result = replace(evaluation.result, cases=dev_cases)
@@ -221,6 +230,7 @@ class _Run:
                               len(dev_cases), errors=dev_result.errors, **self._spent_fields())
         self.records[record.id] = record
         self.results[record.id] = dev_result
+        self.original_held = replace(evaluation.result, cases=held_cases)
         self._write(record)
         self.state.history = [record.id]
         self.state.original_holdout = sum(held) / len(held) if held else None
@@ -413,20 +423,26 @@ class _Run:
             if record.complete and (best is None or record.dev > best.dev):
                 best = record
         best_holdout, original_holdout = None, self.state.original_holdout
-        guard = bool(self.holdout)
+        guard, test = bool(self.holdout), None
         if original is None:
             proposed, message = False, f"no improvement found: the original could not be scored ({reason})"
         elif best.id == original.id:
             proposed = False
             message = f"no improvement found: no candidate beat the original on dev ({_pct(original.dev)})"
         elif not guard:
-            proposed = True
-            message = f"improved on dev {_pct(original.dev)} -> {_pct(best.dev)}; no holdout guard (suite too small)"
+            proposed = False
+            message = (f"not proposed: dev {_pct(original.dev)} -> {_pct(best.dev)}, but there are no holdout cases "
+                       f"to confirm it (the suite is too small to hold cases out)")
         else:
             parsed = parse_template(best.prompt, self.template.path, self.template.kind)
-            [evaluation], why = self.scorer.evaluate([parsed], self.holdout)
+            again = [] if self.original_held is not None else [self.template]  # resumed: the cache answers
+            evaluations, why = self.scorer.evaluate([parsed, *again], self.holdout)
+            if again and evaluations[1] is not None:
+                self.original_held = evaluations[1].result
+            evaluation = evaluations[0] if self.original_held is not None else None
             best_holdout = evaluation.score if evaluation is not None else None
-            proposed, message = _decide(original, best, original_holdout, best_holdout, self.spec.holdout_policy, why)
+            test = _holdout_test(self.original_held, evaluation, self.spec.alpha)
+            proposed, message = _decide(original, best, test, self.spec.alpha, why)
         final = best or PromptRecord(prompt_id(self.template.source), 0, self.template.source, 0.0, 0)
         distance = edit_words(self.template.source, final.prompt)
         spent = self.ledger.now().to_dict()
@@ -443,20 +459,47 @@ class _Run:
             dev_cases=len(self.dev), holdout_cases=len(self.holdout), evaluated=len(self.records),
             rejected=dict(self.rejected), spent=spent, similarity=self.state.similarity, warnings=tuple(self.warnings),
             run_dir=str(self.rundir.path) if self.rundir else None,
-            trajectory=str(self.rundir.trajectory_path) if self.rundir else None, location=self.state.location)
+            trajectory=str(self.rundir.trajectory_path) if self.rundir else None, location=self.state.location,
+            holdout_p=test.p if test else None, holdout_test=test.name if test else None,
+            holdout_paired=test.cases if test else 0, alpha=self.spec.alpha)
 
 
 def _pct(score: float | None) -> str:
     return "-" if score is None else f"{100 * score:.1f}"
 
 
-def _decide(original: PromptRecord, best: PromptRecord, original_holdout: float | None, best_holdout: float | None,
-            policy: str, why: str | None) -> tuple[bool, str]:
+@dataclass(frozen=True)
+class _HoldoutTest:
+    name: str                # "mcnemar" | "sign-flip"
+    before: float            # the paired cases' means
+    after: float
+    p: float                 # one-sided: after > before
+    cases: int
+
+
+def _holdout_test(original: SuiteResult | None, best: Evaluation | None, alpha: float) -> _HoldoutTest | None:
+    """The verdicts' paired test (`compare`) of best against the original on holdout, made one-sided;
+    None when either side is missing or no case could be paired."""
+    if original is None or best is None:
+        return None
+    found = compare(original, best.result, Gate(max_drop=0.0, alpha=alpha))
+    if found.p_value is None or not found.n_paired:
+        return None
+    return _HoldoutTest(found.test, found.base_score, found.head_score, one_sided(found.p_value, found.delta),
+                        found.n_paired)
+
+
+def _decide(original: PromptRecord, best: PromptRecord, test: _HoldoutTest | None, alpha: float,
+            why: str | None) -> tuple[bool, str]:
     dev = f"dev {_pct(original.dev)} -> {_pct(best.dev)}"
-    if best_holdout is None:
+    if test is None:
         return False, f"no improvement found: {dev}, but the holdout check could not run ({why or 'no budget'})"
-    held = f"holdout {_pct(original_holdout)} -> {_pct(best_holdout)}"
-    ok = best_holdout > original_holdout if policy == "strictly-better" else best_holdout >= original_holdout
-    if ok:
-        return True, f"improved: {dev}, {held}"
-    return False, f"no improvement found: {dev}, but {held} ({policy} required)"
+    held = holdout_figures(test.before, test.after, test.p, test.cases)
+    rule = f"one-sided {TEST_NAMES.get(test.name, test.name)} test, alpha = {alpha:g}"
+    if abs(test.after - test.before) <= 1e-12:  # equal scores summed in another order may differ in the last bit
+        return False, f"not proposed: {dev}, but a tie on holdout: {held} (a tie is never proposed)"
+    if test.after < test.before:
+        return False, f"no improvement found: {dev}, but {held} (worse on holdout)"
+    if test.p >= alpha:
+        return False, f"not proposed: {dev}, but the holdout gain is not significant: {held} ({rule})"
+    return True, f"improved: {dev}, {held} ({rule})"

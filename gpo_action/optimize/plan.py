@@ -7,7 +7,7 @@
 
 Models: the task model is the suite's (`ws.task_model`), the optimizer is `models.optimizer` or
 else the task model, the judge is `models.judge`. The spec is the preset's row, then gpo.yaml's
-`optimize.steps`/`candidates`, then the flags. `models.embedding`, when set, is the similarity for
+`optimize.steps`/`candidates` and `gate.alpha` (the holdout test's level), then the flags. `models.embedding`, when set, is the similarity for
 relevance retrieval (else local TF-IDF); the trajectory records which one was used.
 """
 
@@ -66,7 +66,9 @@ def plan_optimization(ws, suite: str, *, preset: str | None = None, steps: int |
     if name not in PRESETS:
         raise InputError(f"unknown optimizer preset {name!r}", path=ws.config.display_path,
                          line=ws.config.line_of(("optimize", "preset")), hint=f"known: {', '.join(PRESETS)}")
-    fields = {"steps": steps or section.steps, "candidates": candidates or section.candidates, **(overrides or {})}
+    # the holdout test is held to the gate's level (in Actions: the base's policy, which `ws` carries)
+    fields = {"steps": steps or section.steps, "candidates": candidates or section.candidates,
+              "alpha": ws.config.gate.alpha, **(overrides or {})}
     if fields.get("metaprompts"):
         fields["metaprompts"] = str(ws.root / fields["metaprompts"])
     try:

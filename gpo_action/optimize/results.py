@@ -9,6 +9,23 @@ from typing import Any, Mapping
 from gpo_action.optimize.diffs import Op, word_diff
 
 
+TEST_NAMES = {"mcnemar": "exact McNemar", "sign-flip": "sign-flip"}
+
+
+def p_text(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def holdout_figures(before: float | None, after: float | None, p: float | None, cases: int,
+                    arrow: str = "->") -> str:
+    """"holdout 53.3 -> 86.7, p = 0.004, 15 cases": the rule's figures, in one place for every report."""
+    def pct(score):
+        return "-" if score is None else f"{100 * score:.1f}"
+
+    tested = "" if p is None else f", p = {p_text(p)}, {cases} case{'s' * (cases != 1)}"
+    return f"holdout {pct(before)} {arrow} {pct(after)}{tested}"
+
+
 def _from(cls, data: Mapping[str, Any]):
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
@@ -55,7 +72,7 @@ class OptimizeResult:
     steps: int
     stop_reason: str | None = None          # the cap or failure that ended the run early; None = all steps ran
     holdout_guard: bool = True              # False when the suite is too small to hold cases out
-    holdout_policy: str = "at-least-equal"
+    holdout_policy: str = "significant"
     dev_cases: int = 0
     holdout_cases: int = 0
     evaluated: int = 0                      # distinct prompts scored
@@ -66,6 +83,10 @@ class OptimizeResult:
     run_dir: str | None = None
     trajectory: str | None = None
     location: Mapping[str, Any] | None = None   # what locating the regression found (`localize`), if it ran
+    holdout_p: float | None = None          # one-sided p of best > original on the paired holdout cases
+    holdout_test: str | None = None         # "mcnemar" | "sign-flip" (as the verdicts choose)
+    holdout_paired: int = 0                 # holdout cases paired for the test (errored ones left out)
+    alpha: float = 0.05                     # the level the holdout test was held to
 
     @property
     def improved(self) -> bool:

@@ -19,7 +19,7 @@ from gpo_action.optimize.similarity import SIMILARITIES
 from gpo_action.optimize.stoppers import STOPPERS, AnyStopper
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
-HOLDOUT_POLICIES = ("at-least-equal", "strictly-better")
+HOLDOUT_POLICIES = ("significant",)  # the paired test of the verdicts, one-sided, at `alpha`
 _PART_REGISTRIES = {"direction": DIRECTIONS, "refiner": REFINERS, "schedule": SCHEDULES, "selector": SELECTORS,
                     "similarity": SIMILARITIES}  # spec field -> the registry its name must be in
 
@@ -48,8 +48,10 @@ class OptimizerSpec(BaseModel):
     similarity: str = Field(default="tfidf", description="similarity measure for relevance retrieval")
     exemplars: int = Field(default=3, ge=0, le=20, description="dev cases shown to the optimizer, fixed for the run")
     reflection_cases: int = Field(default=3, ge=1, le=20, description="failed dev cases shown for reflection")
-    holdout_policy: Literal["at-least-equal", "strictly-better"] = Field(
-        default="at-least-equal", description="how the best prompt must compare with the original on holdout")
+    holdout_policy: Literal["significant"] = Field(
+        default="significant", description="the best prompt must beat the original on holdout by the verdicts' "
+                                           "paired test, one-sided (a tie or a gain within noise is not proposed)")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of the holdout test (the gate's alpha)")
     race: bool = Field(default=False, description="evaluate candidates on growing dev slices, dropping clearly worse ones")
     race_slices: tuple[float, ...] = Field(default=(0.25, 0.5), description="dev fractions of the racing rounds before the full split")
     race_z: float = Field(default=2.0, gt=0,
