@@ -33,6 +33,7 @@ from gpo_action.files import write_atomic
 from gpo_action.github.comments import ACTIONS_BOT
 from gpo_action.github.reviews import ReviewOutcome, post_suggestions
 from gpo_action.github.suggestions import SuggestionPlan, merge_plans, plan_suggestions, render_diff
+from gpo_action.optimize.results import holdout_figures
 from gpo_action.report.comment import DeliveryNote, pr_comment
 from gpo_action.report.markdown import cell, code
 
@@ -277,10 +278,14 @@ def _review(ready: list[_Candidate], target: Target, head_sha: str) -> ReviewOut
         return ReviewOutcome("failed", f"could not read the pull request's diff: {exc}")
     names = ", ".join(code(c.fix.suite) for c in ready)
     summary = ("**gpo-action** proposes a GPO-refined prompt for " + names + ": "
-               + "; ".join(f"{cell(c.fix.suite)} holdout {_pct(c.fix.result.original_holdout)} → "
-                           f"{_pct(c.fix.result.best_holdout)}, {c.fix.result.edit_words} words changed" for c in ready)
+               + "; ".join(f"{cell(c.fix.suite)} {_figures(c.fix.result, '→')}, {c.fix.result.edit_words} words changed"
+                           for c in ready)
                + ". Each suggestion replaces exactly the changed lines; details in the gpo-action comment.")
     return target.post_review(head_sha, plan, summary)
+
+
+def _figures(result, arrow: str) -> str:
+    return holdout_figures(result.original_holdout, result.best_holdout, result.holdout_p, result.holdout_paired, arrow)
 
 
 def _pct(score: float | None) -> str:
@@ -310,7 +315,7 @@ def commit_message(ready: Sequence[Any], number: int | None) -> str:
     lines = [f"{COMMIT_MARK} Improve {paths}", ""]
     for c in ready:
         r = c.fix.result
-        lines.append(f"Suite {c.fix.suite}: holdout {_pct(r.original_holdout)} -> {_pct(r.best_holdout)}, "
+        lines.append(f"Suite {c.fix.suite}: {_figures(r, '->')}, "
                      f"dev {_pct(r.original_dev)} -> {_pct(r.best_dev)}, {r.edit_words} words changed.")
     where = f" for pull request #{number}" if number else ""
     lines += ["", f"A GPO-refined prompt proposed by gpo-action{where}.", "", COMMIT_TRAILER]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from gpo_action.optimize.diffs import diff_stats, word_diff
+from gpo_action.optimize.results import TEST_NAMES, holdout_figures, p_text
 from gpo_action.report.chart import trajectory_chart
 from gpo_action.report.markdown import MARKER, VERDICT_ICON, cell, clip, code, escape_pre, flipped_section, verdict_table
 from gpo_action.report.terminal import format_cost, format_score
@@ -166,14 +167,32 @@ def change_diff(change) -> str:
 
 
 def holdout_text(result) -> str:
-    """The holdout figures of an optimisation, in words."""
+    """The holdout figures of an optimisation, in words: "holdout 53.3 → 86.7, p = 0.004, 15 cases"."""
     if not result.holdout_guard:
-        return "no holdout check (suite too small)"
+        return "no holdout cases (suite too small)"
     if result.best == result.original:
         return f"holdout {pct(result.original_holdout)}"
     if result.best_holdout is None:
         return f"holdout {pct(result.original_holdout)} (the best candidate was not checked on it)"
-    return f"holdout {pct(result.original_holdout)} → {pct(result.best_holdout)}"
+    return holdout_figures(result.original_holdout, result.best_holdout, result.holdout_p, result.holdout_paired,
+                           arrow="→")
+
+
+def holdout_rule(result) -> str:
+    """Why the best candidate was or was not proposed, by the significance rule ("" when it was not tested)."""
+    if result.holdout_p is None:
+        if not result.holdout_guard and result.best != result.original:
+            return "Not proposed: there are no holdout cases to confirm it (the suite is too small to hold cases out)."
+        return ""
+    test = f"the one-sided {TEST_NAMES.get(result.holdout_test, result.holdout_test)} test at α = {result.alpha:g}"
+    cases = f"{result.holdout_paired} holdout case{'s' * (result.holdout_paired != 1)}"
+    if result.proposed:
+        return f"Proposed because it beats the head prompt on the {cases} by {test} (p = {p_text(result.holdout_p)})."
+    if result.best_holdout is not None and result.original_holdout is not None \
+            and result.best_holdout > result.original_holdout:
+        return (f"Not proposed: the gain on the {cases} is not significant by {test} (p = {p_text(result.holdout_p)}); "
+                "a fix is proposed only when it is.")
+    return f"Not proposed: it does not beat the head prompt on the {cases} (a fix must, by {test})."
 
 
 def location_text(location: Mapping[str, Any] | None, show) -> str:
@@ -207,6 +226,9 @@ def fix_section(fix, delivery: DeliveryNote | None) -> tuple[str, str]:
               f"| head prompt | {pct(result.original_dev)} | {pct(result.original_holdout)} |",
               f"| {'proposed' if result.proposed else 'best candidate'} | {pct(result.best_dev)} | "
               f"{pct(result.best_holdout)} |", ""]
+    rule = holdout_rule(result)
+    if rule:
+        lines += [rule, ""]
     if result.best != result.original:
         deleted, inserted = diff_stats(word_diff(result.original, result.best))
         label = "Proposed change" if result.proposed else "Best candidate, not proposed"
