@@ -273,18 +273,18 @@ def test_a_project_in_a_subdirectory_may_name_files_up_to_the_repository_root(tm
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     openai_server.set_reply(answer_by_prompt)
     root = tmp_path / "mono"
-    (root / "shared").mkdir(parents=True)
+    (root / "common").mkdir(parents=True)
     (root / "proj" / "evals").mkdir(parents=True)
     git(root, "-c", "init.defaultBranch=main", "init", "-q")
-    (root / "shared" / "triage.j2").write_text(GOOD)
-    (root / "shared" / "cases.jsonl").write_text(
+    (root / "common" / "triage.j2").write_text(GOOD)
+    (root / "common" / "cases.jsonl").write_text(
         "".join(json.dumps({"vars": {"ticket": t}, "expected": c}) + "\n" for t, c in list(TICKETS.items())[:6]))
     (root / "proj" / "gpo.yaml").write_text(
         f'models:\n  task: {{model: openai/scripted, api_base: "{openai_server.url}/v1"}}\n'
         "suites:\n  - eval: evals/*.yaml\nretries: {max: 1, base: 0.01}\n")
     (root / "proj" / "evals" / "triage.yaml").write_text(
-        "prompt: ../shared/triage.j2\nassert:\n  - {type: icontains, value: '{{ expected }}'}\n"
-        "cases:\n  - file: ../../shared/cases.jsonl\n")
+        "prompt: ../common/triage.j2\nassert:\n  - {type: icontains, value: '{{ expected }}'}\n"
+        "cases:\n  - file: ../../common/cases.jsonl\n")
     monkeypatch.chdir(root / "proj")
     result = CliRunner().invoke(main, ["eval", "--json", "out.json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
