@@ -44,7 +44,7 @@ from gpo_action.optimize.directions import get_direction
 from gpo_action.optimize.ledger import Ledger, upfront_tokens
 from gpo_action.optimize.localize import Location, apply_reverts, locate, location_sentence, split_hunks
 from gpo_action.optimize.refiners import get_refiner
-from gpo_action.optimize.results import TEST_NAMES, OptimizeResult, StepReport, holdout_figures
+from gpo_action.optimize.results import TEST_NAMES, OptimizeResult, StepReport, holdout_figures, pct as _pct
 from gpo_action.optimize.rundir import RunDir, RunState, fingerprint
 from gpo_action.optimize.schedules import get_schedule, scaled_words
 from gpo_action.optimize.scoring import Evaluation, Scorer, mean_score
@@ -462,10 +462,6 @@ class _Run:
             trajectory=str(self.rundir.trajectory_path) if self.rundir else None, location=self.state.location,
             holdout_p=test.p if test else None, holdout_test=test.name if test else None,
             holdout_paired=test.cases if test else 0, alpha=self.spec.alpha)
-
-
-def _pct(score: float | None) -> str:
-    return "-" if score is None else f"{100 * score:.1f}"
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,14 @@ def p_text(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def pct(score: float | None) -> str:
+    """A 0..1 score as a percentage with one decimal; "-" for none."""
+    return "-" if score is None else f"{100 * score:.1f}"
+
+
 def holdout_figures(before: float | None, after: float | None, p: float | None, cases: int,
                     arrow: str = "->") -> str:
     """"holdout 53.3 -> 86.7, p = 0.004, 15 cases": the rule's figures, in one place for every report."""
-    def pct(score):
-        return "-" if score is None else f"{100 * score:.1f}"
-
     tested = "" if p is None else f", p = {p_text(p)}, {cases} case{'s' * (cases != 1)}"
     return f"holdout {pct(before)} {arrow} {pct(after)}{tested}"
 
