@@ -106,17 +106,22 @@ def test_errors_from_workers_keep_their_kind_retries_and_redaction(openai_server
 
 def test_killed_workers_fail_over_to_this_process_and_every_request_gets_one_answer(openai_server):
     openai_server.set_latency(0.05)
+    # 40 answers, then every request is held until both workers are killed, so calls are in
+    # flight at the kill however this test is scheduled
+    openai_server.enqueue_faults(*["ok"] * 40)
+    openai_server.set_fault_rates(phang=1.0)
     model = scripted(openai_server)
     killed: list[int] = []
     client = LLMClient(concurrency=8, processes=2, retry_base=0.01, sleep=RecordedSleep())
 
     def kill_when_busy() -> None:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (openai_server.total < 40 or len(client.worker_pids) < 2):
+        while time.monotonic() < deadline and (openai_server.outcomes["ok"] < 40 or len(client.worker_pids) < 2):
             time.sleep(0.01)
         for pid in client.worker_pids:
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
+        openai_server.set_fault_rates()
 
     killer = threading.Thread(target=kill_when_busy)
     killer.start()
