@@ -35,6 +35,7 @@ from gpo_action.github.reviews import ReviewOutcome, post_suggestions
 from gpo_action.github.suggestions import SuggestionPlan, merge_plans, plan_suggestions, render_diff
 from gpo_action.optimize.results import holdout_figures
 from gpo_action.report.comment import DeliveryNote, pr_comment
+from gpo_action.report.formats import pct
 from gpo_action.report.markdown import cell, code
 
 MODES = ("comment", "suggestion", "commit")
@@ -288,10 +289,6 @@ def _figures(result, arrow: str) -> str:
     return holdout_figures(result.original_holdout, result.best_holdout, result.holdout_p, result.holdout_paired, arrow)
 
 
-def _pct(score: float | None) -> str:
-    return "-" if score is None else f"{100 * score:.1f}"
-
-
 def _review_line(review: ReviewOutcome, placed: bool) -> str:
     if review.status == "posted" and placed:
         where = f"[a review]({review.html_url})" if review.html_url.startswith("http") else "a review"
@@ -316,7 +313,7 @@ def commit_message(ready: Sequence[Any], number: int | None) -> str:
     for c in ready:
         r = c.fix.result
         lines.append(f"Suite {c.fix.suite}: {_figures(r, '->')}, "
-                     f"dev {_pct(r.original_dev)} -> {_pct(r.best_dev)}, {r.edit_words} words changed.")
+                     f"dev {pct(r.original_dev)} -> {pct(r.best_dev)}, {r.edit_words} words changed.")
     where = f" for pull request #{number}" if number else ""
     lines += ["", f"A GPO-refined prompt proposed by gpo-action{where}.", "", COMMIT_TRAILER]
     return "\n".join(lines) + "\n"

@@ -47,3 +47,11 @@ def test_only_the_llm_package_imports_litellm():
     offenders = [str(p.relative_to(package)) for p in sorted(package.rglob("*.py"))
                  if p.relative_to(package).parts[0] != "llm" and pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_markdown_rendering_does_not_import_rich():
+    """The comment and the job summary share the plain formatters (`report.formats`), not the
+    terminal's rich module: rendering Markdown loads no rich at all."""
+    loaded = modules_after("import gpo_action.report.markdown, gpo_action.report.comment")
+    assert [m for m in loaded if m == "rich" or m.startswith("rich.")] == []
+    assert "gpo_action.report.formats" in loaded

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import IO, Mapping
 
 from gpo_action.github.commands import MAX_ERROR_ANNOTATIONS, annotation, set_outputs, write_summary
+from gpo_action.report.formats import pct
 from gpo_action.report.markdown import run_markdown
 
 
@@ -36,10 +37,9 @@ def annotate_failures(result, stream: IO[str]) -> int:
             continue
         old = change.base.template.source if change.base is not None else None
         line = first_changed_line(old, change.head.template.source)
-        score = "-" if comparison.head_score is None else f"{100 * comparison.head_score:.1f}"
-        base = "-" if comparison.base_score is None else f"{100 * comparison.base_score:.1f}"
         annotation(
-            "error", f"suite {comparison.suite} {comparison.verdict}: {base} -> {score}", stream,
+            "error", f"suite {comparison.suite} {comparison.verdict}: {pct(comparison.base_score)} -> "
+            f"{pct(comparison.head_score)}", stream,
             file=f"{prefix}{change.prompt}", line=line, title="gpo-action",
         )
         written += 1

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from gpo_action.report.formats import pct
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9 _.:/()-]+")
 MAX_TITLE = 60
 
@@ -30,8 +32,9 @@ def chart_title(text: str) -> str:
     return cleaned[:MAX_TITLE] or "trajectory"
 
 
-def _pct(score: float | None) -> str:
-    return "0" if score is None else f"{100 * max(0.0, min(1.0, float(score))):.1f}"
+def _axis_value(score: float | None) -> str:
+    """A score on the chart's 0-100 axis: clamped, and 0 for none (Mermaid needs a number)."""
+    return "0" if score is None else pct(max(0.0, min(1.0, float(score))))
 
 
 def trajectory_chart(points: Sequence, title: str) -> str:
@@ -40,8 +43,8 @@ def trajectory_chart(points: Sequence, title: str) -> str:
     if not points:
         return ""
     steps = ", ".join(str(int(p.step)) for p in points)
-    bars = ", ".join(_pct(p.step_best) for p in points)
-    line = ", ".join(_pct(p.best) for p in points)
+    bars = ", ".join(_axis_value(p.step_best) for p in points)
+    line = ", ".join(_axis_value(p.best) for p in points)
     return "\n".join([
         "```mermaid",
         "xychart-beta",

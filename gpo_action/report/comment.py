@@ -21,8 +21,8 @@ from typing import Any, Mapping, Sequence
 from gpo_action.optimize.diffs import diff_stats, word_diff
 from gpo_action.optimize.results import TEST_NAMES, holdout_figures, p_text
 from gpo_action.report.chart import trajectory_chart
+from gpo_action.report.formats import format_cost, pct
 from gpo_action.report.markdown import MARKER, VERDICT_ICON, cell, clip, code, escape_pre, flipped_section, verdict_table
-from gpo_action.report.terminal import format_cost, format_score
 
 MAX_CHARS = 65_000
 MAX_DIFF_CHARS = 6_000
@@ -44,10 +44,6 @@ class _Part:
     level: int = 0                 # 0: always kept; 1..5: dropped in this order to fit
     short: str | None = None       # what stays when the part is dropped (else one placeholder per level)
     kept: bool = field(default=True)
-
-
-def pct(score: float | None) -> str:
-    return format_score(score)
 
 
 def word_diff_html(old: str, new: str, limit: int = MAX_DIFF_CHARS) -> str:

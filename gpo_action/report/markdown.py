@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpo_action.report.terminal import format_cost, format_delta, format_score, verdict_label
+from gpo_action.report.formats import format_cost, format_delta, format_p, pct, verdict_label
 
 MARKER = "<!-- gpo-action:report -->"
 VERDICT_ICON = {"regressed": "🔴", "below-min": "🔴", "error": "⚠️", "improved": "🟢", "unchanged": "⚪", "skipped": "⏭️",
@@ -71,8 +71,8 @@ def verdict_table(result) -> str:
     ]
     for c in result.comparisons:
         rows.append(
-            f"| {cell(c.suite)} | {VERDICT_ICON.get(c.verdict, '')} {verdict_label(c)} | {format_score(c.base_score)} | "
-            f"{format_score(c.head_score)} | {format_delta(c)} | {'-' if c.p_value is None else f'{c.p_value:.3g}'} | "
+            f"| {cell(c.suite)} | {VERDICT_ICON.get(c.verdict, '')} {verdict_label(c)} | {pct(c.base_score)} | "
+            f"{pct(c.head_score)} | {format_delta(c)} | {format_p(c.p_value)} | "
             f"{c.n_paired or '-'} |"
         )
     return "\n".join(rows)

@@ -7,21 +7,18 @@ from __future__ import annotations
 from gpo_action.optimize.diffs import diff_stats, render_rich
 from gpo_action.optimize.projection import Projection
 from gpo_action.optimize.results import OptimizeResult, StepReport
-
-
-def _pct(score: float | None) -> str:
-    return "-" if score is None else f"{100 * score:.1f}"
+from gpo_action.report.formats import format_cost, pct
 
 
 def _cost(cost: float | None) -> str:
-    return "unknown" if cost is None else (f"${cost:.4f}" if cost else "$0")
+    return "unknown" if cost is None else format_cost(cost)
 
 
 def step_line(report: StepReport) -> str:
     spent = report.spent
     used = f"calls {spent.get('calls', 0)}, tokens {spent.get('tokens', 0):,}, {_cost(spent.get('cost', 0.0))}"
     if report.step == 0:
-        return f"step 0/{report.steps}: original scores {_pct(report.current)} on dev ({used})"
+        return f"step 0/{report.steps}: original scores {pct(report.current)} on dev ({used})"
     budget = "no budget" if report.budget_words is None else f"budget {report.budget_words} words"
     rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(report.rejected.items()))
     parts = [f"{report.candidates} candidates", f"{report.evaluated} scored"]
@@ -31,8 +28,8 @@ def step_line(report: StepReport) -> str:
         parts.append(f"{report.raced_out} raced out")
     if rejected:
         parts.append(f"rejected: {rejected}")
-    return (f"step {report.step}/{report.steps}: {budget}; {', '.join(parts)}; step best {_pct(report.step_best)}, "
-            f"current {_pct(report.current)}, best {_pct(report.best)} ({used})")
+    return (f"step {report.step}/{report.steps}: {budget}; {', '.join(parts)}; step best {pct(report.step_best)}, "
+            f"current {pct(report.current)}, best {pct(report.best)} ({used})")
 
 
 def projection_table(projection: Projection):
@@ -64,8 +61,8 @@ def result_renderable(result: OptimizeResult):
     table = Table(title=f"gpo-action optimize: {escape(result.suite)}", title_justify="left")
     for name in ("", "dev", "holdout"):
         table.add_column(name, justify="left" if not name else "right")
-    table.add_row("original", _pct(result.original_dev), _pct(result.original_holdout))
-    table.add_row("best", _pct(result.best_dev), _pct(result.best_holdout))
+    table.add_row("original", pct(result.original_dev), pct(result.original_holdout))
+    table.add_row("best", pct(result.best_dev), pct(result.best_holdout))
     parts = [table, Text(result.message, style="green" if result.proposed else "yellow")]
     if result.best != result.original:
         deleted, inserted = diff_stats(result.diff)

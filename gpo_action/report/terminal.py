@@ -11,15 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from gpo_action.report.formats import format_cost, format_delta, format_p, pct, verdict_label
 from gpo_action.results import SuiteResult
-
-
-def format_score(score: float | None) -> str:
-    return "-" if score is None else f"{100 * score:.1f}"
-
-
-def format_cost(cost: float) -> str:
-    return f"${cost:.4f}" if cost else "$0"
 
 
 def eval_table(results: Sequence[SuiteResult]) -> Table:
@@ -30,9 +23,9 @@ def eval_table(results: Sequence[SuiteResult]) -> Table:
     ]:
         table.add_column(name, justify=justify)
     for r in results:
-        score = format_score(r.score)
+        score = pct(r.score)
         if r.below_min:
-            score = f"[red]{score}[/red] < {format_score(r.min_score)}"
+            score = f"[red]{score}[/red] < {pct(r.min_score)}"
         errors = f"[red]{r.errors}[/red]" if r.errors else "0"
         table.add_row(
             Text(r.name), score, str(r.passed), str(r.failed), errors,
@@ -43,20 +36,6 @@ def eval_table(results: Sequence[SuiteResult]) -> Table:
 
 VERDICT_STYLE = {"regressed": "red", "below-min": "red", "error": "red", "improved": "green", "unchanged": "white",
                  "skipped": "yellow", "removed": "red"}
-
-
-def verdict_label(c) -> str:
-    """The verdict as shown: a removal the gate allows says so."""
-    return f"{c.verdict} (allowed)" if c.verdict == "removed" and not c.failed else c.verdict
-
-
-def format_delta(c) -> str:
-    if c.delta is None:
-        return "-"
-    text = f"{100 * c.delta:+.1f}"
-    if c.ci_low is not None and c.ci_high is not None:
-        text += f" [{100 * c.ci_low:+.1f}, {100 * c.ci_high:+.1f}]"
-    return text
 
 
 def run_table(result) -> Table:
@@ -72,8 +51,8 @@ def run_table(result) -> Table:
     for c in result.comparisons:
         style = VERDICT_STYLE.get(c.verdict, "white") if c.failed or c.verdict != "removed" else "yellow"
         table.add_row(
-            Text(c.suite), f"[{style}]{verdict_label(c)}[/{style}]", format_score(c.base_score), format_score(c.head_score),
-            format_delta(c), "-" if c.p_value is None else f"{c.p_value:.3g}", str(c.n_paired or "-"),
+            Text(c.suite), f"[{style}]{verdict_label(c)}[/{style}]", pct(c.base_score), pct(c.head_score),
+            format_delta(c), format_p(c.p_value), str(c.n_paired or "-"),
             Text(reasons.get(c.suite, "")),
         )
     return table
@@ -82,6 +61,8 @@ def run_table(result) -> Table:
 def outcome_renderable(outcome):
     """A pull-request run in the terminal: the verdict table, then one line per fix (or the loop guard)."""
     from rich.console import Group
+
+    from gpo_action.report.comment import holdout_text, location_text  # loads the optimizer: not for `eval`
 
     parts = [run_table(outcome.result)]
     if outcome.guard:
@@ -93,8 +74,6 @@ def outcome_renderable(outcome):
             parts.append(Text(f"fix {fix.suite}: {fix.skipped}", style="yellow"))
             continue
         r = fix.result
-        from gpo_action.report.comment import holdout_text, location_text
-
         located = location_text(r.location, lambda edit: edit)
         if located:
             parts.append(Text(f"fix {fix.suite}: {located}"))
