@@ -6,7 +6,6 @@ from typing import IO, Mapping
 
 from gpo_action.github.commands import MAX_ERROR_ANNOTATIONS, annotation, set_outputs, write_summary
 from gpo_action.report.formats import pct
-from gpo_action.report.markdown import run_markdown
 
 
 def first_changed_line(old: str | None, new: str) -> int:
@@ -60,11 +59,10 @@ def publish_internal_error(code: int, stream: IO[str], env: Mapping[str, str]) -
 
 
 def publish_run(result, report_path: str | None, stream: IO[str], env: Mapping[str, str], *,
-                markdown: str | None = None, outputs: Mapping[str, str] | None = None,
+                markdown: str, outputs: Mapping[str, str] | None = None,
                 exit_code: int | None = None) -> None:
-    """Outputs, summary and annotations; each is skipped quietly outside Actions. `markdown`
-    replaces the summary (default: `run_markdown`), `outputs` adds outputs, `exit_code` replaces
-    the result's."""
+    """Outputs, summary and annotations; each is skipped quietly outside Actions. `markdown` is
+    the summary, `outputs` adds outputs, `exit_code` replaces the result's."""
     set_outputs(
         {
             "regressed": "true" if any(c.verdict == "regressed" for c in result.comparisons) else "false",
@@ -77,7 +75,7 @@ def publish_run(result, report_path: str | None, stream: IO[str], env: Mapping[s
         },
         env,
     )
-    write_summary(markdown if markdown is not None else run_markdown(result, max_chars=900_000), env)
+    write_summary(markdown, env)
     if env.get("GITHUB_ACTIONS"):
         annotate_failures(result, stream)
         for change in result.policy.changes:
