@@ -47,7 +47,7 @@ def upsert_sticky_comment(client: GitHubClient, number: int, body: str, marker: 
     """Update the sticky comment of pull request `number` to `body`, or create it: (comment id, created).
 
     The marker is put first when `body` lacks it. A body over GitHub's 65,536 characters raises
-    GitHubError before any request: cut it first (`run_markdown(result, max_chars=...)`).
+    GitHubError before any request: cut it first (`report.comment.pr_comment(..., max_chars=...)`).
     """
     if marker not in body:
         body = f"{marker}\n{body}"

@@ -1,4 +1,5 @@
-"""Markdown for the pull-request comment and the job summary, from a `RunResult`.
+"""Markdown pieces of the pull-request comment (`comment.py` composes them): the verdict table,
+flipped cases, and the escaping every piece goes through.
 
 Everything that comes from a case, a prompt or a model output is escaped twice over: HTML special
 characters and every character Markdown gives a meaning to (backticks, brackets, `*`, `_`, `@`,
@@ -6,15 +7,14 @@ characters and every character Markdown gives a meaning to (backticks, brackets,
 start a line (an HTML block: GitHub does not parse Markdown inside it), HTML escaped along with
 backticks, brackets and `@` (`escape_pre`). So a case cannot inject a
 fake ```suggestion, a link, a mention or hidden text (`<!-- -->`, `<details>`). Code spans take
-`code()`, which cannot be closed from inside. The report is cut to `max_chars`, dropping
-flipped-case details first, then notes, never the verdict table.
+`code()`, which cannot be closed from inside.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gpo_action.report.formats import format_cost, format_delta, format_p, pct, verdict_label
+from gpo_action.report.formats import format_delta, format_p, pct, verdict_label
 
 MARKER = "<!-- gpo-action:report -->"
 VERDICT_ICON = {"regressed": "🔴", "below-min": "🔴", "error": "⚠️", "improved": "🟢", "unchanged": "⚪", "skipped": "⏭️",
@@ -90,27 +90,3 @@ def flipped_section(comparison) -> str:
         parts.append(f"\n…and {len(comparison.flipped) - MAX_FLIPPED} more (see the JSON report).\n")
     parts.append("\n</details>\n")
     return "".join(parts)
-
-
-def run_markdown(result, max_chars: int = 65_000) -> str:
-    """The whole report; under `max_chars`, cutting flipped cases, then notes."""
-    head = [MARKER, "## gpo-action", ""]
-    if not result.comparisons:
-        body = head + ["No prompt, suite or model change to evaluate."] + [f"- {cell(n)}" for n in result.notes]
-        return "\n".join(body)[:max_chars]
-    usage = result.usage or {}
-    table = "\n".join(head + [verdict_table(result), ""])
-    footer = (f"\n{usage.get('calls', 0)} model calls ({usage.get('cache_hits', 0)} from cache), "
-              f"{usage.get('tokens', 0):,} tokens, {format_cost(usage.get('cost', 0.0))}. "
-              f"Base {code(result.base_sha[:12])}, head: {cell(result.head)}.\n")
-    notes = [f"- {cell(c.suite)}: {cell(n)}" for c in result.comparisons for n in c.notes]
-    notes += [f"- {cell(n)}" for n in result.notes]
-    notes_text = ("\n**Notes**\n" + "\n".join(notes) + "\n") if notes else ""
-    flipped = [flipped_section(c) for c in result.comparisons if c.verdict != "unchanged" or c.flipped]
-    text = table + "".join(flipped) + notes_text + footer
-    while len(text) > max_chars and flipped:
-        flipped.pop()
-        text = table + "".join(flipped) + "\n*(some flipped cases left out to fit)*\n" + notes_text + footer
-    if len(text) > max_chars:
-        text = table + "\n*(notes left out to fit)*\n" + footer
-    return text[:max_chars]
