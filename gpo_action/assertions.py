@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gpo_action.errors import TemplateError
 from gpo_action.patterns import MAX_REGEX_INPUT, PatternTimeout, compile_pattern, search
+from gpo_action.registry import Registry
 from gpo_action.schemas import check_schema, same_json, schema_problem, short_json
 from gpo_action.templates import parse_template, render_text
 
@@ -74,7 +75,9 @@ class Checker:
         return self.fn(output, value, assertion)
 
 
-CHECKERS: dict[str, Checker] = {}
+CHECKERS: Registry[Checker] = Registry(
+    "checker", unknown="unknown assertion type {name!r}; known types: {known} (each also as 'not-<type>')",
+    taken="a checker named {name!r} is already registered")
 
 
 def checker(name: str, needs_llm: bool = False, *, defaults_to_expected: bool = True):
@@ -83,9 +86,7 @@ def checker(name: str, needs_llm: bool = False, *, defaults_to_expected: bool = 
         raise ValueError(f"cannot register a checker named {name!r}")
 
     def register(fn: Callable[[str, Any, Assertion], Verdict]) -> Callable[[str, Any, Assertion], Verdict]:
-        if name in CHECKERS:
-            raise ValueError(f"a checker named {name!r} is already registered")
-        CHECKERS[name] = Checker(name, fn, needs_llm, defaults_to_expected)
+        CHECKERS.register(name, Checker(name, fn, needs_llm, defaults_to_expected))
         return fn
 
     return register
@@ -96,11 +97,7 @@ def get_checker(name: str) -> Checker:
     if name in REFUSED:
         raise ValueError(f"assertion type {name!r} is not supported: {REFUSED[name]}; "
                          "use regex, is-json or llm-rubric instead")
-    try:
-        return CHECKERS[name]
-    except KeyError:
-        raise ValueError(f"unknown assertion type {name!r}; known types: {', '.join(sorted(CHECKERS))} "
-                         "(each also as 'not-<type>')") from None
+    return CHECKERS.lookup(name)
 
 
 def split_type(type_: str) -> tuple[str, bool]:

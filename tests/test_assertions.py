@@ -200,7 +200,7 @@ def exploding_checker():
     try:
         yield "test-explodes"
     finally:
-        CHECKERS.pop("test-explodes")
+        CHECKERS.unregister("test-explodes")
 
 
 def test_checker_exception_becomes_failed_verdict(exploding_checker):
