@@ -44,7 +44,7 @@ BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 COMMIT_MARK = "[gpo-action]"
 COMMIT_TRAILER = "Gpo-Action: fix"
 _TRAILER = re.compile(r"^Gpo-Action:\s*fix\s*$", re.MULTILINE | re.IGNORECASE)
-MAX_DIFF_CHARS = 8_000
+MAX_FIX_DIFF_CHARS = 8_000                 # a fix's diff shown in the comment; a longer one is pointed to, not cut
 
 
 def has_fix_trailer(message: str | None) -> bool:
@@ -224,7 +224,7 @@ def deliver(run_result, fixes, target: Target | None, pull: PullContext, *, mode
         if not (pushed or (c.path in placed and c.path not in left)):
             diff = render_diff(c.head_text if c.head_text is not None else c.fix.result.original, c.fix.result.best,
                                c.path)
-            diffs[c.fix.suite].append(diff if len(diff) <= MAX_DIFF_CHARS else
+            diffs[c.fix.suite].append(diff if len(diff) <= MAX_FIX_DIFF_CHARS else
                                       f"*(the diff of {code(c.path)} is {len(diff):,} characters: see the JSON report)*")
             if not lines[c.fix.suite]:
                 lines[c.fix.suite].append("The improved prompt, as a diff against the pull request's head:")
