@@ -38,7 +38,7 @@ WHEN_VERDICTS: dict[str, frozenset[str]] = {
     "below-min": frozenset({"regressed", "below-min"}),
     "always": frozenset({"regressed", "below-min", "improved", "unchanged"}),
 }
-RUNS_DIR = ".gpo/fix"
+FIX_RUNS_DIR = ".gpo/fix"                 # run directories of the fix stage (`optimize` uses plan.RUNS_DIR)
 _CAPS = ("max_calls", "max_usd", "max_seconds", "max_tokens")
 _SPENT = {"max_calls": "calls", "max_usd": "cost", "max_seconds": "seconds", "max_tokens": "tokens"}
 
@@ -173,7 +173,7 @@ def fix_failures(ws, run_result, *, when: str | None = None, budget_usd: float |
         plan = plan_optimization(ws, comparison.suite, steps=steps, candidates=candidates, job=change.head)
         base = (change.base.template.source if section.localize and comparison.verdict == "regressed"
                 and change.base is not None else None)
-        plan = replace(plan, budget=share, run_dir=run_dir_for(ws, RUNS_DIR, comparison.suite), base=base,
+        plan = replace(plan, budget=share, run_dir=run_dir_for(ws, FIX_RUNS_DIR, comparison.suite), base=base,
                        max_drop=ws.config.gate.max_drop)
         why = _cannot_run(ws.client, plan)
         if why is not None:
