@@ -137,7 +137,7 @@ def test_a_committed_dotenv_does_not_move_the_endpoint_litellm_reads_from_the_en
 def test_a_committed_python_package_is_not_imported_by_the_worker_processes(tmp_path, openai_server, github,
                                                                               monkeypatch):
     """A batch of 100 or more uncached calls runs in worker processes (`python -m
-    gpo_action.llm.worker`, started in the checkout); `-m` puts the current directory first on
+    gpo_action.llm.worker_main`, started in the checkout); `-m` puts the current directory first on
     sys.path, so a pull request that commits a `gpo_action/` package (or `litellm/`, `yaml.py`...)
     ran its own code there, with every key in the environment."""
     from tests.test_action import TICKETS
@@ -150,7 +150,7 @@ def test_a_committed_python_package_is_not_imported_by_the_worker_processes(tmp_
     marker = tmp_path / "pwned"
     payload = f"import os\nopen({str(marker)!r}, 'w').write(os.environ.get('OPENAI_API_KEY', ''))\n"
     head = project.change({PATH: BAD, "gpo_action/__init__.py": payload, "gpo_action/llm/__init__.py": payload,
-                           "gpo_action/llm/worker.py": payload})
+                           "gpo_action/llm/worker_main.py": payload})
     result, outputs, summary = project.run(head)
     assert not marker.exists(), marker.read_text()
     assert result.exit_code == 1, result.output

@@ -47,7 +47,7 @@ def alive(pid: int) -> bool:
 
 
 def worker_pids_of(parent: int) -> set[int]:
-    """The `gpo_action.llm.worker` processes started by `parent` (the first one and its forks)."""
+    """The `gpo_action.llm.worker_main` processes started by `parent` (the first one and its forks)."""
     found: dict[int, tuple[int, bytes]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -56,7 +56,7 @@ def worker_pids_of(parent: int) -> set[int]:
                 found[int(entry)] = (ppid, Path(f"/proc/{entry}/cmdline").read_bytes())
             except (OSError, IndexError, ValueError):
                 continue
-    first = {pid for pid, (ppid, cmd) in found.items() if ppid == parent and b"gpo_action.llm.worker" in cmd}
+    first = {pid for pid, (ppid, cmd) in found.items() if ppid == parent and b"gpo_action.llm.worker_main" in cmd}
     return first | {pid for pid, (ppid, _) in found.items() if ppid in first}
 
 

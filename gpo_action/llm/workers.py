@@ -3,7 +3,7 @@
 litellm spends about 4 ms of CPU on each call (parsing, its logging object, cost lookup) and
 takes over 2 s to import; in one process that caps a cold run near 250 calls a second and
 makes the client's slots wait for each other. The pool starts `size` workers
-(`python -m gpo_action.llm.worker`, one import, the rest forked from it), talks to them over a
+(`python -m gpo_action.llm.worker_main`, one import, the rest forked from it), talks to them over a
 Unix socket in a private temp dir, and hands each call to the least busy one. The parent then
 never imports litellm for those calls.
 
@@ -38,7 +38,7 @@ from gpo_action.errors import (AuthError, BadResponse, InputError, ProviderError
                                ReplayMiss, ServerError)
 from gpo_action.llm.providers import RawCompletion
 from gpo_action.llm.types import Message
-from gpo_action.llm.worker import LINE_LIMIT, encode
+from gpo_action.llm.worker_main import LINE_LIMIT, encode
 
 # Seconds a worker may take to import litellm and connect before the pool gives up on it.
 START_TIMEOUT = 120.0
@@ -124,7 +124,7 @@ class WorkerPool:
             # -P: `-m` would put the current directory (the checkout) first on sys.path, and a pull
             # request's `gpo_action/` or `litellm/` there would run with every key in the environment
             self._process = subprocess.Popen(
-                [sys.executable, "-P", "-m", "gpo_action.llm.worker", path, str(self.size)],
+                [sys.executable, "-P", "-m", "gpo_action.llm.worker_main", path, str(self.size)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, start_new_session=True)
         except OSError:
             self.close()

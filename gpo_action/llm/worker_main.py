@@ -1,6 +1,6 @@
 """A worker process of `workers.WorkerPool`: makes litellm calls for the parent, over a Unix socket.
 
-    python -m gpo_action.llm.worker SOCKET_PATH COUNT
+    python -m gpo_action.llm.worker_main SOCKET_PATH COUNT
 
 The process imports litellm once, then forks COUNT - 1 siblings (copy-on-write: the import is
 paid once and most of its memory is shared); each process connects to SOCKET_PATH and serves.
