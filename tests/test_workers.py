@@ -18,7 +18,7 @@ import pytest
 from gpo_action.errors import InputError
 from gpo_action.llm.client import OFFLOAD_MIN, LLMClient
 from gpo_action.llm.types import LLMRequest, ModelConfig
-from gpo_action.llm.workers import default_size
+from gpo_action.llm.worker_pool import default_size
 from tests.support import RecordedSleep
 from tests.support.openai_server import ScriptedOpenAIServer
 from tests.test_faults import write_project

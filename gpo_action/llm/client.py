@@ -25,7 +25,7 @@ Unlike `complete`, a failure after retries is raised (a `ProviderError`), as is 
 cannot embed (`replay/`, `local/`) or a cache-only model whose vectors are not cached.
 
 Worker processes: a batch of at least `OFFLOAD_MIN` uncached requests for a litellm model runs
-its calls in `processes` worker processes (`llm/workers.py`; default one per core, at most 4, on
+its calls in `processes` worker processes (`llm/worker_pool.py`; default one per core, at most 4, on
 Linux only and none on one core; GPO_WORKERS overrides), so litellm's CPU cost per call is spread
 over the cores; once started, the pool serves every later batch. If no worker starts, calls run
 in-process (noted).
@@ -53,7 +53,7 @@ from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
 from gpo_action.llm.cache import ResponseCache, embedding_key, request_key
 from gpo_action.llm.providers import Provider, RawEmbedding, get_provider, provider_prefix, redact
 from gpo_action.llm.types import SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json
-from gpo_action.llm.workers import PooledProvider, WorkerPool, default_size
+from gpo_action.llm.worker_pool import PooledProvider, WorkerPool, default_size
 from gpo_action.secrets import remember_params
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""A worker process of `workers.WorkerPool`: makes litellm calls for the parent, over a Unix socket.
+"""A worker process of `worker_pool.WorkerPool`: makes litellm calls for the parent, over a Unix socket.
 
     python -m gpo_action.llm.worker_main SOCKET_PATH COUNT
 
