@@ -459,26 +459,9 @@ class LLMClient:
     async def _attempt(self, job: _Job, params: dict[str, Any], n: int, offset: int) -> list[tuple[str, int, int, float]]:
         """One provider call for up to `n` candidates; every failure is raised as a ProviderError."""
         request = job.request
-        try:
-            raw = await asyncio.wait_for(
-                job.provider.acomplete(request.messages, params, n, self.timeout,
-                                       sample=request.sample + offset, tag=request.tag),
-                self.timeout + TIMEOUT_GRACE,
-            )
-        except ProviderError:
-            raise
-        except asyncio.TimeoutError:
-            raise ProviderTimeout(f"no answer within {self.timeout:g} s") from None
-        except Exception as failure:  # noqa: BLE001  (a provider bug is still one request's error)
-            raise ProviderError(f"{type(failure).__name__}: {failure}") from None
-        cost = raw.cost
-        if cost is None:
-            name = request.model.name
-            self._note_once(f"price:{name}", f"no price known for {name}: cost counted as 0")
-            cost = 0.0
-        self.usage.prompt_tokens += raw.prompt_tokens
-        self.usage.completion_tokens += raw.completion_tokens
-        self.usage.cost += cost
+        raw = await self._call(lambda: job.provider.acomplete(request.messages, params, n, self.timeout,
+                                                              sample=request.sample + offset, tag=request.tag))
+        cost = self._account(request.model.name, raw.prompt_tokens, raw.completion_tokens, raw.cost)
         texts = [t for t in raw.texts if isinstance(t, str)][:n]
         if not texts:
             raise BadResponse("the provider returned no completion")
@@ -505,15 +488,7 @@ class LLMClient:
             attempts += 1
             self.usage.calls += 1
             try:
-                try:
-                    raw = await asyncio.wait_for(provider.aembed(texts, params, self.timeout),  # type: ignore[attr-defined]
-                                                 self.timeout + TIMEOUT_GRACE)
-                except ProviderError:
-                    raise
-                except asyncio.TimeoutError:
-                    raise ProviderTimeout(f"no answer within {self.timeout:g} s") from None
-                except Exception as failure:  # noqa: BLE001  (a provider bug is still this call's error)
-                    raise ProviderError(f"{type(failure).__name__}: {failure}") from None
+                raw = await self._call(lambda: provider.aembed(texts, params, self.timeout))  # type: ignore[attr-defined]
             except ProviderError as error:
                 if not error.retryable or attempts > self.max_retries:
                     self.usage.errors += 1
@@ -523,13 +498,30 @@ class LLMClient:
                     raise
                 await self._sleep(self._delay(attempts, error))
                 continue
-            cost = raw.cost
-            if cost is None:
-                self._note_once(f"price:{model.name}", f"no price known for {model.name}: cost counted as 0")
-                cost = 0.0
-            self.usage.prompt_tokens += raw.prompt_tokens
-            self.usage.cost += cost
-            return replace(raw, cost=cost)
+            return replace(raw, cost=self._account(model.name, raw.prompt_tokens, 0, raw.cost))
+
+    async def _call(self, start: Callable[[], Awaitable[T]]) -> T:
+        """One provider call (`start()` makes it) under the client's timeout; every failure is
+        raised as a ProviderError: a timeout as ProviderTimeout, a provider's own bug as one too."""
+        try:
+            return await asyncio.wait_for(start(), self.timeout + TIMEOUT_GRACE)
+        except ProviderError:
+            raise
+        except asyncio.TimeoutError:
+            raise ProviderTimeout(f"no answer within {self.timeout:g} s") from None
+        except Exception as failure:  # noqa: BLE001  (a provider bug is still one call's error)
+            raise ProviderError(f"{type(failure).__name__}: {failure}") from None
+
+    def _account(self, model_name: str, prompt_tokens: int, completion_tokens: int, cost: float | None) -> float:
+        """Count one call's tokens and cost in `usage`; an unknown price (None) is noted once per
+        model and counted as 0. Returns the cost counted."""
+        if cost is None:
+            self._note_once(f"price:{model_name}", f"no price known for {model_name}: cost counted as 0")
+            cost = 0.0
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
+        self.usage.cost += cost
+        return cost
 
     def _delay(self, attempt: int, error: ProviderError) -> float:
         """Exponential backoff with jitter (half to full step), at least Retry-After, at most retry_max."""
