@@ -105,6 +105,15 @@ class _Job:
     limit: CallLimit | None = None
 
 
+@dataclass
+class _Tries:
+    """How the dispatches of one retried call went (`LLMClient._retry`)."""
+
+    attempts: int = 0
+    error: ProviderError | None = None       # the last failure, also when a later dispatch succeeded
+    exhausted: bool = False                  # the call limit refused a dispatch
+
+
 class LLMClient:
     """Bounded, retried, cached model calls behind a synchronous batch API.
 
@@ -423,23 +432,13 @@ class LLMClient:
         remember_params(params)  # a key given in code is scrubbed from what the answer echoes, too
         started = self._clock()
         candidates: list[tuple[str, int, int, float]] = []  # text, prompt tokens, completion tokens, cost
-        attempts = 0
-        error: ProviderError | None = None
-        exhausted = False
-        while len(candidates) < wanted:
-            if job.limit is not None and not job.limit.take():
-                exhausted = True
-                break
-            attempts += 1
-            self.usage.calls += 1
-            try:
-                candidates.extend(await self._attempt(job, params, wanted - len(candidates), len(candidates)))
-                continue
-            except ProviderError as failure:
-                error = failure
-            if not error.retryable or attempts > self.max_retries:
-                break
-            await self._sleep(self._delay(attempts, error))
+
+        async def step() -> bool:
+            candidates.extend(await self._attempt(job, params, wanted - len(candidates), len(candidates)))
+            return len(candidates) >= wanted
+
+        tries = await self._retry(job.limit, step)
+        attempts, error = tries.attempts, tries.error
         seconds = self._clock() - started
         responses = [
             LLMResponse(text=text, prompt_tokens=p, completion_tokens=c, cost=cost, attempts=attempts, seconds=seconds)
@@ -449,7 +448,7 @@ class LLMClient:
             error = error or ProviderError("no response was produced")
             message = redact(f"{error.message} (after {attempts} attempt{'s' * (attempts != 1)})", params)
             error_type = type(error).__name__
-            if exhausted:
+            if tries.exhausted:
                 message = "call budget exhausted: not dispatched" if attempts == 0 else f"call budget exhausted: {message}"
                 error_type = BUDGET_EXHAUSTED
             failed = LLMResponse(text=None, attempts=attempts, seconds=seconds, error=message, error_type=error_type)
@@ -481,24 +480,45 @@ class LLMClient:
     async def _embed_chunk(self, model: ModelConfig, provider: Provider, params: dict[str, Any],
                            texts: list[str], limit: CallLimit | None = None) -> RawEmbedding:
         """One batch of texts, retrying retryable errors; the last error is raised after retries."""
-        attempts = 0
+        got: list[RawEmbedding] = []
+
+        async def step() -> bool:
+            raw = await self._call(lambda: provider.aembed(texts, params, self.timeout))  # type: ignore[attr-defined]
+            got.append(replace(raw, cost=self._account(model.name, raw.prompt_tokens, 0, raw.cost)))
+            return True
+
+        tries = await self._retry(limit, step)
+        if got:
+            return got[0]
+        if tries.exhausted:
+            raise ProviderError(f"{BUDGET_EXHAUSTED}: no call left for an embedding batch")
+        error, attempts = tries.error, tries.attempts
+        self.usage.errors += 1
+        error.message = redact(f"embedding failed: {error.message} (after {attempts} "
+                               f"attempt{'s' * (attempts != 1)})", params)
+        error.args = (error.message,)
+        raise error
+
+    async def _retry(self, limit: CallLimit | None, step: Callable[[], Awaitable[bool]]) -> _Tries:
+        """Dispatch `step()` until it says it is done (True), retrying a retryable ProviderError with
+        backoff, at most `max_retries` times. Each dispatch first takes a unit of `limit` and
+        counts in `usage.calls`; a refused one ends the tries (`exhausted`)."""
+        tries = _Tries()
         while True:
             if limit is not None and not limit.take():
-                raise ProviderError(f"{BUDGET_EXHAUSTED}: no call left for an embedding batch")
-            attempts += 1
+                tries.exhausted = True
+                return tries
+            tries.attempts += 1
             self.usage.calls += 1
             try:
-                raw = await self._call(lambda: provider.aembed(texts, params, self.timeout))  # type: ignore[attr-defined]
-            except ProviderError as error:
-                if not error.retryable or attempts > self.max_retries:
-                    self.usage.errors += 1
-                    error.message = redact(f"embedding failed: {error.message} (after {attempts} "
-                                           f"attempt{'s' * (attempts != 1)})", params)
-                    error.args = (error.message,)
-                    raise
-                await self._sleep(self._delay(attempts, error))
+                if await step():
+                    return tries
                 continue
-            return replace(raw, cost=self._account(model.name, raw.prompt_tokens, 0, raw.cost))
+            except ProviderError as failure:
+                tries.error = failure
+            if not tries.error.retryable or tries.attempts > self.max_retries:
+                return tries
+            await self._sleep(self._delay(tries.attempts, tries.error))
 
     async def _call(self, start: Callable[[], Awaitable[T]]) -> T:
         """One provider call (`start()` makes it) under the client's timeout; every failure is
