@@ -52,7 +52,8 @@ from typing import Any, Awaitable, Callable, Coroutine, Iterator, Mapping, Seque
 from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
 from gpo_action.llm.cache import ResponseCache, embedding_key, request_key
 from gpo_action.llm.providers import Provider, RawEmbedding, get_provider, provider_prefix, redact
-from gpo_action.llm.types import SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json
+from gpo_action.llm.types import (BUDGET_EXHAUSTED, SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json,
+                                  split_usage)
 from gpo_action.llm.worker_pool import PooledProvider, WorkerPool, default_size
 from gpo_action.secrets import remember_params
 
@@ -64,8 +65,6 @@ log = logging.getLogger("gpo_action.llm")
 
 # Extra seconds the client waits beyond `timeout` before abandoning a provider call itself.
 TIMEOUT_GRACE = 1.0
-# `LLMResponse.error_type` of a request that a `CallLimit` kept from being (re)dispatched.
-BUDGET_EXHAUSTED = "BudgetExhausted"
 # Texts per embedding call.
 EMBED_BATCH = 64
 # Uncached requests for one model that make a batch worth starting the worker processes for.
@@ -289,7 +288,7 @@ class LLMClient:
                 params = dict(model.params)
                 for chunk, raw in zip(chunks, self._run(self._embed_all(model, provider, params,
                                                                         [[firsts[k] for k in c] for c in chunks], limit))):
-                    shares = _split(raw.prompt_tokens, 0, raw.cost or 0.0, len(chunk))
+                    shares = split_usage(raw.prompt_tokens, 0, raw.cost or 0.0, len(chunk))
                     for key, vector, (tokens, _, cost) in zip(chunk, raw.vectors, shares):
                         found[key] = vector
                         if provider.cacheable and self.cache is not None:
@@ -464,7 +463,7 @@ class LLMClient:
         texts = [t for t in raw.texts if isinstance(t, str)][:n]
         if not texts:
             raise BadResponse("the provider returned no completion")
-        shares = _split(raw.prompt_tokens, raw.completion_tokens, cost, len(texts))
+        shares = split_usage(raw.prompt_tokens, raw.completion_tokens, cost, len(texts))
         return [(text, *share) for text, share in zip(texts, shares)]
 
     async def _embed_all(self, model: ModelConfig, provider: Provider, params: dict[str, Any],
@@ -551,18 +550,6 @@ class LLMClient:
         if retry_after is not None:
             delay = max(delay, float(retry_after))
         return min(delay, self.retry_max)
-
-
-def _split(prompt_tokens: int, completion_tokens: int, cost: float, parts: int) -> list[tuple[int, int, float]]:
-    """Share one call's usage among its `parts` candidates; the totals are kept exactly."""
-    if parts <= 0:
-        return []
-    return [
-        (prompt_tokens // parts + (i < prompt_tokens % parts),
-         completion_tokens // parts + (i < completion_tokens % parts),
-         cost / parts)
-        for i in range(parts)
-    ]
 
 
 def _missing() -> LLMResponse:

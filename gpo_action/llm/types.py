@@ -15,6 +15,9 @@ SECRET_PARAMS = frozenset({"api_key", "token", "azure_ad_token", "aws_secret_acc
 # from the cache, never dispatched (see `LLMClient.skip_uncached`). Not a provider failure.
 SKIPPED = "Skipped"
 
+# `LLMResponse.error_type` of a request that a `CallLimit` kept from being (re)dispatched.
+BUDGET_EXHAUSTED = "BudgetExhausted"
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -84,6 +87,18 @@ class Usage:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "tokens": self.tokens}
+
+
+def split_usage(prompt_tokens: int, completion_tokens: int, cost: float, parts: int) -> list[tuple[int, int, float]]:
+    """Share one call's usage among its `parts` candidates; the totals are kept exactly."""
+    if parts <= 0:
+        return []
+    return [
+        (prompt_tokens // parts + (i < prompt_tokens % parts),
+         completion_tokens // parts + (i < completion_tokens % parts),
+         cost / parts)
+        for i in range(parts)
+    ]
 
 
 def canonical_json(value: Any) -> str:
