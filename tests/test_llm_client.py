@@ -330,7 +330,7 @@ def test_embed_batches_texts_caches_each_and_counts_usage(openai_server, sleep, 
 
 
 def test_embed_chunks_large_batches(openai_server, sleep):
-    from gpo_action.llm.client import EMBED_BATCH
+    from gpo_action.llm.embeddings import EMBED_BATCH
 
     texts = [f"text number {i}" for i in range(EMBED_BATCH + 5)]
     with fast_client(sleep) as client:

@@ -3,6 +3,8 @@
     client = LLMClient(cache=ResponseCache(".gpo/cache.sqlite"), concurrency=16)
     responses = client.complete(requests)          # sync; results in request order
 
+Embeddings (`client.embed`) are in `llm/embeddings.py`, on the same loop, cache and retries.
+
 A batch goes: cache (one lookup) -> duplicates folded -> a bounded pool of workers per model ->
 provider call with a per-request timeout -> retries with exponential backoff and jitter on
 retryable errors (honouring Retry-After) -> cache write as each success arrives (on a thread; a
@@ -17,12 +19,6 @@ A `CallLimit` passed to `complete`/`complete_n` caps provider dispatches, retrie
 client takes one unit before every dispatch, and a request that finds none left ends as an error
 response with `error_type` "BudgetExhausted" (never cached, never raised). Cache hits take
 nothing. `uncached_count(requests)` says how many requests a batch would send, without calling.
-
-Embeddings: `client.embed(model, texts)` returns one vector per text (sync, on the same loop).
-Each distinct text is looked up in the cache under `embedding_key`; the rest go out in batches of
-`EMBED_BATCH` texts, one provider call each, retried like completions and counted in `usage`.
-Unlike `complete`, a failure after retries is raised (a `ProviderError`), as is a provider that
-cannot embed (`replay/`, `local/`) or a cache-only model whose vectors are not cached.
 
 Worker processes: a batch of at least `OFFLOAD_MIN` uncached requests for a litellm model runs
 its calls in `processes` worker processes (`llm/worker_pool.py`; default one per core, at most 4, on
@@ -40,7 +36,6 @@ the reason: never dispatched, never cached, its provider never prepared.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import threading
@@ -50,8 +45,9 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence, TypeVar
 
 from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
-from gpo_action.llm.cache import ResponseCache, embedding_key, request_key
-from gpo_action.llm.providers import Provider, RawEmbedding, get_provider, provider_prefix, redact
+from gpo_action.llm.cache import ResponseCache, request_key
+from gpo_action.llm.embeddings import EmbeddingMixin
+from gpo_action.llm.providers import Provider, get_provider, redact
 from gpo_action.llm.types import (BUDGET_EXHAUSTED, SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json,
                                   split_usage)
 from gpo_action.llm.worker_pool import PooledProvider, WorkerPool, default_size
@@ -65,8 +61,6 @@ log = logging.getLogger("gpo_action.llm")
 
 # Extra seconds the client waits beyond `timeout` before abandoning a provider call itself.
 TIMEOUT_GRACE = 1.0
-# Texts per embedding call.
-EMBED_BATCH = 64
 # Uncached requests for one model that make a batch worth starting the worker processes for.
 OFFLOAD_MIN = 100
 
@@ -113,8 +107,9 @@ class _Tries:
     exhausted: bool = False                  # the call limit refused a dispatch
 
 
-class LLMClient:
-    """Bounded, retried, cached model calls behind a synchronous batch API.
+class LLMClient(EmbeddingMixin):
+    """Bounded, retried, cached model calls behind a synchronous batch API (`embed` comes from
+    `embeddings.EmbeddingMixin`).
 
     `sleep`, `rng` and `clock` exist for tests (backoff without waiting, seeded jitter).
     """
@@ -258,42 +253,6 @@ class LLMClient:
                 for i, response in zip(missing, self.complete([samples[i] for i in missing], limit=limit)):
                     results[keys[i]] = response
             return [results.get(key) or _missing() for key in keys]
-
-    def embed(self, model: ModelConfig, texts: Sequence[str], *, limit: CallLimit | None = None) -> list[list[float]]:
-        """One embedding vector per text, in order; see the module doc. Raises ProviderError, also
-        when `limit` has no call left for a batch (cache hits cost nothing)."""
-        with self._lock:
-            provider = self._provider(model)
-            keys = [embedding_key(model, text) for text in texts]
-            firsts = {key: text for key, text in zip(keys, texts)}
-            found: dict[str, list[float]] = {}
-            if provider.cacheable:
-                for key, response in self._lookup(list(firsts)).items():
-                    try:
-                        found[key] = [float(x) for x in json.loads(response.text or "")]
-                    except (ValueError, TypeError):
-                        continue  # not a vector: embed it again
-                self.usage.cache_hits += len(found)
-            missing = [key for key in firsts if key not in found]
-            if missing:
-                if getattr(provider, "aembed", None) is None:
-                    raise ProviderError(f"embeddings not supported by {provider_prefix(model.name)!r} models ({model.name})")
-                reason = self.skip_reason(model)
-                if reason is not None:
-                    raise ProviderError(f"skipped: {reason}; the response cache has no embedding for {len(missing)} texts")
-                prepare = getattr(provider, "prepare", None)
-                if prepare is not None:
-                    prepare()
-                chunks = [missing[i:i + EMBED_BATCH] for i in range(0, len(missing), EMBED_BATCH)]
-                params = dict(model.params)
-                for chunk, raw in zip(chunks, self._run(self._embed_all(model, provider, params,
-                                                                        [[firsts[k] for k in c] for c in chunks], limit))):
-                    shares = split_usage(raw.prompt_tokens, 0, raw.cost or 0.0, len(chunk))
-                    for key, vector, (tokens, _, cost) in zip(chunk, raw.vectors, shares):
-                        found[key] = vector
-                        if provider.cacheable and self.cache is not None:
-                            self.cache.put(key, LLMResponse(text=canonical_json(vector), prompt_tokens=tokens, cost=cost))
-            return [found[key] for key in keys]
 
     def uncached_count(self, requests: Sequence[LLMRequest]) -> int:
         """How many provider requests `complete(requests)` would send, first attempts only: the
@@ -465,38 +424,6 @@ class LLMClient:
             raise BadResponse("the provider returned no completion")
         shares = split_usage(raw.prompt_tokens, raw.completion_tokens, cost, len(texts))
         return [(text, *share) for text, share in zip(texts, shares)]
-
-    async def _embed_all(self, model: ModelConfig, provider: Provider, params: dict[str, Any],
-                         chunks: list[list[str]], limit: CallLimit | None = None) -> list[RawEmbedding]:
-        gate = asyncio.Semaphore(max(1, self.concurrency))
-
-        async def one(texts: list[str]) -> RawEmbedding:
-            async with gate:
-                return await self._embed_chunk(model, provider, params, texts, limit)
-
-        return list(await asyncio.gather(*(one(texts) for texts in chunks)))
-
-    async def _embed_chunk(self, model: ModelConfig, provider: Provider, params: dict[str, Any],
-                           texts: list[str], limit: CallLimit | None = None) -> RawEmbedding:
-        """One batch of texts, retrying retryable errors; the last error is raised after retries."""
-        got: list[RawEmbedding] = []
-
-        async def step() -> bool:
-            raw = await self._call(lambda: provider.aembed(texts, params, self.timeout))  # type: ignore[attr-defined]
-            got.append(replace(raw, cost=self._account(model.name, raw.prompt_tokens, 0, raw.cost)))
-            return True
-
-        tries = await self._retry(limit, step)
-        if got:
-            return got[0]
-        if tries.exhausted:
-            raise ProviderError(f"{BUDGET_EXHAUSTED}: no call left for an embedding batch")
-        error, attempts = tries.error, tries.attempts
-        self.usage.errors += 1
-        error.message = redact(f"embedding failed: {error.message} (after {attempts} "
-                               f"attempt{'s' * (attempts != 1)})", params)
-        error.args = (error.message,)
-        raise error
 
     async def _retry(self, limit: CallLimit | None, step: Callable[[], Awaitable[bool]]) -> _Tries:
         """Dispatch `step()` until it says it is done (True), retrying a retryable ProviderError with
