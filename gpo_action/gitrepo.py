@@ -412,28 +412,6 @@ def from_repo_path(repo: "Repo", rel: str) -> Path:
 
 # --- commit and push (delivery) ----------------------------------------------------------------
 
-def commit_file(repo: "Repo", path: str | os.PathLike, text: str, message: str,
-                author_name: str, author_email: str) -> str:
-    """Write `text` to `path` (repo-relative, or absolute inside the repository) atomically and
-    commit that file alone (other staged changes stay staged). Returns the new commit's sha.
-
-    The identity is used for author and committer; hooks are not run (`--no-verify`), so a
-    pre-commit hook that runs gpo-action cannot recurse into itself.
-    """
-    rel = to_repo_path(repo, path, base=repo_root(repo)) if Path(path).is_absolute() else _clean(path)
-    if rel == ".":
-        raise GitError("commit_file needs a file path, got the repository root")
-    write_atomic(from_repo_path(repo, rel), text)
-    ident = {"GIT_AUTHOR_NAME": author_name, "GIT_AUTHOR_EMAIL": author_email,
-             "GIT_COMMITTER_NAME": author_name, "GIT_COMMITTER_EMAIL": author_email}
-    _git(repo, "add", "--", rel)
-    has_head = _verify(repo, "HEAD") is not None
-    if has_head and not _git(repo, "diff", "--cached", "--name-only", "HEAD", "--", rel).strip():
-        raise GitError(f"nothing to commit: {rel} already has this content at HEAD")
-    _git(repo, "commit", "--no-verify", "--only", "-m", scrub(message), "--", rel, env=ident)
-    return head_sha(repo)
-
-
 def commit_files(repo: "Repo", parent: str, files: Mapping[str, str], message: str,
                  author_name: str, author_email: str) -> str:
     """A new commit whose parent is `parent` and whose tree is `parent`'s with `files` (repo-relative
@@ -517,7 +495,6 @@ __all__ = [
     "CommitInfo",
     "Snapshot",
     "changed_files",
-    "commit_file",
     "commit_files",
     "commit_info",
     "commit_message",

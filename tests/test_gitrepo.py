@@ -15,7 +15,6 @@ from gpo_action.errors import GitError
 from gpo_action.gitrepo import (
     ChangeSet,
     changed_files,
-    commit_file,
     from_repo_path,
     head_sha,
     is_shallow,
@@ -28,6 +27,7 @@ from gpo_action.gitrepo import (
     to_repo_path,
 )
 from gpo_action.suites import resolve_suites
+from tests.support.commits import commit_file
 
 
 @pytest.fixture(autouse=True)
