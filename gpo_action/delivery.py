@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
-from gpo_action import gitrepo
+from gpo_action import gitcommits, gitrepo
 from gpo_action.errors import GitError, GitHubError
 from gpo_action.files import write_atomic
 from gpo_action.github.comments import ACTIONS_BOT
@@ -330,9 +330,9 @@ def _commit(ready: list[_Candidate], pull: PullContext, repo_root, remote: str) 
         return CommitOutcome("skipped", "the head branch is unknown")
     try:
         with gitrepo.open_repo(repo_root) as repo:
-            sha = gitrepo.commit_files(repo, pull.head_sha, {c.path: c.fix.result.best for c in ready},
-                                       commit_message(ready, pull.number), BOT_NAME, BOT_EMAIL)
-            gitrepo.push(repo, remote, pull.head_ref, rev=sha)
+            sha = gitcommits.commit_files(repo, pull.head_sha, {c.path: c.fix.result.best for c in ready},
+                                          commit_message(ready, pull.number), BOT_NAME, BOT_EMAIL)
+            gitcommits.push(repo, remote, pull.head_ref, rev=sha)
     except GitError as exc:
         return CommitOutcome("failed", str(exc), branch=pull.head_ref)
     return CommitOutcome("pushed", "", sha, pull.head_ref)

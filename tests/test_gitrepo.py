@@ -12,6 +12,7 @@ import pytest
 
 from gpo_action.config import load_config
 from gpo_action.errors import GitError
+from gpo_action.gitcommits import push
 from gpo_action.gitrepo import (
     ChangeSet,
     changed_files,
@@ -21,7 +22,6 @@ from gpo_action.gitrepo import (
     materialize,
     merge_base,
     open_repo,
-    push,
     read_file,
     resolve_ref,
     to_repo_path,
