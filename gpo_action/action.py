@@ -285,10 +285,5 @@ def _write_reports(outcome: Outcome, options: Options) -> None:
         write_atomic(options.markdown_path, outcome.comment)
 
 
-def inputs_env_names() -> dict[str, str]:
-    """Each input's environment variable as the runner sets it (for docs and the action.yml test)."""
-    return {name: f"INPUT_{name.upper()}" for name in INPUTS}
-
-
 __all__ = ["Options", "Outcome", "execute", "options_from_inputs", "parse_deliver", "mask_secrets", "report_data",
            "INPUTS", "OUTPUTS"]
