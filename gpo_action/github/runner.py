@@ -59,17 +59,16 @@ def publish_internal_error(code: int, stream: IO[str], env: Mapping[str, str]) -
 
 
 def publish_run(result, report_path: str | None, stream: IO[str], env: Mapping[str, str], *,
-                markdown: str, outputs: Mapping[str, str] | None = None,
-                exit_code: int | None = None) -> None:
+                markdown: str, outputs: Mapping[str, str] | None = None) -> None:
     """Outputs, summary and annotations; each is skipped quietly outside Actions. `markdown` is
-    the summary, `outputs` adds outputs, `exit_code` replaces the result's."""
+    the summary, `outputs` adds outputs."""
     set_outputs(
         {
             "regressed": "true" if any(c.verdict == "regressed" for c in result.comparisons) else "false",
             "improved": "true" if any(c.verdict == "improved" for c in result.comparisons) else "false",
             "removed": "true" if any(c.verdict == "removed" for c in result.comparisons) else "false",
             "verdicts": ",".join(f"{c.suite}={c.verdict}" for c in result.comparisons),
-            "exit-code": str(result.exit_code if exit_code is None else exit_code),
+            "exit-code": str(result.exit_code),
             "report-path": report_path or "",
             **(outputs or {}),
         },
