@@ -49,7 +49,6 @@ class SuiteChange:
 @dataclass(frozen=True)
 class RunResult:
     base_sha: str
-    head: str                        # a sha, or "working tree"
     changes: tuple[SuiteChange, ...]
     comparisons: tuple[Comparison, ...]
     base_results: tuple[SuiteResult | None, ...]
@@ -59,6 +58,11 @@ class RunResult:
     exit_code: int = 0
     project_dir: str = "."           # the config root, relative to the repository root
     policy: Policy = field(default_factory=Policy)
+
+    @property
+    def head(self) -> str:
+        """What is compared with the base: always the working tree (as the reports say)."""
+        return WORKING_TREE
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,7 +194,7 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
         if policy is None:
             policy = local_policy(head_ws, base_sha)
         if not _relevant(changed, subdir):
-            return RunResult(base_sha, WORKING_TREE, (), (), (), (), project_dir=subdir, policy=policy,
+            return RunResult(base_sha, (), (), (), (), project_dir=subdir, policy=policy,
                              notes=("nothing to evaluate: no prompt, suite or config changed",))
         renamed = _project_renames(gitrepo.renamed_files(repo, base_sha, None), subdir)
         tmp = tempfile.TemporaryDirectory(prefix="gpo-base-")
@@ -208,7 +212,7 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
                          and _identity(b) == _identity(h))
         changes = plan_changes(pairs)
         if not changes:
-            return RunResult(base_sha, WORKING_TREE, (), (), (), (), notes=tuple(run_notes) + (
+            return RunResult(base_sha, (), (), (), (), notes=tuple(run_notes) + (
                 "nothing to evaluate: files changed, but no suite would evaluate differently",), project_dir=subdir,
                 policy=policy)
         compared = [c for c in changes if c.head is not None]
@@ -226,7 +230,7 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
     changes = compared + removed          # in the order of the comparisons
     code = 3 if any(c.verdict == "error" for c in comparisons) else verdict_exit_code(comparisons)
     return RunResult(
-        base_sha, WORKING_TREE, tuple(changes), tuple(comparisons), tuple(base_results), tuple(head_results),
+        base_sha, tuple(changes), tuple(comparisons), tuple(base_results), tuple(head_results),
         usage=head_ws.client.usage.to_dict(), notes=tuple(run_notes), exit_code=code, project_dir=subdir,
         policy=policy,
     )

@@ -113,7 +113,7 @@ def optimize_result(name: str, best: str = BEST, proposed: bool = True) -> Optim
 
 
 def run_result(comparisons, changes, notes=()) -> RunResult:
-    return RunResult("a" * 40, "working tree", tuple(changes), tuple(comparisons), (None,) * len(comparisons),
+    return RunResult("a" * 40, tuple(changes), tuple(comparisons), (None,) * len(comparisons),
                      (None,) * len(comparisons), usage={"calls": 60, "cache_hits": 0, "tokens": 1234, "cost": 0.0},
                      notes=tuple(notes), exit_code=1)
 
