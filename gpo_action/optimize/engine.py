@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from gpo_action.compare import Gate, compare
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob
 from gpo_action.llm.client import BUDGET_EXHAUSTED, CallLimit
@@ -41,10 +40,11 @@ from gpo_action.llm.types import LLMRequest, ModelConfig
 from gpo_action.optimize import metaprompts as M
 from gpo_action.optimize.candidates import allowed_words, check_candidate, edit_words, extract_candidate
 from gpo_action.optimize.directions import get_direction
+from gpo_action.optimize.holdout import decide, holdout_test
 from gpo_action.optimize.ledger import Ledger, upfront_tokens
 from gpo_action.optimize.localize import Location, apply_reverts, locate, location_sentence, split_hunks
 from gpo_action.optimize.refiners import get_refiner
-from gpo_action.optimize.results import TEST_NAMES, OptimizeResult, StepReport, holdout_figures, pct as _pct
+from gpo_action.optimize.results import OptimizeResult, StepReport, pct as _pct
 from gpo_action.optimize.rundir import RunDir, RunState, fingerprint
 from gpo_action.optimize.schedules import get_schedule, scaled_words
 from gpo_action.optimize.scoring import Evaluation, Scorer, mean_score
@@ -54,7 +54,6 @@ from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec, stoppers_for
 from gpo_action.optimize.stoppers import Spend
 from gpo_action.optimize.trajectory import FinalRecord, PromptRecord, StepRecord, prompt_id
 from gpo_action.results import SuiteResult
-from gpo_action.stats import one_sided
 from gpo_action.suites import MIN_SPLIT_CASES, Suite, split_cases
 from gpo_action.templates import PromptTemplate, frozen_regions, parse_template
 
@@ -441,8 +440,8 @@ class _Run:
                 self.original_held = evaluations[1].result
             evaluation = evaluations[0] if self.original_held is not None else None
             best_holdout = evaluation.score if evaluation is not None else None
-            test = _holdout_test(self.original_held, evaluation, self.spec.alpha)
-            proposed, message = _decide(original, best, test, self.spec.alpha, why)
+            test = holdout_test(self.original_held, evaluation, self.spec.alpha)
+            proposed, message = decide(original, best, test, self.spec.alpha, why)
         final = best or PromptRecord(prompt_id(self.template.source), 0, self.template.source, 0.0, 0)
         distance = edit_words(self.template.source, final.prompt)
         spent = self.ledger.now().to_dict()
@@ -462,40 +461,3 @@ class _Run:
             trajectory=str(self.rundir.trajectory_path) if self.rundir else None, location=self.state.location,
             holdout_p=test.p if test else None, holdout_test=test.name if test else None,
             holdout_paired=test.cases if test else 0, alpha=self.spec.alpha)
-
-
-@dataclass(frozen=True)
-class _HoldoutTest:
-    name: str                # "mcnemar" | "sign-flip"
-    before: float            # the paired cases' means
-    after: float
-    p: float                 # one-sided: after > before
-    cases: int
-
-
-def _holdout_test(original: SuiteResult | None, best: Evaluation | None, alpha: float) -> _HoldoutTest | None:
-    """The verdicts' paired test (`compare`) of best against the original on holdout, made one-sided;
-    None when either side is missing or no case could be paired."""
-    if original is None or best is None:
-        return None
-    found = compare(original, best.result, Gate(max_drop=0.0, alpha=alpha))
-    if found.p_value is None or not found.n_paired:
-        return None
-    return _HoldoutTest(found.test, found.base_score, found.head_score, one_sided(found.p_value, found.delta),
-                        found.n_paired)
-
-
-def _decide(original: PromptRecord, best: PromptRecord, test: _HoldoutTest | None, alpha: float,
-            why: str | None) -> tuple[bool, str]:
-    dev = f"dev {_pct(original.dev)} -> {_pct(best.dev)}"
-    if test is None:
-        return False, f"no improvement found: {dev}, but the holdout check could not run ({why or 'no budget'})"
-    held = holdout_figures(test.before, test.after, test.p, test.cases)
-    rule = f"one-sided {TEST_NAMES.get(test.name, test.name)} test, alpha = {alpha:g}"
-    if abs(test.after - test.before) <= 1e-12:  # equal scores summed in another order may differ in the last bit
-        return False, f"not proposed: {dev}, but a tie on holdout: {held} (a tie is never proposed)"
-    if test.after < test.before:
-        return False, f"no improvement found: {dev}, but {held} (worse on holdout)"
-    if test.p >= alpha:
-        return False, f"not proposed: {dev}, but the holdout gain is not significant: {held} ({rule})"
-    return True, f"improved: {dev}, {held} ({rule})"
