@@ -33,7 +33,7 @@ from gpo_action.files import write_atomic
 from gpo_action.github.comments import ACTIONS_BOT
 from gpo_action.github.reviews import ReviewOutcome, post_suggestions
 from gpo_action.github.suggestions import SuggestionPlan, merge_plans, plan_suggestions, render_diff
-from gpo_action.optimize.results import holdout_figures
+from gpo_action.optimize.results import holdout_figures, versus_base
 from gpo_action.report.comment import DeliveryNote, pr_comment
 from gpo_action.report.formats import pct
 from gpo_action.report.markdown import cell, code
@@ -286,7 +286,9 @@ def _review(ready: list[_Candidate], target: Target, head_sha: str) -> ReviewOut
 
 
 def _figures(result, arrow: str) -> str:
-    return holdout_figures(result.original_holdout, result.best_holdout, result.holdout_p, result.holdout_paired, arrow)
+    held = holdout_figures(result.original_holdout, result.best_holdout, result.holdout_p, result.holdout_paired, arrow)
+    versus = versus_base(result)
+    return f"{held}, {versus}" if versus else held
 
 
 def _review_line(review: ReviewOutcome, placed: bool) -> str:

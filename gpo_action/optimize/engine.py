@@ -18,7 +18,8 @@ The loop (gpo-method.md, section 2), with gpo-action's guards:
    passes the holdout guard: it beats the original on the holdout cases by the paired test the
    verdicts use (`compare`: exact McNemar for pass/fail cases, sign-flip for graded ones),
    one-sided, at `spec.alpha` (the gate's alpha). A tie or a gain within noise is not proposed,
-   and neither is anything on a suite too small to hold cases out.
+   and neither is anything on a suite too small to hold cases out. A located revert must also not
+   be significantly worse than the base prompt there (`holdout`: the same test, base against it).
 
 Every dispatch is admitted by the ledger first, keeping a reserve for the final holdout check;
 the run stops cleanly at the first cap, at an optimizer failure, or on Ctrl-C (state saved, then
@@ -51,7 +52,7 @@ from gpo_action.optimize.scoring import Evaluation, Scorer, mean_score
 from gpo_action.optimize.selectors import get_selector
 from gpo_action.optimize.similarity import get_similarity
 from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec, stoppers_for
-from gpo_action.optimize.stoppers import Spend
+from gpo_action.optimize.stoppers import Dispatch, Spend
 from gpo_action.optimize.trajectory import FinalRecord, PromptRecord, StepRecord, prompt_id
 from gpo_action.results import SuiteResult
 from gpo_action.suites import MIN_SPLIT_CASES, Suite, split_cases
@@ -238,15 +239,27 @@ class _Run:
         self._report(0)
         return None
 
+    def _reserve(self, locating: bool = False) -> list[Dispatch]:
+        """Kept free for the final holdout check: the best prompt on holdout, and, while locating or
+        once a revert was located, the base prompt's holdout calls the cache cannot answer (a
+        located revert is checked against the base; in a pull request the cache has them)."""
+        reserve = [self.scorer.reserve_for(self.holdout, self.template)]
+        if locating or (self.state.location or {}).get("fix_id"):
+            reserve.append(self.scorer.reserve_uncached(self.holdout, self._base_template()))
+        return reserve
+
+    def _base_template(self) -> PromptTemplate:
+        return parse_template(self.base, self.template.path, self.template.kind)
+
     # ---- locating the regression in the change ---------------------------------------------
     def _localize(self) -> str | None:
         """ddmin over the hunks of base -> head (see `localize`); the located fix becomes current.
         Returns the stop reason of a cap reached while locating (None: go on refining)."""
         hunks = split_hunks(self.base, self.template.source)
         original = self.records[self.state.history[-1]]
-        reserve = [self.scorer.reserve_for(self.holdout, self.template)]
         stopped: list[str] = []
         _, unsafe = check_candidate(self.base, self.template, self.suite.cases) if hunks else (None, None)
+        reserve = self._reserve(locating=bool(hunks) and unsafe is None)
 
         def probe(reverted: frozenset[int]) -> float | None:
             if not reverted:
@@ -290,7 +303,7 @@ class _Run:
     def _step(self, t: int) -> str | None:
         current = self.records[self.state.history[-1]]
         budget_words = self.schedule.budget(t, self.spec.steps)
-        reserve = [self.scorer.reserve_for(self.holdout, self.template)]
+        reserve = self._reserve()
         if hasattr(self.similarity, "limit"):  # embedding calls are admitted like any other call
             limit, refused = self.ledger.admit("optimizer", 1, reserve=reserve)
             self.similarity.limit = CallLimit(0) if refused else limit
@@ -422,7 +435,7 @@ class _Run:
             if record.complete and (best is None or record.dev > best.dev):
                 best = record
         best_holdout, original_holdout = None, self.state.original_holdout
-        guard, test = bool(self.holdout), None
+        guard, test, against, base_holdout = bool(self.holdout), None, None, None
         if original is None:
             proposed, message = False, f"no improvement found: the original could not be scored ({reason})"
         elif best.id == original.id:
@@ -435,13 +448,19 @@ class _Run:
         else:
             parsed = parse_template(best.prompt, self.template.path, self.template.kind)
             again = [] if self.original_held is not None else [self.template]  # resumed: the cache answers
-            evaluations, why = self.scorer.evaluate([parsed, *again], self.holdout)
+            base_check = best.id == (self.state.location or {}).get("fix_id")   # a located revert
+            versus = [self._base_template()] if base_check else []
+            evaluations, why = self.scorer.evaluate([parsed, *again, *versus], self.holdout)
             if again and evaluations[1] is not None:
                 self.original_held = evaluations[1].result
             evaluation = evaluations[0] if self.original_held is not None else None
             best_holdout = evaluation.score if evaluation is not None else None
             test = holdout_test(self.original_held, evaluation, self.spec.alpha)
-            proposed, message = decide(original, best, test, self.spec.alpha, why)
+            if base_check and evaluations[-1] is not None:
+                base_holdout = evaluations[-1].score
+                against = holdout_test(evaluation.result if evaluation else None, evaluations[-1], self.spec.alpha)
+            proposed, message = decide(original, best, test, self.spec.alpha, why, base_check=base_check,
+                                       against_base=against)
         final = best or PromptRecord(prompt_id(self.template.source), 0, self.template.source, 0.0, 0)
         distance = edit_words(self.template.source, final.prompt)
         spent = self.ledger.now().to_dict()
@@ -460,4 +479,5 @@ class _Run:
             run_dir=str(self.rundir.path) if self.rundir else None,
             trajectory=str(self.rundir.trajectory_path) if self.rundir else None, location=self.state.location,
             holdout_p=test.p if test else None, holdout_test=test.name if test else None,
-            holdout_paired=test.cases if test else 0, alpha=self.spec.alpha)
+            holdout_paired=test.cases if test else 0, alpha=self.spec.alpha, base_holdout=base_holdout,
+            base_p=against.p if against else None, base_paired=against.cases if against else 0)

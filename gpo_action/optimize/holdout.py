@@ -5,7 +5,10 @@
 
 The test is `compare`'s (exact McNemar for pass/fail cases, sign-flip for graded ones), made
 one-sided (`stats.one_sided`): a fix is proposed only when it beats the original at `alpha`; a tie
-or a gain within noise is not.
+or a gain within noise is not. A located revert (the head with the culprit edits put back) must
+also not be significantly worse than the base prompt on holdout: `against_base` is the same test
+of the base against it (`holdout_test(fix_result, base_evaluation, alpha)`), and p < alpha there
+means the revert does not restore what the base did, so it is not proposed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpo_action.compare import Gate, compare
-from gpo_action.optimize.results import TEST_NAMES, holdout_figures, pct as _pct
+from gpo_action.optimize.results import TEST_NAMES, base_figures, holdout_figures, pct as _pct
 from gpo_action.optimize.scoring import Evaluation
 from gpo_action.optimize.trajectory import PromptRecord
 from gpo_action.results import SuiteResult
@@ -42,8 +45,10 @@ def holdout_test(original: SuiteResult | None, best: Evaluation | None, alpha: f
 
 
 def decide(original: PromptRecord, best: PromptRecord, test: HoldoutTest | None, alpha: float,
-           why: str | None) -> tuple[bool, str]:
-    """(proposed, the one-line message with the figures) for `best` against the original."""
+           why: str | None, *, base_check: bool = False,
+           against_base: HoldoutTest | None = None) -> tuple[bool, str]:
+    """(proposed, the one-line message with the figures) for `best` against the original; with
+    `base_check` (best is a located revert), also `against_base` (see the module docstring)."""
     dev = f"dev {_pct(original.dev)} -> {_pct(best.dev)}"
     if test is None:
         return False, f"no improvement found: {dev}, but the holdout check could not run ({why or 'no budget'})"
@@ -55,4 +60,13 @@ def decide(original: PromptRecord, best: PromptRecord, test: HoldoutTest | None,
         return False, f"no improvement found: {dev}, but {held} (worse on holdout)"
     if test.p >= alpha:
         return False, f"not proposed: {dev}, but the holdout gain is not significant: {held} ({rule})"
-    return True, f"improved: {dev}, {held} ({rule})"
+    if not base_check:
+        return True, f"improved: {dev}, {held} ({rule})"
+    if against_base is None:
+        return False, (f"not proposed: {dev}, {held} ({rule}), but the check against the base prompt could not run "
+                       f"({why or 'no budget'})")
+    versus = base_figures(against_base.after, against_base.before, against_base.p, against_base.cases)
+    if against_base.p < alpha:
+        return False, (f"not proposed: {dev}, {held} ({rule}), but it is significantly worse than the base prompt: "
+                       f"{versus} (a located revert must not be)")
+    return True, f"improved: {dev}, {held} ({rule}); not significantly worse than the base prompt: {versus}"

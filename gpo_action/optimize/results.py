@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from gpo_action.optimize.diffs import Op, word_diff
+from gpo_action.optimize.trajectory import prompt_id
 
 
 TEST_NAMES = {"mcnemar": "exact McNemar", "sign-flip": "sign-flip"}
@@ -26,6 +27,23 @@ def holdout_figures(before: float | None, after: float | None, p: float | None, 
     """"holdout 53.3 -> 86.7, p = 0.004, 15 cases": the rule's figures, in one place for every report."""
     tested = "" if p is None else f", p = {p_text(p)}, {cases} case{'s' * (cases != 1)}"
     return f"holdout {pct(before)} {arrow} {pct(after)}{tested}"
+
+
+def base_figures(base: float | None, after: float | None, p: float | None, cases: int) -> str:
+    """"base 86.7 vs 93.3 on holdout, p = 0.500, 15 cases": the check of a located revert against the
+    base prompt (p: one-sided, of "the base scores higher")."""
+    tested = "" if p is None else f", p = {p_text(p)}, {cases} case{'s' * (cases != 1)}"
+    return f"base {pct(base)} vs {pct(after)} on holdout{tested}"
+
+
+def versus_base(result: "OptimizeResult") -> str:
+    """How a proposed located revert fared against the base prompt on holdout, in words ("" when
+    that check did not apply or did not run)."""
+    if not result.located_fix or result.base_p is None:
+        return ""
+    figures = base_figures(result.base_holdout, result.best_holdout, result.base_p, result.base_paired)
+    worse = "significantly worse" if result.base_p < result.alpha else "not significantly worse"
+    return f"{worse} than the base prompt ({figures})"
 
 
 def _from(cls, data: Mapping[str, Any]):
@@ -89,6 +107,14 @@ class OptimizeResult:
     holdout_test: str | None = None         # "mcnemar" | "sign-flip" (as the verdicts choose)
     holdout_paired: int = 0                 # holdout cases paired for the test (errored ones left out)
     alpha: float = 0.05                     # the level the holdout test was held to
+    base_holdout: float | None = None       # a located revert as best: the base prompt on holdout
+    base_p: float | None = None             # one-sided p of base > best on the paired holdout cases
+    base_paired: int = 0
+
+    @property
+    def located_fix(self) -> bool:
+        """The best prompt is the revert that locating the regression found (not a GPO candidate)."""
+        return bool(self.location) and self.location.get("fix_id") == prompt_id(self.best) != prompt_id(self.original)
 
     @property
     def improved(self) -> bool:

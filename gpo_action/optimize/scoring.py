@@ -94,6 +94,14 @@ class Scorer:
         requests = build_requests(EvalJob(self.suite, template, self.model, tuple(cases[:1])))
         return self.ledger.unit("task", upfront_tokens(requests)).times(len(cases) * self.calls_per_case(cases))
 
+    def reserve_uncached(self, cases: Sequence[Case], template: PromptTemplate) -> Dispatch:
+        """A projection of scoring `template` on `cases`, counting only the calls the cache cannot answer."""
+        if not cases:
+            return Dispatch("task", 0)
+        requests = build_requests(EvalJob(self.suite, template, self.model, tuple(cases)))
+        judged = max(1, self.calls_per_case(cases) // max(1, self.suite.repeats))
+        return self.ledger.unit("task", upfront_tokens(requests)).times(self.client.uncached_count(requests) * judged)
+
     def evaluate(self, templates: Sequence[PromptTemplate], cases: Sequence[Case],
                  reserve: Sequence[Dispatch] = ()) -> tuple[list[Evaluation | None], str | None]:
         """Score each template on `cases`; (None for those left unscored, the stop reason or None)."""

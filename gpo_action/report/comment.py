@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from gpo_action.optimize.diffs import diff_stats, word_diff
-from gpo_action.optimize.results import TEST_NAMES, holdout_figures, p_text
+from gpo_action.optimize.results import TEST_NAMES, holdout_figures, p_text, versus_base
 from gpo_action.report.chart import trajectory_chart
 from gpo_action.report.formats import format_cost, pct
 from gpo_action.report.markdown import MARKER, VERDICT_ICON, cell, clip, code, escape_pre, flipped_section, verdict_table
@@ -175,17 +175,26 @@ def holdout_text(result) -> str:
 
 
 def holdout_rule(result) -> str:
-    """Why the best candidate was or was not proposed, by the significance rule ("" when it was not tested)."""
+    """Why the best candidate was or was not proposed, by the significance rule ("" when it was not tested);
+    for a located revert also how it compares with the base prompt."""
     if result.holdout_p is None:
         if not result.holdout_guard and result.best != result.original:
             return "Not proposed: there are no holdout cases to confirm it (the suite is too small to hold cases out)."
         return ""
     test = f"the one-sided {TEST_NAMES.get(result.holdout_test, result.holdout_test)} test at α = {result.alpha:g}"
     cases = f"{result.holdout_paired} holdout case{'s' * (result.holdout_paired != 1)}"
+    beats = f"it beats the head prompt on the {cases} by {test} (p = {p_text(result.holdout_p)})"
+    versus = versus_base(result)
     if result.proposed:
-        return f"Proposed because it beats the head prompt on the {cases} by {test} (p = {p_text(result.holdout_p)})."
+        return f"Proposed because {beats}" + (f", and is {versus}." if versus else ".")
     if result.best_holdout is not None and result.original_holdout is not None \
             and result.best_holdout > result.original_holdout:
+        if result.holdout_p < result.alpha and result.located_fix:
+            if versus:
+                return (f"Not proposed: {beats}, but it is {versus}: reverting the located edits does not bring "
+                        "back what the base prompt did, and a located revert is proposed only when it does.")
+            return (f"Not proposed: {beats}, but the check against the base prompt could not run; a located "
+                    "revert is proposed only when it is not significantly worse than the base.")
         return (f"Not proposed: the gain on the {cases} is not significant by {test} (p = {p_text(result.holdout_p)}); "
                 "a fix is proposed only when it is.")
     return f"Not proposed: it does not beat the head prompt on the {cases} (a fix must, by {test})."
