@@ -278,7 +278,7 @@ def _review(ready: list[_Candidate], target: Target, head_sha: str) -> ReviewOut
     except GitHubError as exc:
         return ReviewOutcome("failed", f"could not read the pull request's diff: {exc}")
     names = ", ".join(code(c.fix.suite) for c in ready)
-    summary = ("**gpo-action** proposes a GPO-refined prompt for " + names + ": "
+    summary = (f"**gpo-action** proposes {_what(ready)} for " + names + ": "
                + "; ".join(f"{cell(c.fix.suite)} {_figures(c.fix.result, '→')}, {c.fix.result.edit_words} words changed"
                            for c in ready)
                + ". Each suggestion replaces exactly the changed lines; details in the gpo-action comment.")
@@ -289,6 +289,17 @@ def _figures(result, arrow: str) -> str:
     held = holdout_figures(result.original_holdout, result.best_holdout, result.holdout_p, result.holdout_paired, arrow)
     versus = versus_base(result)
     return f"{held}, {versus}" if versus else held
+
+
+def _what(ready: Sequence[Any]) -> str:
+    """What is proposed: the revert of the located edits, a GPO-refined prompt, or fixes of both kinds."""
+    kinds = set()
+    for c in ready:
+        culprits = len((c.fix.result.location or {}).get("culprits") or ())
+        kinds.add(("the revert of the edit behind the drop" if culprits == 1 else
+                   f"the revert of the {culprits} edits behind the drop") if c.fix.result.located_fix
+                  else "a GPO-refined prompt")
+    return kinds.pop() if len(kinds) == 1 else "fixes"
 
 
 def _review_line(review: ReviewOutcome, placed: bool) -> str:
@@ -317,7 +328,8 @@ def commit_message(ready: Sequence[Any], number: int | None) -> str:
         lines.append(f"Suite {c.fix.suite}: {_figures(r, '->')}, "
                      f"dev {pct(r.original_dev)} -> {pct(r.best_dev)}, {r.edit_words} words changed.")
     where = f" for pull request #{number}" if number else ""
-    lines += ["", f"A GPO-refined prompt proposed by gpo-action{where}.", "", COMMIT_TRAILER]
+    what = _what(ready)
+    lines += ["", f"{what[0].upper()}{what[1:]}, proposed by gpo-action{where}.", "", COMMIT_TRAILER]
     return "\n".join(lines) + "\n"
 
 

@@ -71,7 +71,7 @@ def test_a_revert_that_beats_the_head_but_is_significantly_worse_than_the_base_i
         in result.message
 
     section, summary = fix_section(Fix("triage", "regressed", "prompts/triage.j2", result=result), None)
-    assert "Best candidate, not proposed" in section and "✅" not in summary
+    assert "Located revert, not proposed" in section and "✅" not in summary
     assert (f"Not proposed: it beats the head prompt on the {len(holdout)} holdout cases by the one-sided exact "
             f"McNemar test at α = 0.05 (p = {result.holdout_p:.3f}), but it is significantly worse than the base "
             f"prompt ({versus}): reverting the located edits does not bring back what the base prompt did") in section
@@ -90,8 +90,11 @@ def test_a_revert_no_worse_than_the_base_is_proposed_and_every_wording_gives_the
     fix = Fix("triage", "regressed", "prompts/triage.j2", result=result)
     section, summary = fix_section(fix, None)
     assert f"and is {versus}." in section
+    assert f"fix proposed: it reverts 1 of your {result.location['hunks']} edits" in summary
+    assert "**Refined:** 1 GPO step from the located revert: 0 candidates scored, 1 rejected" in section
+    assert "| proposed | 100.0 | 100.0 |\n| base prompt | 100.0 | 100.0 |" in section
     message = commit_message([SimpleNamespace(path="prompts/triage.j2", fix=fix)], 7)
-    assert versus in message
+    assert versus in message and "The revert of the edit behind the drop, proposed by gpo-action" in message
 
 
 def test_a_refined_candidate_is_judged_against_the_head_only(tmp_path, openai_server):

@@ -38,6 +38,7 @@ def test_run_optimize_names_the_harmful_edit_and_keeps_the_others(tmp_path, open
     probes = fix["location"]["evaluations"] - 2          # head and base were scored on dev by the compare stage
     assert fix["spent"]["task_calls"] == probes * fix["dev_cases"] + fix["holdout_cases"]   # base on holdout: cached
     review = json.loads((out / "review.json").read_text())
+    assert review["body"].startswith("**gpo-action** proposes the revert of the edit behind the drop for `triage`")
     assert versus in review["body"]
     [suggestion] = review["comments"]
     assert suggestion["body"] == "```suggestion\nPlease classify the support ticket as billing, bug or other.\n```"

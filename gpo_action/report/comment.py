@@ -211,6 +211,23 @@ def location_text(location: Mapping[str, Any] | None, show) -> str:
     return f"{location_sentence(found, location.get('edits') or (), show)} ({count})."
 
 
+def refinement_text(result, show=str) -> str:
+    """What the GPO refinement after a located revert found, in one line ("" when no revert was
+    located); `show` escapes the parts that are not ours (rejection reasons, a stop reason)."""
+    location = result.location or {}
+    if not location.get("fix_id"):
+        return ""
+    if not result.steps_done:
+        return f"no GPO step ran after the located revert ({show(result.stop_reason or 'no budget left')})."
+    scored = max(0, result.evaluated - 2)          # the head prompt and the located revert are not candidates
+    rejected = sum(result.rejected.values())
+    why = (" (" + ", ".join(f"{show(k)} {v}" for k, v in sorted(result.rejected.items())) + ")") if rejected else ""
+    found = (f"none beat it on dev ({pct(location.get('fixed_score'))})" if result.located_fix
+             else f"the best beat it on dev: {pct(location.get('fixed_score'))} → {pct(result.best_dev)}")
+    return (f"{result.steps_done} GPO step{'s' * (result.steps_done != 1)} from the located revert: {scored} "
+            f"candidate{'s' * (scored != 1)} scored, {rejected} rejected{why}; {found}.")
+
+
 def fix_section(fix, delivery: DeliveryNote | None) -> tuple[str, str]:
     """(full text, one-line summary) of one suite's fix."""
     result = fix.result
@@ -220,6 +237,9 @@ def fix_section(fix, delivery: DeliveryNote | None) -> tuple[str, str]:
     icon = "✅" if result.proposed else "➖"
     held = holdout_text(result)
     said = "improved" if result.proposed else cell(result.message)
+    if result.proposed and result.located_fix:
+        reverted = len(result.location.get("culprits") or ())
+        said = f"fix proposed: it reverts {reverted} of your {result.location.get('hunks')} edits"
     summary = (f"**Fix ({cell(result.steps_done)}/{cell(result.steps)} GPO steps):** {icon} {said} "
                f"· {held} · dev {pct(result.original_dev)} → {pct(result.best_dev)} · "
                f"{result.edit_words} words changed")
@@ -227,16 +247,23 @@ def fix_section(fix, delivery: DeliveryNote | None) -> tuple[str, str]:
     located = location_text(result.location, lambda edit: code(clip(edit, MAX_EDIT_CHARS)))
     if located:
         lines += [f"**Located:** {located}", ""]
+    refined = refinement_text(result, cell)
+    if refined:
+        lines += [f"**Refined:** {refined}", ""]
+    unproposed = "Located revert" if result.located_fix else "Best candidate"
     lines += ["| | dev | holdout |", "|---|---:|---:|",
               f"| head prompt | {pct(result.original_dev)} | {pct(result.original_holdout)} |",
-              f"| {'proposed' if result.proposed else 'best candidate'} | {pct(result.best_dev)} | "
-              f"{pct(result.best_holdout)} |", ""]
+              f"| {'proposed' if result.proposed else unproposed.lower()} | {pct(result.best_dev)} | "
+              f"{pct(result.best_holdout)} |"]
+    if result.located_fix:
+        lines.append(f"| base prompt | {pct(result.location.get('base_score'))} | {pct(result.base_holdout)} |")
+    lines.append("")
     rule = holdout_rule(result)
     if rule:
         lines += [rule, ""]
     if result.best != result.original:
         deleted, inserted = diff_stats(word_diff(result.original, result.best))
-        label = "Proposed change" if result.proposed else "Best candidate, not proposed"
+        label = "Proposed change" if result.proposed else f"{unproposed}, not proposed"
         lines += [f"{label}: {result.edit_words} words (−{deleted} +{inserted})", "",
                   word_diff_html(result.original, result.best), ""]
     chart = trajectory_chart(fix.points, f"{fix.suite}: dev score by step")
@@ -244,7 +271,7 @@ def fix_section(fix, delivery: DeliveryNote | None) -> tuple[str, str]:
         lines += [chart, ""]
     stop = f"; stopped at {cell(result.stop_reason)}" if result.stop_reason else ""
     lines.append(f"Spent {spent_text(result.spent)} of this suite's share ({budget_text(fix.share)}){stop}.")
-    if result.rejected:
+    if result.rejected and not refined:
         lines.append("Rejected candidates: " + ", ".join(f"{cell(k)} {v}" for k, v in sorted(result.rejected.items()))
                      + ".")
     lines += [f"Note: {cell(w)}" for w in result.warnings]

@@ -62,7 +62,7 @@ def outcome_renderable(outcome):
     """A pull-request run in the terminal: the verdict table, then one line per fix (or the loop guard)."""
     from rich.console import Group
 
-    from gpo_action.report.comment import holdout_text, location_text  # loads the optimizer: not for `eval`
+    from gpo_action.report.comment import holdout_text, location_text, refinement_text  # loads the optimizer: not for `eval`
 
     parts = [run_table(outcome.result)]
     if outcome.guard:
@@ -77,6 +77,9 @@ def outcome_renderable(outcome):
         located = location_text(r.location, lambda edit: edit)
         if located:
             parts.append(Text(f"fix {fix.suite}: {located}"))
+        refined = refinement_text(r)
+        if refined:
+            parts.append(Text(f"fix {fix.suite}: {refined}"))
 
         parts.append(Text(f"fix {fix.suite}: {r.message}; {holdout_text(r)}, {r.edit_words} words changed, "
                           f"{r.spent.get('calls', 0)} calls, {format_cost(r.spent.get('cost', 0.0))}",
