@@ -243,22 +243,23 @@ def action_command() -> None:
 
 
 @main.command("demo")
-@click.option("--quick", is_flag=True, help="A smaller demo (fewer cases, one optimizer step): about a minute.")
+@click.option("--quick", is_flag=True, help="A smaller demo (16 cases, one candidate): under a minute.")
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Build the demo repository here and keep it.")
 @_handle_errors
 def demo_command(quick: bool, keep_dir: str | None) -> None:
-    """The whole pull-request pipeline offline on the bundled model: a prompt regresses, GPO tries a fix,
-    and the comment and review it would post are printed."""
+    """The whole pull-request pipeline offline on the bundled model: a pull request's edit breaks a prompt,
+    the edit is found and a fix proposed, and the comment and review it would post are printed. Exits 0
+    when a fix was proposed (the check itself fails: exit 1 in CI), 1 when the demo did not get there."""
     from rich.console import Console
 
-    from gpo_action.demo import run_demo
+    from gpo_action.demo import demo_exit_code, run_demo
     from gpo_action.report.terminal import outcome_renderable
 
     outcome, shown = run_demo(keep_dir, quick=quick, notes=_notes(), say=lambda m: click.echo(m, err=True),
                               on_step=_step_printer())
     Console().print(outcome_renderable(outcome))
     click.echo(shown)
-    sys.exit(0)
+    sys.exit(demo_exit_code(outcome))
 
 
 @main.command("optimize")
