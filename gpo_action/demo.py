@@ -173,13 +173,14 @@ def demo_exit_code(outcome) -> int:
 def render_found(outcome, review: dict | None) -> list[str]:
     """The demo's conclusion in a few lines: the verdict, the located edit, the fix with its figures
     and word diff, the suggestion's lines, and what the GPO refinement found."""
+    from gpo_action.optimize.results import pct
     from gpo_action.report.comment import location_text, refinement_text
 
     lines = []
     for c in outcome.result.comparisons:
         p = "" if c.p_value is None else f", p = {c.p_value:.3g}"
-        lines.append(f"verdict: {c.suite} {c.verdict}, {100 * (c.base_score or 0):.1f} -> "
-                     f"{100 * (c.head_score or 0):.1f} on {c.n_paired} cases{p}")
+        lines.append(f"verdict: {c.suite} {c.verdict}, {pct(c.base_score)} -> {pct(c.head_score)} on {c.n_paired} "
+                     f"cases{p}")
     for fix in outcome.fixes.fixes if outcome.fixes is not None else ():
         r = fix.result
         if r is None:
