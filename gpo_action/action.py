@@ -10,7 +10,7 @@ Steps: reset the run's secrets (`secrets`: every credential-looking variable, th
 (`policy.py`: in GitHub Actions the base revision's gpo.yaml sets the gate, the fix budget and
 delivery, the cache and every model endpoint and key, unless `trust-head-config`; locally the
 head's applies, with a warning for each difference); serve models that cannot run here (no key:
-a fork, a missing secret) from the cache only; `pipeline.run` (changed suites, base vs head,
+a fork, a missing secret) from the cache only; `basehead.run` (changed suites, base vs head,
 verdicts); `fixes.fix_failures` (mode "fix"), skipped when the head commit is gpo-action's own
 fix commit (the loop guard: the verdict still stands); `delivery.deliver` to GitHub (a pull
 request event and a token), to files (`out_dir`), or nowhere (the comment is still rendered for
@@ -40,7 +40,7 @@ from gpo_action.fixes import FixReport, fix_failures
 from gpo_action.github.commands import add_mask
 from gpo_action.github.event import load_event
 from gpo_action.github.runner import publish_run
-from gpo_action.pipeline import LOCAL_RUN, RunResult, base_revision, run
+from gpo_action.basehead import LOCAL_RUN, RunResult, base_revision, run
 from gpo_action.policy import Policy, load_base_config, resolve_policy
 from gpo_action.report.comment import pr_comment
 from gpo_action.report.jsonreport import write_json

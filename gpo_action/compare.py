@@ -15,7 +15,7 @@ whose `verdict` is one of `VERDICTS`:
   them. The figures over the cases that were paired are still given, but an incomplete comparison
   is never called a regression: it is neutral, like "unchanged";
 - "removed": the suite is on the base and not on the head (deleted, or renamed past recognition:
-  see `pipeline.pair_jobs`). It fails the check unless the gate allows removals
+  see `basehead.pair_jobs`). It fails the check unless the gate allows removals
   (`gate.allow_removed`, recorded as `Comparison.removal_allowed`);
 - "unchanged": anything else, including a new suite that meets its floor.
 

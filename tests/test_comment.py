@@ -13,7 +13,7 @@ from gpo_action.llm.types import ModelConfig
 from gpo_action.optimize.results import OptimizeResult
 from gpo_action.optimize.spec import BudgetLimits
 from gpo_action.optimize.trajectory import FinalRecord, PromptRecord, StepRecord
-from gpo_action.pipeline import RunResult, SuiteChange
+from gpo_action.basehead import RunResult, SuiteChange
 from gpo_action.report.chart import chart_title, trajectory_chart
 from gpo_action.report.comment import MAX_CHARS, pr_comment
 from gpo_action.report.markdown import MARKER

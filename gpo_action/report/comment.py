@@ -134,7 +134,7 @@ def policy_notice(policy) -> str:
     return "\n".join(lines) + "\n"
 
 
-# Reasons (pipeline._identity) that change the yardstick rather than the prompt: each side is
+# Reasons (basehead._identity) that change the yardstick rather than the prompt: each side is
 # scored by its own suite, so a head that weakens its suite grades itself.
 JUDGING_REASONS = ("cases changed", "assertions changed", "settings changed")
 

@@ -1,4 +1,5 @@
-"""`gpo-action run`: what changed against the base -> evaluate base and head -> verdicts.
+"""Base vs head over git (the comparison step of `gpo-action run` and the Action): what changed against
+the base -> evaluate base and head -> verdicts.
 
 The base project is read from git objects (written to a temp dir by `gitrepo.materialize`, never
 checked out) and loaded by the same loaders as the head. Both sides are evaluated in one batch
