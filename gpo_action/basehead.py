@@ -158,7 +158,7 @@ def run(
 
     `workspace` is the head project already opened (its client, with any cache-only models, is
     then shared with whatever runs next, e.g. the fixes); else `config_path` is opened. `policy`
-    is the one the workspace's config was made under (`action.execute` makes it); None: the
+    is the one the workspace's config was made under (`pr_pipeline.execute` makes it); None: the
     head's own applies and what it changes from the base is listed (`local_policy`)."""
     env = os.environ if env is None else env
     say = notes or (lambda message: None)

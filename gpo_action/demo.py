@@ -7,7 +7,7 @@
    (the system message says "customer product reviews"), on which the 135M model scores as the
    base does, and HARMFUL (the user message adds "positive or negative" to its answer format),
    on which it answers "positive" to every review, so the suite regresses.
-3. `action.execute` as in a pull request: base vs head, verdict, the fix stage (the search for
+3. `pr_pipeline.execute` as in a pull request: base vs head, verdict, the fix stage (the search for
    the edit behind the drop, `optimize.localize`, finds HARMFUL; its revert is checked on the
    holdout cases against the head and the base; then a bounded GPO refinement from it, with the
    bundled model as the optimizer too, with what is left of the budget), and delivery rendered
@@ -131,7 +131,7 @@ def build_repository(root: Path, quick: bool = False) -> str:
 def run_demo(keep_dir: str | None = None, *, quick: bool = False, notes: Callable[[str], None] | None = None,
              say: Callable[[str], None] | None = None, on_step=None):
     """Build the repository, run the pipeline, and return (Outcome, the text to show)."""
-    from gpo_action.action import Options, execute
+    from gpo_action.pr_pipeline import Options, execute
 
     say = say or (lambda message: None)
     settings = QUICK if quick else FULL

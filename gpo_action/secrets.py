@@ -19,7 +19,7 @@ with 5 secrets, 17 forms, on 2 loaded cores; one regex alternation of them took 
 long: bench/scrubber.py).
 
 The process keeps one `Scrubber`, rebuilt from the environment by `reset` at the start of a run
-(the CLI's `main`, `action.execute`); `remember` adds to it. What calls `scrub`: `files` (every
+(the CLI's `main`, `pr_pipeline.execute`); `remember` adds to it. What calls `scrub`: `files` (every
 report, run directory, trajectory and the job summary), `github.client` (request bodies and
 errors), `github.commands` (annotations, outputs), `llm.cache` (stored responses),
 `llm.providers.redact` (every provider error) and `streams` (stdout and stderr).

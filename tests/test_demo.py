@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gpo_action.action import Outcome
+from gpo_action.pr_pipeline import Outcome
 from gpo_action.demo import EDITS, HARMFUL, HARMLESS, PROMPT, QUICK, build_repository, demo_exit_code
 from gpo_action.fixes import FixReport
 from gpo_action.optimize.localize import split_hunks
