@@ -216,7 +216,8 @@ def run_command(base, config_path, json_path, markdown_path, optimize, deliver, 
     """Compare prompts and suites with the base revision; exit 1 on a regression."""
     import os
 
-    from gpo_action.pr_pipeline import Options, execute, parse_deliver
+    from gpo_action.action_inputs import Options, parse_deliver
+    from gpo_action.pr_pipeline import execute
     from gpo_action.report.progress import progress_bar
 
     options = Options(config=config_path, base=base, mode="fix" if optimize else "check", deliver=parse_deliver(deliver),
@@ -235,7 +236,8 @@ def action_command() -> None:
     """The GitHub Action's entry point: inputs from INPUT_* variables, the event from GITHUB_EVENT_PATH."""
     import os
 
-    from gpo_action.pr_pipeline import execute, options_from_inputs
+    from gpo_action.action_inputs import options_from_inputs
+    from gpo_action.pr_pipeline import execute
 
     options = options_from_inputs(os.environ)
     outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_step=_step_printer())

@@ -131,7 +131,8 @@ def build_repository(root: Path, quick: bool = False) -> str:
 def run_demo(keep_dir: str | None = None, *, quick: bool = False, notes: Callable[[str], None] | None = None,
              say: Callable[[str], None] | None = None, on_step=None):
     """Build the repository, run the pipeline, and return (Outcome, the text to show)."""
-    from gpo_action.pr_pipeline import Options, execute
+    from gpo_action.action_inputs import Options
+    from gpo_action.pr_pipeline import execute
 
     say = say or (lambda message: None)
     settings = QUICK if quick else FULL

@@ -16,70 +16,29 @@ fix commit (the loop guard: the verdict still stands); `delivery.deliver` to Git
 request event and a token), to files (`out_dir`), or nowhere (the comment is still rendered for
 the summary); then the Actions outputs, job summary and annotations, and the JSON report.
 
-Inputs of the Action (`options_from_inputs`, from the runner's `INPUT_<NAME>` variables):
-github-token, config, base, mode (fix | check), deliver (comma-separated: comment, suggestion,
-commit; empty = gpo.yaml's `optimize.deliver`), budget-usd (overrides `optimize.budget.max_usd`),
-comment-author (the bot login a GitHub App's installation token posts as; default github-actions[bot]),
-trust-head-config (true: the head's gpo.yaml is the policy; see action.yml for the risk).
-Outputs: regressed, improved, removed, proposed, verdicts, exit-code, report-path.
+The Action's inputs (`Options`, `options_from_inputs`) are `action_inputs.py`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 
 from gpo_action import gitrepo, secrets
+from gpo_action.action_inputs import REPORT_FILE, Options, mask_secrets
+from gpo_action.basehead import LOCAL_RUN, RunResult, base_revision, run
 from gpo_action.config import CACHE_FILE_SUFFIXES
 from gpo_action.containment import Origin, contain
-from gpo_action.delivery import MODES, DeliveryResult, FileTarget, GitHubTarget, PullContext, deliver, is_own_commit
-from gpo_action.errors import InputError
+from gpo_action.delivery import DeliveryResult, FileTarget, GitHubTarget, PullContext, deliver, is_own_commit
 from gpo_action.fixes import FixReport, fix_failures
-from gpo_action.github.commands import add_mask
 from gpo_action.github.event import load_event
 from gpo_action.github.runner import publish_run
-from gpo_action.basehead import LOCAL_RUN, RunResult, base_revision, run
 from gpo_action.policy import Policy, load_base_config, resolve_policy
 from gpo_action.report.comment import pr_comment
 from gpo_action.report.jsonreport import write_json
 
-MODES_OF_RUN = ("fix", "check")
-INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd", "comment-author", "trust-head-config")
-OUTPUTS = ("regressed", "improved", "removed", "proposed", "verdicts", "exit-code", "report-path")
-REPORT_FILE = ".gpo/report.json"
 NoteFn = Callable[[str], None]
-LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?")
-
-
-@dataclass(frozen=True)
-class Options:
-    config: str | None = None
-    base: str | None = None
-    mode: str = "fix"                               # fix: optimize per optimize.when; check: compare only
-    deliver: tuple[str, ...] | None = None          # None: gpo.yaml's optimize.deliver
-    budget_usd: float | None = None
-    token: str | None = None                        # GitHub token: deliver to the pull request
-    comment_author: str | None = None               # an installation token's bot login (None: github-actions[bot])
-    out_dir: str | None = None                      # deliver to files here instead
-    report_path: str | None = None                  # the JSON report (None: none, unless in Actions)
-    markdown_path: str | None = None
-    steps: int | None = None                        # optimizer overrides (the demo keeps them small)
-    candidates: int | None = None
-    limits: Mapping[str, float] = field(default_factory=dict)
-    trust_head_config: bool = False                 # in Actions: the head's gpo.yaml is the policy
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES_OF_RUN:
-            raise InputError(f"unknown mode {self.mode!r}", hint=f"use one of: {', '.join(MODES_OF_RUN)}")
-        unknown = [m for m in self.deliver or () if m not in MODES]
-        if unknown:
-            raise InputError(f"unknown delivery {unknown[0]!r}", hint=f"use some of: {', '.join(MODES)}")
-        if self.budget_usd is not None and self.budget_usd < 0:
-            raise InputError(f"budget-usd must be 0 or more, got {self.budget_usd}")
-        if self.comment_author is not None and not LOGIN.fullmatch(self.comment_author):
-            raise InputError(f"comment-author must be a GitHub login such as my-app[bot], got {self.comment_author!r}")
 
 
 @dataclass(frozen=True)
@@ -92,48 +51,6 @@ class Outcome:
     skipped_models: Mapping[str, str] = field(default_factory=dict)
     guard: str | None = None                        # set when the loop guard skipped the fix stage
     report_path: str | None = None
-
-
-def parse_deliver(text: str | None) -> tuple[str, ...] | None:
-    """"comment, suggestion" -> ("comment", "suggestion"); empty -> None (use gpo.yaml's)."""
-    items = tuple(part.strip() for part in (text or "").replace(" ", ",").split(",") if part.strip())
-    return items or None
-
-
-def _input(env: Mapping[str, str], name: str) -> str:
-    # The runner passes `with:` inputs as INPUT_<NAME> (upper case, hyphens kept); accept "_" too.
-    key = f"INPUT_{name.upper()}"
-    return (env.get(key) or env.get(key.replace("-", "_")) or "").strip()
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    value = _input(env, name).lower()
-    if value in ("", "false"):
-        return False
-    if value == "true":
-        return True
-    raise InputError(f"{name} must be true or false, got {value!r}")
-
-
-def options_from_inputs(env: Mapping[str, str]) -> Options:
-    budget = _input(env, "budget-usd")
-    try:
-        budget_usd = float(budget) if budget else None
-    except ValueError:
-        raise InputError(f"budget-usd must be a number of dollars, got {budget!r}") from None
-    return Options(config=_input(env, "config") or None, base=_input(env, "base") or None,
-                   mode=_input(env, "mode") or "fix", deliver=parse_deliver(_input(env, "deliver")),
-                   budget_usd=budget_usd, token=_input(env, "github-token") or None,
-                   comment_author=_input(env, "comment-author") or None, report_path=REPORT_FILE,
-                   trust_head_config=_flag(env, "trust-head-config"))
-
-
-def mask_secrets(stream: IO[str], masked: set[str]) -> None:
-    """::add-mask:: each secret the run's scrubber knows (`secrets`) that is not in `masked` yet
-    (the runner masks their encodings itself); `masked` grows by them."""
-    for value in sorted(secrets.current().values - masked):
-        masked.add(value)
-        add_mask(value, stream)
 
 
 def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes: NoteFn | None = None,
@@ -285,5 +202,4 @@ def _write_reports(outcome: Outcome, options: Options) -> None:
         write_atomic(options.markdown_path, outcome.comment)
 
 
-__all__ = ["Options", "Outcome", "execute", "options_from_inputs", "parse_deliver", "mask_secrets", "report_data",
-           "INPUTS", "OUTPUTS"]
+__all__ = ["Outcome", "execute", "report_data"]

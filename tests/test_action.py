@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from gpo_action.pr_pipeline import INPUTS, OUTPUTS, options_from_inputs
+from gpo_action.action_inputs import INPUTS, OUTPUTS, options_from_inputs
 from gpo_action.cli import main
 from gpo_action.errors import InputError
 from gpo_action.report.markdown import MARKER

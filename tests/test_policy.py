@@ -237,7 +237,7 @@ def test_a_policy_change_alone_is_said_in_a_comment(project, openai_server):
 
 
 def test_trust_head_config_takes_true_or_false_only():
-    from gpo_action.pr_pipeline import options_from_inputs
+    from gpo_action.action_inputs import options_from_inputs
     from gpo_action.errors import InputError
 
     assert options_from_inputs({"INPUT_TRUST-HEAD-CONFIG": "True"}).trust_head_config is True

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from gpo_action import secrets
-from gpo_action.pr_pipeline import OUTPUTS
+from gpo_action.action_inputs import OUTPUTS
 from gpo_action.github.commands import set_outputs
 from gpo_action.llm.client import LLMClient
 from gpo_action.llm.types import LLMRequest, ModelConfig

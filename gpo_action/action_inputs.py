@@ -1,0 +1,103 @@
+"""The Action's inputs: `Options` (what one pull-request run is asked to do), read from the
+runner's `INPUT_<NAME>` variables by `options_from_inputs` (the CLI builds them from its flags),
+and the secrets a run knows masked in the log (`mask_secrets`).
+
+Inputs of the Action (`options_from_inputs`, from the runner's `INPUT_<NAME>` variables):
+github-token, config, base, mode (fix | check), deliver (comma-separated: comment, suggestion,
+commit; empty = gpo.yaml's `optimize.deliver`), budget-usd (overrides `optimize.budget.max_usd`),
+comment-author (the bot login a GitHub App's installation token posts as; default github-actions[bot]),
+trust-head-config (true: the head's gpo.yaml is the policy; see action.yml for the risk).
+Outputs: regressed, improved, removed, proposed, verdicts, exit-code, report-path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import IO, Mapping
+
+from gpo_action import secrets
+from gpo_action.delivery import MODES
+from gpo_action.errors import InputError
+from gpo_action.github.commands import add_mask
+
+MODES_OF_RUN = ("fix", "check")
+INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd", "comment-author", "trust-head-config")
+OUTPUTS = ("regressed", "improved", "removed", "proposed", "verdicts", "exit-code", "report-path")
+REPORT_FILE = ".gpo/report.json"
+LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?")
+
+
+@dataclass(frozen=True)
+class Options:
+    config: str | None = None
+    base: str | None = None
+    mode: str = "fix"                               # fix: optimize per optimize.when; check: compare only
+    deliver: tuple[str, ...] | None = None          # None: gpo.yaml's optimize.deliver
+    budget_usd: float | None = None
+    token: str | None = None                        # GitHub token: deliver to the pull request
+    comment_author: str | None = None               # an installation token's bot login (None: github-actions[bot])
+    out_dir: str | None = None                      # deliver to files here instead
+    report_path: str | None = None                  # the JSON report (None: none, unless in Actions)
+    markdown_path: str | None = None
+    steps: int | None = None                        # optimizer overrides (the demo keeps them small)
+    candidates: int | None = None
+    limits: Mapping[str, float] = field(default_factory=dict)
+    trust_head_config: bool = False                 # in Actions: the head's gpo.yaml is the policy
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES_OF_RUN:
+            raise InputError(f"unknown mode {self.mode!r}", hint=f"use one of: {', '.join(MODES_OF_RUN)}")
+        unknown = [m for m in self.deliver or () if m not in MODES]
+        if unknown:
+            raise InputError(f"unknown delivery {unknown[0]!r}", hint=f"use some of: {', '.join(MODES)}")
+        if self.budget_usd is not None and self.budget_usd < 0:
+            raise InputError(f"budget-usd must be 0 or more, got {self.budget_usd}")
+        if self.comment_author is not None and not LOGIN.fullmatch(self.comment_author):
+            raise InputError(f"comment-author must be a GitHub login such as my-app[bot], got {self.comment_author!r}")
+
+
+def parse_deliver(text: str | None) -> tuple[str, ...] | None:
+    """"comment, suggestion" -> ("comment", "suggestion"); empty -> None (use gpo.yaml's)."""
+    items = tuple(part.strip() for part in (text or "").replace(" ", ",").split(",") if part.strip())
+    return items or None
+
+
+def _input(env: Mapping[str, str], name: str) -> str:
+    # The runner passes `with:` inputs as INPUT_<NAME> (upper case, hyphens kept); accept "_" too.
+    key = f"INPUT_{name.upper()}"
+    return (env.get(key) or env.get(key.replace("-", "_")) or "").strip()
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = _input(env, name).lower()
+    if value in ("", "false"):
+        return False
+    if value == "true":
+        return True
+    raise InputError(f"{name} must be true or false, got {value!r}")
+
+
+def options_from_inputs(env: Mapping[str, str]) -> Options:
+    budget = _input(env, "budget-usd")
+    try:
+        budget_usd = float(budget) if budget else None
+    except ValueError:
+        raise InputError(f"budget-usd must be a number of dollars, got {budget!r}") from None
+    return Options(config=_input(env, "config") or None, base=_input(env, "base") or None,
+                   mode=_input(env, "mode") or "fix", deliver=parse_deliver(_input(env, "deliver")),
+                   budget_usd=budget_usd, token=_input(env, "github-token") or None,
+                   comment_author=_input(env, "comment-author") or None, report_path=REPORT_FILE,
+                   trust_head_config=_flag(env, "trust-head-config"))
+
+
+def mask_secrets(stream: IO[str], masked: set[str]) -> None:
+    """::add-mask:: each secret the run's scrubber knows (`secrets`) that is not in `masked` yet
+    (the runner masks their encodings itself); `masked` grows by them."""
+    for value in sorted(secrets.current().values - masked):
+        masked.add(value)
+        add_mask(value, stream)
+
+
+__all__ = ["Options", "options_from_inputs", "parse_deliver", "mask_secrets", "INPUTS", "OUTPUTS", "MODES_OF_RUN",
+           "REPORT_FILE"]
