@@ -162,7 +162,7 @@ def run(
     head's own applies and what it changes from the base is listed (`local_policy`)."""
     env = os.environ if env is None else env
     say = notes or (lambda message: None)
-    head_ws = workspace or Workspace.open(config_path, notes=say)
+    head_ws = workspace or Workspace.open(config_path, notes=say, env=env)
     try:
         return _run(head_ws, base, env, say, on_progress, seed, policy)
     finally:
@@ -205,7 +205,7 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
     run_notes: list[str] = list(snapshot.notes) + list(policy.notes)
     name = head_ws.config.path.name if head_ws.config.path is not None else CONFIG_FILE
     with tmp:
-        base_jobs = _base_jobs(Path(tmp.name) / name, say, run_notes)
+        base_jobs = _base_jobs(Path(tmp.name) / name, say, run_notes, env)
         pairs, job_changes = confine_jobs(pair_jobs(base_jobs, head_jobs, renamed), policy, head_ws.task_model)
         policy = policy.adding(job_changes)
         run_notes.extend(f"suite {b.suite.name} was renamed to {h.suite.name}; it evaluates as on the base"
@@ -246,13 +246,13 @@ def _project_renames(renames: Mapping[str, str], subdir: str) -> dict[str, str]:
             if old.startswith(prefix) and new.startswith(prefix)}
 
 
-def _base_jobs(config_file: Path, say: NoteFn, run_notes: list[str]) -> list[EvalJob]:
+def _base_jobs(config_file: Path, say: NoteFn, run_notes: list[str], env: Mapping[str, str]) -> list[EvalJob]:
     """The base project's jobs; a base without gpo.yaml (or one that no longer loads) has none."""
     if not config_file.exists():
         run_notes.append(f"the base revision has no {config_file.name}: every suite is evaluated one-sided")
         return []
     try:
-        ws = Workspace.open(config_file, notes=say, tree=config_file.parent)  # the snapshot is the base's whole tree
+        ws = Workspace.open(config_file, notes=say, tree=config_file.parent, env=env)  # the snapshot is the base's whole tree
         return ws.jobs(ws.suites())
     except InputError as exc:
         run_notes.append(f"the base revision's project does not load ({exc}); every suite is evaluated one-sided")

@@ -161,7 +161,7 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     from gpo_action.report.terminal import eval_table
     from gpo_action.workspace import Workspace, eval_exit_code
 
-    with Workspace.open(config_path, notes=_notes()) as ws:
+    with Workspace.open(config_path, notes=_notes(), env=os.environ) as ws:
         chosen = ws.suites(suites)
         _stop_on_signals()
         try:
@@ -285,7 +285,7 @@ def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool,
 
     from gpo_action.workspace import Workspace
 
-    with Workspace.open(config_path, notes=_notes()) as ws:
+    with Workspace.open(config_path, notes=_notes(), env=os.environ) as ws:
         plan = plan_optimization(ws, suite, preset=preset, steps=steps, candidates=candidates, max_calls=max_calls)
         if dry_run:
             Console().print(projection_table(project_plan(plan, ws.client)))

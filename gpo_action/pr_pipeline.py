@@ -67,7 +67,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     say = notes or (lambda message: None)
     event = load_event(env)
     pull = PullContext.from_event(event)
-    head_ws = Workspace.open(options.config, notes=say)
+    head_ws = Workspace.open(options.config, notes=say, env=env)
     policy = _policy(head_ws, options, env, event)
     ws = Workspace(policy.config, say)              # no client yet: it is made with the policy's cache
     mask()                                          # the values the head's and the base's api_key_env name

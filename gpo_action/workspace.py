@@ -1,6 +1,6 @@
 """A loaded project: its config, its suites, the models they use and an LLM client built from it.
 
-The library entry for every command: `Workspace.open(path)`, then `evaluate(...)`.
+The library entry for every command: `Workspace.open(path, env=...)`, then `evaluate(...)`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from gpo_action.config import Config, load_config
 from gpo_action.errors import InputError
@@ -30,9 +30,12 @@ class Workspace:
 
     @classmethod
     def open(cls, config_path: str | os.PathLike | None = None, notes: NoteFn | None = None,
-             tree: str | os.PathLike | None = None) -> "Workspace":
-        """`tree`: the directory every path stays inside (default: the repository, see `containment`)."""
-        return cls(load_config(Path(config_path) if config_path else None, tree=tree), notes or (lambda message: None))
+             tree: str | os.PathLike | None = None, *, env: Mapping[str, str] | None = None) -> "Workspace":
+        """`tree`: the directory every path stays inside (default: the repository, see `containment`).
+        `env`: where `api_key_env` names are looked up (`config.environ`; None: os.environ, which
+        only the CLI should rely on: a library caller passes the env it was given)."""
+        return cls(load_config(Path(config_path) if config_path else None, env=env, tree=tree),
+                   notes or (lambda message: None))
 
     @property
     def root(self) -> Path:
