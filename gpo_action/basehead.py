@@ -181,7 +181,7 @@ def base_revision(repo, base: str | None, event: Event | None) -> str:
 
 def local_policy(head_ws: Workspace, base_sha: str, why: str = LOCAL_RUN) -> Policy:
     """The head's policy, with what it changes from the base's gpo.yaml listed (as warnings)."""
-    base_config, _ = load_base_config(head_ws.root, base_sha, head_ws.config.path)
+    base_config, _ = load_base_config(head_ws.root, base_sha, head_ws.config.path, env=head_ws.config.environ)
     return resolve_policy(head_ws.config, base_config, enforce=False, why=why)
 
 

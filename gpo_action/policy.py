@@ -320,10 +320,11 @@ def confine_jobs(pairs: Sequence[tuple[Any, Any]], policy: Policy, task_model: C
     return out, changes
 
 
-def load_base_config(root: str | Path, base_sha: str, config_path: str | Path | None = None
-                     ) -> tuple[Config | None, str | None]:
+def load_base_config(root: str | Path, base_sha: str, config_path: str | Path | None = None, *,
+                     env: Mapping[str, str] | None = None) -> tuple[Config | None, str | None]:
     """The base revision's gpo.yaml (at the head's config path), read from git objects, and a note
-    when there is none or it does not load (both mean: the default policy).
+    when there is none or it does not load (both mean: the default policy). `env`: where its
+    `api_key_env` names are looked up (as `load_config`'s).
 
     Loaded in a temp directory: only its values are used, never its paths."""
     from gpo_action import gitrepo
@@ -338,7 +339,7 @@ def load_base_config(root: str | Path, base_sha: str, config_path: str | Path | 
         path = Path(tmp) / file.name
         path.write_text(text, encoding="utf-8")
         try:
-            return load_config(path, contain_paths=False), None   # its paths mean nothing in the temp dir
+            return load_config(path, env=env, contain_paths=False), None   # its paths mean nothing in the temp dir
         except ConfigError as exc:
             where = f" (line {exc.line})" if exc.line else ""
             return None, f"the base revision's {rel} does not load{where}: {exc.message}; the default policy applies"

@@ -109,7 +109,7 @@ def _policy(ws, options: Options, env: Mapping[str, str], event) -> Policy:
     """In GitHub Actions the base's gpo.yaml decides, unless the workflow trusts the head's."""
     with gitrepo.open_repo(ws.root) as repo:
         base_sha = base_revision(repo, options.base, event)
-    base_config, note = load_base_config(ws.root, base_sha, ws.config.path)
+    base_config, note = load_base_config(ws.root, base_sha, ws.config.path, env=env)
     if not env.get("GITHUB_ACTIONS"):
         why = LOCAL_RUN
     elif options.trust_head_config:
