@@ -83,6 +83,7 @@ class Workspace:
         if self._client is None:
             from gpo_action.llm.cache import ResponseCache
             from gpo_action.llm.client import LLMClient
+            from gpo_action.llm.worker_pool import default_size
 
             cfg = self.config
             cache = None
@@ -97,6 +98,7 @@ class Workspace:
                 retry_max=cfg.retries.max_wait,
                 notes=self.notes,
                 base_dir=self.root,
+                processes=default_size(cfg.environ),  # GPO_WORKERS from the env the config was loaded with
             )
         return self._client
 

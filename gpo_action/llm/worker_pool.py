@@ -50,13 +50,13 @@ class WorkersGone(ProviderError):
     """No worker process is left to take a call."""
 
 
-def default_size() -> int:
+def default_size(env: Mapping[str, str] | None = None) -> int:
     """Workers for this machine: one per core, at most 4; 0 (in-process) on one core and off
     Linux (forking after an import is not safe on macOS, and Windows has no fork).
-    GPO_WORKERS overrides it (0 turns the pool off)."""
+    GPO_WORKERS in `env` (None: os.environ) overrides it (0 turns the pool off)."""
     if not hasattr(os, "fork"):
         return 0
-    override = os.environ.get("GPO_WORKERS", "").strip()
+    override = (os.environ if env is None else env).get("GPO_WORKERS", "").strip()
     if override:
         if not override.isdigit():
             raise InputError(f"GPO_WORKERS must be a whole number of processes (0 = none), got {override!r}")
