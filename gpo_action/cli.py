@@ -8,11 +8,12 @@ bug report, never reported as a verdict); 130 interrupted (Ctrl-C, SIGTERM).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 import click
 
@@ -64,8 +65,13 @@ def _report_internal_error() -> None:
     publish_internal_error(INTERNAL_ERROR, sys.stdout, os.environ)
 
 
-def _stop_on_signals() -> None:
-    """SIGTERM (a CI runner cancelling the job) and Ctrl-C stop a run at once, the same way.
+@contextlib.contextmanager
+def _stopped_by_signals(client=None) -> Iterator[None]:
+    """Around every command that spends calls (eval, run, optimize, action, demo): SIGTERM (a CI
+    runner cancelling the job) and Ctrl-C stop it at once, the same way, as a KeyboardInterrupt:
+    the optimizer saves its run directory and re-raises it, eval writes its partial report, and
+    `_handle_errors` exits 130. `client`, when the command holds it, is closed quietly first
+    (`_stop_calls`: calls in flight end before anything reads the cache again).
 
     Our own SIGINT handler also keeps asyncio from installing its cancel-the-task one, under which
     a run could finish its batch before the interrupt surfaced."""
@@ -75,6 +81,12 @@ def _stop_on_signals() -> None:
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if client is not None:
+            _stop_calls(client)
+        raise
 
 
 def _guard_output() -> Callable[[], None]:
@@ -163,12 +175,10 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
 
     with Workspace.open(config_path, notes=_notes(), env=os.environ) as ws:
         chosen = ws.suites(suites)
-        _stop_on_signals()
         try:
-            with progress_bar(_stderr_console(), "evaluating") as on_progress:
+            with _stopped_by_signals(ws.client), progress_bar(_stderr_console(), "evaluating") as on_progress:
                 results = ws.evaluate(chosen, on_progress=on_progress)
-        except KeyboardInterrupt:
-            _stop_calls(ws.client)  # calls in flight end first: the cache must not change under the report
+        except KeyboardInterrupt:  # the calls in flight have ended: the cache does not change under the report
             if json_path:  # the partial report: what finished, and which cases are missing
                 write_json(json_path, interrupted_report(ws.evaluate_cached(chosen), ws.client.usage.to_dict()))
             raise
