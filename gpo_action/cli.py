@@ -234,7 +234,7 @@ def run_command(base, config_path, json_path, markdown_path, optimize, deliver, 
                       budget_usd=budget_usd, token=os.environ.get("GITHUB_TOKEN") if deliver else None,
                       out_dir=out_dir, report_path=json_path, markdown_path=markdown_path,
                       trust_head_config=trust_head_config)
-    with progress_bar(_stderr_console(), "evaluating base and head") as on_progress:
+    with _stopped_by_signals(), progress_bar(_stderr_console(), "evaluating base and head") as on_progress:
         outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_progress=on_progress,
                           on_step=_step_printer())
     _finish_run(outcome)
@@ -250,7 +250,8 @@ def action_command() -> None:
     from gpo_action.pr_pipeline import execute
 
     options = options_from_inputs(os.environ)
-    outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_step=_step_printer())
+    with _stopped_by_signals():
+        outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_step=_step_printer())
     _finish_run(outcome)
 
 
@@ -267,8 +268,9 @@ def demo_command(quick: bool, keep_dir: str | None) -> None:
     from gpo_action.demo import demo_exit_code, run_demo
     from gpo_action.report.terminal import outcome_renderable
 
-    outcome, shown = run_demo(keep_dir, quick=quick, notes=_notes(), say=lambda m: click.echo(m, err=True),
-                              on_step=_step_printer())
+    with _stopped_by_signals():
+        outcome, shown = run_demo(keep_dir, quick=quick, notes=_notes(), say=lambda m: click.echo(m, err=True),
+                                  on_step=_step_printer())
     Console().print(outcome_renderable(outcome))
     click.echo(shown)
     sys.exit(demo_exit_code(outcome))
@@ -300,8 +302,9 @@ def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool,
         if dry_run:
             Console().print(projection_table(project_plan(plan, ws.client)))
             return
-        result = run_plan(plan, ws.client, resume=resume,
-                          on_step=lambda report: click.echo(step_line(report), err=True))
+        with _stopped_by_signals(ws.client):  # the engine saves its state, then the interrupt goes on
+            result = run_plan(plan, ws.client, resume=resume,
+                              on_step=lambda report: click.echo(step_line(report), err=True))
     Console().print(result_renderable(result))
     if write and result.proposed:
         click.echo(f"wrote {write_proposal(result, ws.root)}", err=True)
