@@ -36,7 +36,7 @@ from gpo_action.github.event import load_event
 from gpo_action.github.runner import publish_run
 from gpo_action.policy import Policy, load_base_config, resolve_policy
 from gpo_action.report.comment import pr_comment
-from gpo_action.report.jsonreport import write_json
+from gpo_action.report.jsonreport import INTERRUPTED, write_json
 
 NoteFn = Callable[[str], None]
 
@@ -79,8 +79,13 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     mask()                                          # and those the suites name
     fixes = None
     if options.mode == "fix" and result.comparisons and guard is None:
-        fixes = fix_failures(ws, result, budget_usd=options.budget_usd, steps=options.steps,
-                             candidates=options.candidates, limits=options.limits, on_step=on_step)
+        try:
+            fixes = fix_failures(ws, result, budget_usd=options.budget_usd, steps=options.steps,
+                                 candidates=options.candidates, limits=options.limits, on_step=on_step)
+        except KeyboardInterrupt:   # SIGTERM or Ctrl-C (the CLI's): the verdicts are known, the fixes are not
+            _write_interrupted(Outcome(result, exit_code=INTERRUPTED, skipped_models=ws.client.skipped_models,
+                                       report_path=report_path))
+            raise
     skipped = ws.client.skipped_models
     ws.close()  # no model call after this point: stop the worker processes now
     target = _target(options, env, event, pull, ws.root, result)
@@ -190,6 +195,15 @@ def report_data(outcome: Outcome) -> dict[str, Any]:
     data["delivery"] = outcome.delivery.to_dict() if outcome.delivery is not None else None
     data["skipped_models"] = dict(outcome.skipped_models)
     return data
+
+
+def _write_interrupted(outcome: Outcome) -> None:
+    """The partial JSON report of a run stopped in the fix stage (as eval's `interrupted_report`):
+    the comparison and its verdicts, no fixes, `"interrupted": true`, exit code 130. The stopped
+    fix's run directory (`.gpo/fix/<suite>`) is saved by the optimizer itself."""
+    if outcome.report_path:
+        Path(outcome.report_path).parent.mkdir(parents=True, exist_ok=True)
+        write_json(outcome.report_path, {**report_data(outcome), "interrupted": True})
 
 
 def _write_reports(outcome: Outcome, options: Options) -> None:

@@ -110,7 +110,7 @@ def test_a_stopped_optimize_saves_its_state_and_the_resume_pays_only_for_the_res
     assert state_of(run_dir)["status"] == "finished"
 
 
-def test_a_stopped_run_optimize_saves_the_fix_stage_state(tmp_path, monkeypatch):
+def test_a_stopped_run_optimize_saves_the_fix_stage_state_and_a_partial_report(tmp_path, monkeypatch):
     with ScriptedOpenAIServer(hang_seconds=120) as server:
         repo = local_run_repo(tmp_path / "repo", server, monkeypatch)
         monkeypatch.chdir(repo)
@@ -119,7 +119,10 @@ def test_a_stopped_run_optimize_saves_the_fix_stage_state(tmp_path, monkeypatch)
         git(repo, "commit", "-qam", "a worse prompt")
         run_dir = repo / ".gpo/fix/triage"
         # base and head (30 cases each) are answered, and one call of the fix stage; the rest is held
-        proc = stopped_mid_run(["run", "--base", "main", "--optimize"], repo, server, 61, signal.SIGTERM,
-                               ready=lambda: state_of(run_dir) is not None)
+        proc = stopped_mid_run(["run", "--base", "main", "--optimize", "--json", str(tmp_path / "run.json")], repo,
+                               server, 61, signal.SIGTERM, ready=lambda: state_of(run_dir) is not None)
         assert proc.returncode == 130 and "interrupted" in proc.err, proc.err
         assert state_of(run_dir)["status"] == "interrupted"
+        report = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))   # the verdicts, no fixes
+        assert report["interrupted"] is True and report["exit_code"] == 130 and report["fixes"] is None
+        assert report["regressed"] == ["triage"] and len(report["head_results"][0]["cases"]) == 30
