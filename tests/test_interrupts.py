@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -23,8 +22,8 @@ from click.testing import CliRunner
 
 from gpo_action.cli import main
 from tests.support.openai_server import ScriptedOpenAIServer
-from tests.support.projects import BAD, git, local_run_repo
-from tests.test_optimize_world import Optimizer, World, hint_script
+from tests.support.projects import BAD, local_run_repo, pull_request_branch
+from tests.test_optimize_cli import project  # noqa: F401  (a fixture: 3 steps of 3 candidates, cached)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,33 +59,9 @@ def stopped_mid_run(args: list[str], cwd: Path, server: ScriptedOpenAIServer, an
     return proc
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """An optimize project (as tests/test_optimize_cli.py's): 3 steps of 3 candidates, with a cache."""
-    monkeypatch.setenv("GPO_TEST_KEY", "sk-test")
-    monkeypatch.chdir(tmp_path)
-    with ScriptedOpenAIServer(hang_seconds=120) as server:
-        world = World(tmp_path, server, Optimizer(hint_script))
-        model = f'{{model: openai/%s, api_base: "{server.url}/v1", api_key_env: GPO_TEST_KEY}}'
-        (tmp_path / "gpo.yaml").write_text(textwrap.dedent(f"""\
-            models:
-              task: {model % "task"}
-              optimizer: {model % "optimizer"}
-            concurrency: 4
-            retries: {{max: 1, base: 0.01, max_wait: 0.05}}
-            cache: {{path: .gpo/cache.sqlite}}
-            optimize:
-              preset: gpo
-              steps: 3
-              candidates: 3
-              budget: {{max_calls: 400, max_usd: 2.0, max_seconds: 600}}
-            """))
-        yield world
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stopped_optimize_saves_its_state_and_the_resume_pays_only_for_the_rest(project, sig):
-    server, run_dir = project.server, project.root / ".gpo/optimize/triage"
+def test_a_stopped_optimize_saves_its_state_and_the_resume_pays_only_for_the_rest(project, openai_server, sig):
+    server, run_dir = openai_server, project.root / ".gpo/optimize/triage"
     answers: set[str] = set()                   # every request the server answered, as sent
     reply = server.reply
     server.set_reply(lambda body, index: answers.add(json.dumps(body, sort_keys=True)) or reply(body, index))
@@ -114,9 +89,7 @@ def test_a_stopped_run_optimize_saves_the_fix_stage_state_and_a_partial_report(t
     with ScriptedOpenAIServer(hang_seconds=120) as server:
         repo = local_run_repo(tmp_path / "repo", server, monkeypatch)
         monkeypatch.chdir(repo)
-        git(repo, "checkout", "-qb", "pr")
-        (repo / "prompts" / "triage.j2").write_text(BAD)
-        git(repo, "commit", "-qam", "a worse prompt")
+        pull_request_branch(repo, BAD, "a worse prompt")
         run_dir = repo / ".gpo/fix/triage"
         # base and head (30 cases each) are answered, and one call of the fix stage; the rest is held
         proc = stopped_mid_run(["run", "--base", "main", "--optimize", "--json", str(tmp_path / "run.json")], repo,

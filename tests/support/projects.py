@@ -5,7 +5,8 @@
   .gpo/cache.sqlite. Each test file writes its own prompts and suites beside it.
 - `make_repo(root, url, prompt=GOOD)`: a git repository on `main` with one committed triage suite
   of 30 `TICKETS` (a `gpo-action run` project, key in OPENAI_API_KEY); `answer_by_prompt` is the
-  server's reply for it, `local_run_repo` sets up all three for a local run.
+  server's reply for it, `local_run_repo` sets up all three for a local run; `pull_request_branch`
+  makes its pull request (branch `pr`, a new prompt committed).
 """
 
 from __future__ import annotations
@@ -80,3 +81,10 @@ def local_run_repo(root: Path, server, monkeypatch) -> Path:
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     server.set_reply(answer_by_prompt)
     return make_repo(root, server.url)
+
+
+def pull_request_branch(repo: Path, prompt: str, message: str) -> None:
+    """Branch `pr` off the current commit, with prompts/triage.j2 set to `prompt` and committed."""
+    git(repo, "checkout", "-qb", "pr")
+    (repo / "prompts" / "triage.j2").write_text(prompt)
+    git(repo, "commit", "-qam", message)
