@@ -321,5 +321,6 @@ def init_command(force: bool) -> None:
     from gpo_action.scaffold import write_scaffold
 
     for path in write_scaffold(Path.cwd(), force=force):
-        click.echo(f"wrote {path.relative_to(Path.cwd())}")
+        rel = path.relative_to(Path.cwd())
+        click.echo(f"added .gpo/ to {rel}" if rel.name == ".gitignore" else f"wrote {rel}")
     click.echo("next: gpo-action eval")

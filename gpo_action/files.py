@@ -1,11 +1,14 @@
 """File writes: atomic (a reader sees the old file or the new one, never half of either), and
 scrubbed: every byte written here passes `secrets.scrub` (reports, run directories, trajectories,
-the job summary, delivered comments, committed prompts)."""
+the job summary, delivered comments, committed prompts).
+
+A new file gets the mode any program's new file gets (0666 less the umask: 0644 under 022), not
+mkstemp's 0600: these are the user's files (a scaffold, a committed prompt, a report a later CI
+step uploads), and none holds a secret (scrubbed here). A file that exists keeps its mode."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
@@ -39,7 +42,7 @@ def atomic_writer(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[
     os.replace'd into place, on an error removed. For writers that stream (`json.dump`)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _create_temp(target)
     try:
         with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
             yield _ScrubbedWriter(handle)  # type: ignore[misc]
@@ -54,6 +57,19 @@ def atomic_writer(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[
         except FileNotFoundError:
             pass
         raise
+
+
+def _create_temp(target: Path) -> tuple[int, str]:
+    """A new temp file beside `target`, opened for writing, as mkstemp makes it (O_EXCL, a random
+    name) but with mode 0666 for the kernel to narrow by the umask (no umask read, no race)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = str(target.parent / f".{target.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp name beside {target}")
 
 
 def append_durably(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -15,6 +16,10 @@ SCAFFOLD = {
     "evals/triage.yaml": "triage.yaml",
     ".github/workflows/gpo.yml": "workflow.yml",
 }
+GITIGNORE = ".gitignore"
+IGNORED = ".gpo/"                        # the response cache and the reports live there
+# Lines of a .gitignore that already ignore .gpo/ at the top (a narrower rule is left alone: we add ours).
+IGNORES_GPO = {".gpo", ".gpo/", "/.gpo", "/.gpo/", ".gpo/*", "/.gpo/*", ".gpo/**", "/.gpo/**"}
 
 
 def write_scaffold(root: Path, force: bool = False) -> list[Path]:
@@ -26,4 +31,23 @@ def write_scaffold(root: Path, force: bool = False) -> list[Path]:
     package = resources.files("gpo_action") / "scaffold"
     for path, name in targets.items():
         write_atomic(path, (package / name).read_text(encoding="utf-8"))
-    return list(targets)
+    written = list(targets)
+    if ignore_gpo(root / GITIGNORE):
+        written.append(root / GITIGNORE)
+    return written
+
+
+def ignore_gpo(path: Path) -> bool:
+    """Add `.gpo/` to the .gitignore at `path` (created if missing, else appended to, its content
+    kept); False when a line there already ignores it. A symlinked .gitignore is written through."""
+    real = Path(os.path.realpath(path))
+    text = ""
+    if real.exists():
+        with open(real, encoding="utf-8", newline="") as handle:   # newline="": CRLF stays CRLF
+            text = handle.read()
+    if any(line.strip() in IGNORES_GPO for line in text.splitlines()):
+        return False
+    eol = "\r\n" if "\r\n" in text else "\n"
+    separator = eol if text and not text.endswith("\n") else ""
+    write_atomic(real, f"{text}{separator}{IGNORED}{eol}")
+    return True

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from gpo_action.cli import main
+from tests.support.projects import git
 
 FILES = ["gpo.yaml", "prompts/triage.j2", "evals/triage.yaml", ".github/workflows/gpo.yml"]
 
@@ -50,3 +54,75 @@ def test_scaffold_evaluates_at_once(tmp_path, monkeypatch, openai_server):
     assert result.exit_code == 0, result.stderr
     suite = json.loads((tmp_path / "out.json").read_text())["suites"][0]
     assert (suite["passed"], suite["failed"], suite["errors"]) == (2, 4, 0)
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test; the old one comes back after it."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_init_files_take_the_umask(tmp_path, monkeypatch, umask, mask, mode):
+    monkeypatch.chdir(tmp_path)
+    umask(mask)
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    for rel in [*FILES, ".gitignore"]:
+        assert stat.S_IMODE((tmp_path / rel).stat().st_mode) == mode, rel
+
+
+def test_rewrite_keeps_an_existing_files_mode(tmp_path, umask):
+    from gpo_action.files import write_atomic
+
+    target = tmp_path / "prompt.j2"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    write_atomic(target, "new\n")
+    assert target.read_text() == "new\n" and stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["prompt.j2"]   # no temp file left beside it
+
+
+def test_init_in_a_git_repo_keeps_gpo_out_of_git_status(tmp_path, monkeypatch, openai_server):
+    git(tmp_path, "-c", "init.defaultBranch=main", "init", "-q")
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    assert (tmp_path / ".gitignore").read_text() == ".gpo/\n"
+    with open(tmp_path / "gpo.yaml", "a") as f:
+        f.write(f'models:\n  task: {{model: openai/scripted, api_base: "{openai_server.url}/v1"}}\n')
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    openai_server.set_reply("billing")
+    result = CliRunner().invoke(main, ["eval", "--json", ".gpo/report.json"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / ".gpo/cache.sqlite").is_file() and (tmp_path / ".gpo/report.json").is_file()
+    status = git(tmp_path, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert status and not [line for line in status if ".gpo" in line], status
+    assert "?? .gitignore" in status
+
+
+@pytest.mark.parametrize("before, after", [
+    ("node_modules/\n", "node_modules/\n.gpo/\n"),
+    ("node_modules/", "node_modules/\n.gpo/\n"),                 # a last line without its newline gets one
+    ("dist/\r\nbuild/\r\n", "dist/\r\nbuild/\r\n.gpo/\r\n"),      # CRLF stays CRLF
+    ("", ".gpo/\n"),
+    ("# ours\n/.gpo\n", None),                                   # already ignored: left as it is
+    (".gpo/  \n", None),
+])
+def test_init_appends_to_a_users_gitignore(tmp_path, monkeypatch, before, after):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".gitignore").write_bytes(before.encode())
+    result = CliRunner().invoke(main, ["init"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / ".gitignore").read_bytes() == (after or before).encode()
+    assert ("added .gpo/ to .gitignore" in result.output) == (after is not None)
+
+
+def test_init_gitignore_is_idempotent_and_written_through_a_symlink(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shared.gitignore").write_text("*.log\n")
+    (tmp_path / ".gitignore").symlink_to("shared.gitignore")
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    assert CliRunner().invoke(main, ["init", "--force"]).exit_code == 0
+    assert (tmp_path / ".gitignore").is_symlink()
+    assert (tmp_path / "shared.gitignore").read_text() == "*.log\n.gpo/\n"
