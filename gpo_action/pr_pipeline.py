@@ -17,6 +17,8 @@ request event and a token), to files (`out_dir`), or nowhere (the comment is sti
 the summary); then the Actions outputs, job summary and annotations, and the JSON report.
 
 The Action's inputs (`Options`, `options_from_inputs`) are `action_inputs.py`.
+The Action always writes the JSON report to `.gpo/report.json` and JUnit XML to `.gpo/junit.xml`
+(outputs report-path, junit-path).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 
 from gpo_action import gitrepo, secrets
-from gpo_action.action_inputs import REPORT_FILE, Options, mask_secrets
+from gpo_action.action_inputs import JUNIT_FILE, REPORT_FILE, Options, mask_secrets
 from gpo_action.basehead import LOCAL_RUN, RunResult, base_revision, run
 from gpo_action.config import CACHE_FILE_SUFFIXES
 from gpo_action.containment import Origin, contain
@@ -71,7 +73,8 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     policy = _policy(head_ws, options, env, event)
     ws = Workspace(policy.config, say)              # no client yet: it is made with the policy's cache
     mask()                                          # the values the head's and the base's api_key_env name
-    report_path = _report_path(options, ws.root, ws.config.tree)   # refused before anything is paid for
+    report_path = _output_path(options.report_path, REPORT_FILE, ws.root, ws.config.tree, "the JSON report")
+    junit_path = _output_path(options.junit_path, JUNIT_FILE, ws.root, ws.config.tree, "the JUnit report")
     guard = _loop_guard(ws.root, event)
     missing = missing_key_envs(ws.config)
     ws.client.skip_uncached(lambda model: _reason(model_status(model, env, missing)))
@@ -99,9 +102,11 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     else:
         comment = pr_comment(result, fixes, skipped_models=skipped, notes=notes)
     outcome = Outcome(result, fixes, delivery, comment, result.exit_code, skipped, guard, report_path)
-    _write_reports(outcome, options)
+    _write_reports(outcome, options, junit_path)
+    if junit_path and env.get("GITHUB_ACTIONS"):
+        say(f"JUnit XML report: {junit_path} (output junit-path)")
     summary = comment + "".join(f"\n> {n}\n" for n in (delivery.notes if delivery else ()))
-    outputs = {"proposed": "true" if fixes is not None and fixes.proposed else "false"}
+    outputs = {"proposed": "true" if fixes is not None and fixes.proposed else "false", "junit-path": junit_path or ""}
     publish_run(result, report_path, stream, env, markdown=summary, outputs=outputs)
     return outcome
 
@@ -173,15 +178,16 @@ def _target(options: Options, env: Mapping[str, str], event, pull: PullContext, 
     return None
 
 
-def _report_path(options: Options, root: Path, tree: Path) -> str | None:
-    """The JSON report's path. The default (`REPORT_FILE`, under the project) is contained like every
-    path the project names: a committed `.gpo` symlink must not move it out of the tree."""
-    if options.report_path is None:
+def _output_path(given: str | None, default: str, root: Path, tree: Path, what: str) -> str | None:
+    """A report's path (refused before anything is paid for). The Action's default (`default`, under
+    the project) is contained like every path the project names: a committed `.gpo` symlink must
+    not move it out of the tree. A path given on the command line is the user's, used as given."""
+    if given is None:
         return None
-    path = Path(options.report_path)
-    if not path.is_absolute() and options.report_path == REPORT_FILE:
-        contain(REPORT_FILE, root, tree, Origin(None, None, ""), subject=f"the JSON report: {REPORT_FILE!r}")
-        path = root / REPORT_FILE
+    path = Path(given)
+    if not path.is_absolute() and given == default:
+        contain(default, root, tree, Origin(None, None, ""), subject=f"{what}: {default!r}")
+        path = root / default
     try:
         return str(path.relative_to(Path.cwd())) if path.is_absolute() else str(path)
     except ValueError:
@@ -206,12 +212,15 @@ def _write_interrupted(outcome: Outcome) -> None:
         write_json(outcome.report_path, {**report_data(outcome), "interrupted": True})
 
 
-def _write_reports(outcome: Outcome, options: Options) -> None:
+def _write_reports(outcome: Outcome, options: Options, junit_path: str | None) -> None:
     from gpo_action.files import write_atomic
+    from gpo_action.report.junit import run_junit
 
     if outcome.report_path:
         Path(outcome.report_path).parent.mkdir(parents=True, exist_ok=True)
         write_json(outcome.report_path, report_data(outcome))
+    if junit_path:
+        write_atomic(junit_path, run_junit(outcome.result))
     if options.markdown_path:
         write_atomic(options.markdown_path, outcome.comment)
 

@@ -17,6 +17,7 @@ from gpo_action.cli import main
 from gpo_action.errors import InputError
 from gpo_action.report.markdown import MARKER
 from tests.support.github_server import GitHubServer
+from tests.support.junit import validated
 from tests.test_optimize_world import current_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,6 +157,9 @@ def test_first_run_comments_and_suggests_then_a_push_updates_the_same_comment(wo
     result, outputs, summary = world.run(world.head)
     assert result.exit_code == 1, result.output                     # the regression still fails the check
     assert "regressed=true" in outputs and "proposed=true" in outputs and "report-path=.gpo/report.json" in outputs
+    assert "junit-path=.gpo/junit.xml" in outputs and "JUnit XML report: .gpo/junit.xml" in result.stderr
+    junit = validated((world.work / ".gpo/junit.xml").read_text(encoding="utf-8"))
+    assert junit.find("testsuite/testcase[@name='verdict']/failure").get("message").startswith("regressed")
     [comment] = bot_comments(github)
     body = comment["body"]
     assert "| triage | 🔴 regressed | 100.0 | 33.3 |" in body
