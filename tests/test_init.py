@@ -42,16 +42,21 @@ def test_init_refuses_to_overwrite_without_force(tmp_path, monkeypatch):
     assert (tmp_path / "gpo.yaml").read_text() != "# mine\n"
 
 
-def test_scaffold_evaluates_at_once(tmp_path, monkeypatch, openai_server):
-    monkeypatch.chdir(tmp_path)
+def init_and_eval(root, monkeypatch, server, report: str) -> None:
+    """`init` in `root`, the scaffold pointed at the scripted server (which answers "billing" to
+    everything), then `eval --json report`."""
+    monkeypatch.chdir(root)
     assert CliRunner().invoke(main, ["init"]).exit_code == 0
-    # Point the scaffold at the scripted server, which answers "billing" to everything.
-    with open(tmp_path / "gpo.yaml", "a") as f:
-        f.write(f'models:\n  task: {{model: openai/scripted, api_base: "{openai_server.url}/v1"}}\n')
+    with open(root / "gpo.yaml", "a") as f:
+        f.write(f'models:\n  task: {{model: openai/scripted, api_base: "{server.url}/v1"}}\n')
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    openai_server.set_reply("billing")
-    result = CliRunner().invoke(main, ["eval", "--json", "out.json"])
+    server.set_reply("billing")
+    result = CliRunner().invoke(main, ["eval", "--json", report])
     assert result.exit_code == 0, result.stderr
+
+
+def test_scaffold_evaluates_at_once(tmp_path, monkeypatch, openai_server):
+    init_and_eval(tmp_path, monkeypatch, openai_server, "out.json")
     suite = json.loads((tmp_path / "out.json").read_text())["suites"][0]
     assert (suite["passed"], suite["failed"], suite["errors"]) == (2, 4, 0)
 
@@ -86,15 +91,8 @@ def test_rewrite_keeps_an_existing_files_mode(tmp_path, umask):
 
 def test_init_in_a_git_repo_keeps_gpo_out_of_git_status(tmp_path, monkeypatch, openai_server):
     git(tmp_path, "-c", "init.defaultBranch=main", "init", "-q")
-    monkeypatch.chdir(tmp_path)
-    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    init_and_eval(tmp_path, monkeypatch, openai_server, ".gpo/report.json")
     assert (tmp_path / ".gitignore").read_text() == ".gpo/\n"
-    with open(tmp_path / "gpo.yaml", "a") as f:
-        f.write(f'models:\n  task: {{model: openai/scripted, api_base: "{openai_server.url}/v1"}}\n')
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    openai_server.set_reply("billing")
-    result = CliRunner().invoke(main, ["eval", "--json", ".gpo/report.json"])
-    assert result.exit_code == 0, result.stderr
     assert (tmp_path / ".gpo/cache.sqlite").is_file() and (tmp_path / ".gpo/report.json").is_file()
     status = git(tmp_path, "status", "--porcelain", "--untracked-files=all").splitlines()
     assert status and not [line for line in status if ".gpo" in line], status
