@@ -1,4 +1,5 @@
-# The gpo-action GitHub Action (action.yml: `runs: using: docker, image: Dockerfile`).
+# The gpo-action image, for a `uses: docker://IMAGE` step or a container job (README, "The Docker
+# image"); action.yml itself is a composite action that installs the same pins without Docker.
 # A slim Python with git, every dependency pinned (requirements-action.txt), then the package.
 # No llama-cpp-python: in CI the Action calls the provider named in gpo.yaml (or serves the cache).
 FROM python:3.11-slim

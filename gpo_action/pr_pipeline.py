@@ -16,7 +16,8 @@ fix commit (the loop guard: the verdict still stands); `delivery.deliver` to Git
 request event and a token), to files (`out_dir`), or nowhere (the comment is still rendered for
 the summary); then the Actions outputs, job summary and annotations, and the JSON report.
 
-The Action's inputs (`Options`, `options_from_inputs`) are `action_inputs.py`.
+The Action's inputs (`Options`, `options_from_inputs`, from `INPUT_<NAME>` variables: the Docker runner
+sets them, the composite action.yml's last step passes each one under the same name) are `action_inputs.py`.
 The Action always writes the JSON report to `.gpo/report.json` and JUnit XML to `.gpo/junit.xml`
 (outputs report-path, junit-path).
 """

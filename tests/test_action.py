@@ -344,9 +344,44 @@ def test_comment_author_that_is_not_a_login_is_an_input_error(login):
 
 
 # ---- the Action's files ---------------------------------------------------------------------
+def _composite_steps() -> list[dict]:
+    return yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"]
+
+
+def test_composite_action_installs_the_pins_and_this_checkout_then_runs_the_entry_point():
+    steps = _composite_steps()
+    uses = [s["uses"].split("@")[0] for s in steps if "uses" in s]
+    assert uses == ["actions/setup-python", "actions/cache"]
+    assert steps[0]["with"]["update-environment"] is False          # the job's own python stays first on PATH
+    pins, cache, install, run = steps[1:]
+    assert "requirements-action.txt" in pins["run"] and "hashlib.sha256" in pins["run"]
+    assert cache["with"] == {"path": "${{ steps.pins.outputs.dir }}", "key": "${{ steps.pins.outputs.key }}"}
+    assert '-r "$GITHUB_ACTION_PATH/requirements-action.txt"' in install["run"]
+    assert '--no-deps "$GITHUB_ACTION_PATH"' in install["run"]
+    assert run["run"].endswith("gpo-action\" action")
+    assert "${{" not in install["run"] + run["run"]                  # values reach scripts as env, never as code
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    assert {name: o["value"] for name, o in action["outputs"].items()} == {
+        name: f"${{{{ steps.run.outputs.{name} }}}}" for name in OUTPUTS}
+
+
+SAMPLES = {"github-token": "ghp_sample-token-123", "config": "sub/gpo.yaml", "base": "abc123", "mode": "check",
+           "deliver": "comment", "budget-usd": "1.5", "comment-author": "my-app[bot]", "trust-head-config": "true"}
+
+
+@pytest.mark.parametrize("name", INPUTS)
+def test_composite_action_passes_each_input_where_options_from_inputs_reads_it(name):
+    """The runner gives a composite action no INPUT_* variables: the run step's env must name each
+    input as the Docker runner did, and the entry point must read it from there."""
+    env_of_run = _composite_steps()[-1]["env"]
+    [key] = [k for k, v in env_of_run.items() if v == f"${{{{ inputs.{name} }}}}"]
+    assert key == f"INPUT_{name.upper()}"                            # the Docker runner's name, hyphens kept
+    assert options_from_inputs({key: SAMPLES[name]}) != options_from_inputs({})   # and it is read
+
+
 def test_action_yml_declares_what_the_entry_point_reads_and_writes():
     action = yaml.safe_load((ROOT / "action.yml").read_text())
-    assert action["runs"] == {"using": "docker", "image": "Dockerfile", "args": ["action"]}
+    assert action["runs"]["using"] == "composite"
     assert list(action["inputs"]) == list(INPUTS)
     assert list(action["outputs"]) == list(OUTPUTS)
     assert action["inputs"]["github-token"]["default"] == "${{ github.token }}"
