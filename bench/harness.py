@@ -17,7 +17,7 @@
 - `write_project(root, url, n, concurrency)`: a gpo-action project of N cases, one `equals` each,
   template `Say {{ word }}`; the server echoes, every tenth case expects something else, so the
   pass count is known: `expected_passes(n)`. `case_rows(n)` gives the same cases to other tools.
-- `run_eval`, `check_report`, `startup_seconds`, `machine_line`, `show`, `verdict`.
+- `run_eval`, `check_report`, `startup_seconds`, `machine_line`, `show`, `verdict`, `copy_cache`.
 - `run_guarded(body)`: a bench's exit code, with its errors and Ctrl-C/SIGTERM (`interrupt`) reported.
 """
 
@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -401,6 +402,14 @@ def machine_line() -> str:
 
 def show(name: str, text: str) -> None:
     print(f"{name}: {text}", flush=True)
+
+
+def copy_cache(source: Path, target: Path) -> None:
+    """A response cache (SQLite, with its write-ahead log if any) copied for a run of its own."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal"):
+        if Path(f"{source}{suffix}").exists():
+            shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
 
 
 def verdict(value: float, target: float) -> str:

@@ -140,24 +140,12 @@ def write_project(root: Path) -> Path:
     return root
 
 
-def copy_cache(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal"):
-        if Path(f"{source}{suffix}").exists():
-            shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
-
-
-@dataclass
-class Setup:
-    root: Path
-    task_model: Any                  # ModelConfig
+@dataclass(frozen=True)
+class Models:
+    task: Any                        # ModelConfig
     optimizer_name: str
     optimizer_params: dict[str, Any]
     seed_param: bool                 # whether the optimizer gets a `seed` param
-    jobs: dict[str, Any]             # suite name -> EvalJob
-    base_cache: Path
-    caps: dict[str, int]             # suite name -> max_calls
-    start: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     def optimizer(self, seed: int):
         from gpo_action.llm.types import ModelConfig
@@ -166,6 +154,34 @@ class Setup:
         if self.seed_param:
             params["seed"] = seed * SEED_STRIDE
         return ModelConfig(self.optimizer_name, params)
+
+    def describe(self) -> str:
+        sampling = [f"{k} {v}" for k, v in self.optimizer_params.items()]
+        sampling.append(f"seed = s * {SEED_STRIDE}" if self.seed_param else "no seed param")
+        return f"task {self.task.name}, optimizer {self.optimizer_name} ({', '.join(sampling)})"
+
+
+def models(args: argparse.Namespace) -> Models:
+    """The task and optimizer models: `--model`, or the bundled one with short optimizer samples."""
+    from gpo_action.llm.types import ModelConfig
+
+    name = args.model or LOCAL_MODEL
+    optimizer_params: dict[str, Any] = {}
+    max_tokens = args.optimizer_max_tokens if args.optimizer_max_tokens is not None else (
+        None if args.model else LOCAL_OPTIMIZER_MAX_TOKENS)
+    if max_tokens:
+        optimizer_params["max_tokens"] = max_tokens
+    return Models(ModelConfig(name), name, optimizer_params, not args.model or supports_seed(args.model))
+
+
+@dataclass
+class Setup:
+    root: Path
+    models: Models
+    jobs: dict[str, Any]             # suite name -> EvalJob
+    base_cache: Path
+    caps: dict[str, int]             # suite name -> max_calls
+    start: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -212,7 +228,6 @@ def prepare(args: argparse.Namespace, work: Path) -> Setup:
     from gpo_action.evaluate import EvalJob, evaluate_jobs
     from gpo_action.llm.cache import ResponseCache
     from gpo_action.llm.client import LLMClient
-    from gpo_action.llm.types import ModelConfig
     from gpo_action.suites import split_cases
     from gpo_action.templates import load_template
     from gpo_action.workspace import Workspace
@@ -220,22 +235,15 @@ def prepare(args: argparse.Namespace, work: Path) -> Setup:
     root = write_project(work / "project")
     ws = Workspace.open(root / "gpo.yaml")
     suites = ws.suites(args.suites)
-    name = args.model or LOCAL_MODEL
-    task_model = ModelConfig(name)
-    optimizer_params: dict[str, Any] = {}
-    max_tokens = args.optimizer_max_tokens if args.optimizer_max_tokens is not None else (
-        None if args.model else LOCAL_OPTIMIZER_MAX_TOKENS)
-    if max_tokens:
-        optimizer_params["max_tokens"] = max_tokens
-    seed_param = not args.model or supports_seed(args.model)
-    jobs = {s.name: EvalJob(s, load_template(root / s.prompt), task_model) for s in suites}
+    chosen = models(args)
+    jobs = {s.name: EvalJob(s, load_template(root / s.prompt), chosen.task) for s in suites}
     caps = {}
     for suite in suites:
         dev, holdout = split_cases(suite)
         caps[suite.name] = args.max_calls if args.max_calls is not None else default_cap(
             len(dev), len(holdout), args.steps, args.candidates)
     base = work / "base-cache.sqlite"
-    setup = Setup(root, task_model, name, optimizer_params, seed_param, jobs, base, caps)
+    setup = Setup(root, chosen, jobs, base, caps)
     started = time.perf_counter()
     with ResponseCache(base) as cache, LLMClient(cache=cache, timeout=TIMEOUT, notes=lambda note: None) as client:
         results = evaluate_jobs(list(jobs.values()), client)
@@ -245,7 +253,7 @@ def prepare(args: argparse.Namespace, work: Path) -> Setup:
         if result.errors:
             first = next(c.error for c in result.cases if c.error)
             raise BenchError(f"{suite.name}: {result.errors} of {len(result.cases)} cases of the original failed "
-                             f"on {name}: {first}")
+                             f"on {chosen.task.name}: {first}")
         dev, holdout = split_cases(suite)
         dev_ids = {c.id for c in dev}
         scores = [[c.score or 0.0 for c in result.cases if (c.case_id in dev_ids) == on_dev]
@@ -281,6 +289,8 @@ def key_problem(model: str) -> str | None:
 
 def run_one(setup: Setup, work: Path, preset: str, suite: str, seed: int, steps: int, candidates: int,
             race: bool = False) -> Run:
+    from harness import copy_cache
+
     from gpo_action.llm.cache import ResponseCache
     from gpo_action.llm.client import LLMClient
     from gpo_action.optimize import BudgetLimits, get_preset, optimize
@@ -299,7 +309,7 @@ def run_one(setup: Setup, work: Path, preset: str, suite: str, seed: int, steps:
     with ResponseCache(place / "cache.sqlite") as cache, \
             LLMClient(cache=cache, timeout=TIMEOUT, notes=lambda note: None) as client:
         result = optimize(job, job.suite, spec, BudgetLimits(max_calls=setup.caps[suite]), client,
-                          optimizer_model=setup.optimizer(seed), run_dir=place / "run", on_step=on_step)
+                          optimizer_model=setup.models.optimizer(seed), run_dir=place / "run", on_step=on_step)
     return Run(preset, suite, seed, race, result, totals["sampled"], totals["scored"], totals["duplicates"],
                totals["raced_out"], time.perf_counter() - started)
 
@@ -403,7 +413,7 @@ def race(args: argparse.Namespace, setup: Setup | None, work: Path) -> list[str]
                      f"{pct(on.final_holdout)}; seconds {off.wall:.0f}/{on.wall:.0f}; same outcome "
                      f"{'yes' if equal else 'NO'}")
     saved = f"{100 * (1 - on_calls / off_calls):.0f}% fewer" if off_calls else "nothing to race"
-    summary.append(f"{setup.task_model.name} {off_calls} -> {on_calls} task calls ({saved}), "
+    summary.append(f"{setup.models.task.name} {off_calls} -> {on_calls} task calls ({saved}), "
                    f"same outcome {equal_pairs}/{pairs}")
     return summary
 
@@ -463,10 +473,7 @@ def bench(args: argparse.Namespace, work: Path) -> int:
             return 2
         setup = prepare(args, work)
         caps = ", ".join(f"{s} {c}" for s, c in setup.caps.items())
-        sampling = [f"{k} {v}" for k, v in setup.optimizer_params.items()]
-        sampling.append(f"seed = s * {SEED_STRIDE}" if setup.seed_param else "no seed param")
-        show("setup", f"task {setup.task_model.name}, optimizer {setup.optimizer_name} ({', '.join(sampling)})"
-                      f"; presets {','.join(args.presets)}; seeds {args.seeds}; steps {args.steps}, candidates "
+        show("setup", f"{setup.models.describe()}; presets {','.join(args.presets)}; seeds {args.seeds}; steps {args.steps}, candidates "
                       f"{args.candidates}; max_calls per run: {caps}")
     summary = race(args, setup, work) if args.race else compare(args, setup, work)
     summary.append(f"wall {time.perf_counter() - started:.0f}s, load {os.getloadavg()[0]:.2f} at end")
