@@ -5,6 +5,7 @@
     python bench/optimizers.py --presets gpo,opro --seeds 3 --suites sentiment,sports --steps 2 --candidates 2
     python bench/optimizers.py --model openai/gpt-4o-mini   # a litellm model as task and optimizer (needs its key)
     python bench/optimizers.py --race           # racing off and on, same runs: task calls saved, same result?
+    python bench/optimizers.py --scenarios      # pull requests with known harmful edits: located? proposed?
 
 What runs: the repository's example suites (prompts/, evals/), copied into a temp project, each
 optimized by each preset of `gpo_action.optimize` (the real engine, `optimize()`), once per seed.
@@ -35,6 +36,14 @@ prompt carries hints, 3 steps of 4 candidates, no cache), with harmful candidate
 useful, one neutral, two sabotaging) and with plausible ones only; then on the real model, for the
 chosen presets (default gpo), suites and seeds. Each pair is the same run with racing off and on;
 a pair is "equal" when it ends on the same best prompt with the same dev and holdout scores.
+
+`--scenarios`: the pull requests of bench/scenarios.json (2 to 4 edits to an example prompt, of which
+the ones measured harmful on the bundled model are known; see bench/scenarios.py) through
+`optimize(..., base=)`, per preset (default gpo,apo) and seed (default 1): culprit hunks found
+(right / wrong / none), the localization's dev evaluations and bound, holdout head -> best, p, and
+whether a fix was proposed (see bench/scenario_runs.py); one line per run, then a Markdown table
+(also written to `--markdown FILE`). The default cap adds the localization's bound, less the head's
+evaluation, in dev evaluations to the one above.
 """
 
 from __future__ import annotations
@@ -436,19 +445,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"{LOCAL_MODEL}, unset for --model)")
     parser.add_argument("--race", action="store_true", help="racing off and on: task calls saved at equal outcome")
     parser.add_argument("--scripted-only", action="store_true", help="with --race: only the scripted world")
+    parser.add_argument("--scenarios", action="store_true",
+                        help="the pull requests of bench/scenarios.json: harmful edits located? fix proposed?")
+    parser.add_argument("--markdown", help="with --scenarios: also write the table to this file")
     parser.add_argument("--quick", action="store_true", help="a smoke run: sports, gpo and apo, 1 seed, 1 step")
     parser.add_argument("--keep", action="store_true", help="keep the temp project, caches and trajectories")
     args = parser.parse_args(argv)
     from gpo_action.optimize.presets import PRESETS
 
-    default_presets = "gpo" if args.race else ("gpo,apo" if args.quick else ",".join(PRESETS))
+    default_presets = "gpo" if args.race else ("gpo,apo" if args.quick or args.scenarios else ",".join(PRESETS))
     args.presets = [p.strip() for p in (args.presets or default_presets).split(",") if p.strip()]
     unknown = [p for p in args.presets if p not in PRESETS]
     if unknown or not args.presets:
         parser.error(f"unknown presets {unknown} (known: {', '.join(PRESETS)})")
     args.suites = [s.strip() for s in (args.suites or ("sports" if args.quick else ",".join(DEFAULT_SUITES))).split(",")
                    if s.strip()]
-    args.seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    args.seeds = args.seeds if args.seeds is not None else (1 if args.quick or args.scenarios else 3)
     args.steps = args.steps if args.steps is not None else (1 if args.quick else 2)
     args.candidates = args.candidates if args.candidates is not None else 2
     if not 1 <= args.seeds <= 100 or not 1 <= args.steps <= 100 or not 1 <= args.candidates <= 64:
@@ -457,7 +469,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--max-calls takes 0 or more")
     if args.scripted_only and not args.race:
         parser.error("--scripted-only goes with --race")
+    if args.scenarios and args.race:
+        parser.error("--scenarios and --race are separate experiments: choose one")
+    if args.markdown and not args.scenarios:
+        parser.error("--markdown goes with --scenarios")
     return args
+
+
+def scenario_cap(args: argparse.Namespace, dev: int, holdout: int, hunks: int) -> int:
+    from gpo_action.optimize.localize import evaluation_bound
+
+    if args.max_calls is not None:
+        return args.max_calls
+    return default_cap(dev, holdout, args.steps, args.candidates) + (evaluation_bound(hunks) - 1) * dev
+
+
+def scenario_bench(args: argparse.Namespace, work: Path) -> list[str]:
+    """The scenarios of bench/scenarios.json per preset and seed: lines, then the Markdown table."""
+    from scenario_runs import markdown, run_scenarios, summary
+    from scenarios import load_scenarios
+
+    data, scenarios = load_scenarios()
+    chosen = [s for s in scenarios if s.suite in args.suites]
+    picked = models(args)
+    measured = "" if picked.task.name == data["model"] else f" (culprits were measured on {data['model']})"
+    show("setup", f"{picked.describe()}{measured}; presets {','.join(args.presets)}; seeds {args.seeds}; steps "
+                  f"{args.steps}, candidates {args.candidates}; scenarios {', '.join(s.name for s in chosen)}; "
+                  f"max_drop {data['max_drop']}")
+    runs = run_scenarios(chosen, args.presets, args.seeds, write_project(work / "project"), work,
+                         task_model=picked.task, optimizer=picked.optimizer, steps=args.steps,
+                         candidates=args.candidates, cap=lambda *sizes: scenario_cap(args, *sizes),
+                         max_drop=data["max_drop"])
+    table = markdown(runs)
+    print(table, end="", flush=True)
+    if args.markdown:
+        target = Path(args.markdown)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(table, encoding="utf-8")
+        os.replace(tmp, target)
+        show("markdown", f"written to {target}")
+    return summary(runs)
 
 
 def bench(args: argparse.Namespace, work: Path) -> int:
@@ -467,15 +518,18 @@ def bench(args: argparse.Namespace, work: Path) -> int:
     print(machine_line(), flush=True)
     show("load", f"{os.getloadavg()[0]:.2f} (1-minute average) at {datetime.now(timezone.utc):%H:%M} UTC, start")
     setup = None
-    if not (args.race and args.scripted_only):
-        if args.model and (problem := key_problem(args.model)):
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
+    if args.model and not (args.race and args.scripted_only) and (problem := key_problem(args.model)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if not (args.race and args.scripted_only or args.scenarios):
         setup = prepare(args, work)
         caps = ", ".join(f"{s} {c}" for s, c in setup.caps.items())
-        show("setup", f"{setup.models.describe()}; presets {','.join(args.presets)}; seeds {args.seeds}; steps {args.steps}, candidates "
-                      f"{args.candidates}; max_calls per run: {caps}")
-    summary = race(args, setup, work) if args.race else compare(args, setup, work)
+        show("setup", f"{setup.models.describe()}; presets {','.join(args.presets)}; seeds {args.seeds}; steps "
+                      f"{args.steps}, candidates {args.candidates}; max_calls per run: {caps}")
+    if args.scenarios:
+        summary = scenario_bench(args, work)
+    else:
+        summary = race(args, setup, work) if args.race else compare(args, setup, work)
     summary.append(f"wall {time.perf_counter() - started:.0f}s, load {os.getloadavg()[0]:.2f} at end")
     show("summary", "; ".join(summary))
     return 0
