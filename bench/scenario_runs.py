@@ -35,6 +35,7 @@ class ScenarioRun:
     seed: int
     result: Any          # OptimizeResult
     wall: float
+    sampled: int         # refinement candidates the optimizer returned, over all steps
 
     @property
     def location(self) -> dict[str, Any]:
@@ -98,13 +99,15 @@ def run_scenarios(chosen: Sequence[Scenario], presets: Sequence[str], seeds: int
             for preset in presets:
                 run_dir = place / f"{preset}-seed{seed}"
                 copy_cache(place / "head-cache.sqlite", run_dir / "cache.sqlite")
+                sampled = []
                 started = time.perf_counter()
                 with ResponseCache(run_dir / "cache.sqlite") as cache, \
                         LLMClient(cache=cache, timeout=TIMEOUT, notes=lambda note: None) as client:
                     result = optimize(job, suite, get_preset(preset, steps=steps, candidates=candidates),
                                       BudgetLimits(max_calls=calls), client, optimizer_model=optimizer(seed),
-                                      run_dir=run_dir / "run", base=base, max_drop=max_drop)
-                run = ScenarioRun(scenario, preset, seed, result, time.perf_counter() - started)
+                                      run_dir=run_dir / "run", base=base, max_drop=max_drop,
+                                      on_step=lambda report: sampled.append(report.candidates))
+                run = ScenarioRun(scenario, preset, seed, result, time.perf_counter() - started, sum(sampled))
                 runs.append(run)
                 show(f"run {scenario.name} {preset} seed={seed}", run_line(run))
     return runs
@@ -126,7 +129,9 @@ def run_line(run: ScenarioRun) -> str:
             f"dev base {pct(loc.get('base_score'))} head {pct(loc.get('head_score'))} fix "
             f"{pct(loc.get('fixed_score'))}; holdout head {pct(r.original_holdout)} -> best {pct(r.best_holdout)} "
             f"(best: {run.best_kind}), p {p_cell(r.holdout_p)}; proposed {'yes' if r.proposed else 'no'}; calls "
-            f"{r.spent.get('calls', 0)} (optimizer {r.spent.get('optimizer_calls', 0)}); seconds {run.wall:.0f}; "
+            f"{r.spent.get('calls', 0)} (optimizer {r.spent.get('optimizer_calls', 0)}); refinement candidates "
+            f"{run.sampled}, rejected {', '.join(f'{k} {v}' for k, v in sorted(r.rejected.items())) or 'none'}; "
+            f"seconds {run.wall:.0f}; "
             f"stop {r.stop_reason or '-'}; {r.message}")
 
 
