@@ -116,7 +116,7 @@ def run_scenarios(chosen: Sequence[Scenario], presets: Sequence[str], seeds: int
 def p_cell(p: float | None) -> str:
     from gpo_action.optimize.results import p_text
 
-    return "-" if p is None else p_text(p)
+    return "-" if p is None else p_text(p).removeprefix("p = ").removeprefix("p ")  # "0.031", "< 0.001"
 
 
 def run_line(run: ScenarioRun) -> str:

@@ -82,12 +82,12 @@ def test_a_large_gain_is_proposed_and_the_comment_names_the_rule(tmp_path, opena
     assert result.best_holdout == 1.0 and result.original_holdout == pytest.approx(1 - fixed / 15)
     assert result.holdout_p == pytest.approx(0.5 ** fixed) and result.holdout_p < 0.05  # one-sided exact McNemar
     assert result.proposed and result.message.startswith("improved:")
-    figures = f"holdout {100 * result.original_holdout:.1f} → 100.0, p = {p_text(result.holdout_p)}, 15 cases"
+    figures = f"holdout {100 * result.original_holdout:.1f} → 100.0, {p_text(result.holdout_p)}, 15 cases"
     fix = Fix("triage", "regressed", "prompts/triage.j2", result=result, points=(ChartPoint(0, 0.3), ChartPoint(1, 1.0)))
     section, summary = fix_section(fix, None)
     assert figures in summary and "✅" in summary
     assert ("Proposed because it beats the head prompt on the 15 holdout cases by the one-sided exact McNemar "
-            f"test at α = 0.05 (p = {p_text(result.holdout_p)})") in section
+            f"test at α = 0.05 ({p_text(result.holdout_p)})") in section
 
 
 def test_the_level_is_the_specs_alpha(tmp_path, openai_server):

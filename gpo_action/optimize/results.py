@@ -14,7 +14,8 @@ TEST_NAMES = {"mcnemar": "exact McNemar", "sign-flip": "sign-flip"}
 
 
 def p_text(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    """"p = 0.016", or "p < 0.001" (never "p = < 0.001")."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def pct(score: float | None) -> str:
@@ -25,14 +26,14 @@ def pct(score: float | None) -> str:
 def holdout_figures(before: float | None, after: float | None, p: float | None, cases: int,
                     arrow: str = "->") -> str:
     """"holdout 53.3 -> 86.7, p = 0.004, 15 cases": the rule's figures, in one place for every report."""
-    tested = "" if p is None else f", p = {p_text(p)}, {cases} case{'s' * (cases != 1)}"
+    tested = "" if p is None else f", {p_text(p)}, {cases} case{'s' * (cases != 1)}"
     return f"holdout {pct(before)} {arrow} {pct(after)}{tested}"
 
 
 def base_figures(base: float | None, after: float | None, p: float | None, cases: int) -> str:
     """"base 86.7 vs 93.3 on holdout, p = 0.500, 15 cases": the check of a located revert against the
     base prompt (p: one-sided, of "the base scores higher")."""
-    tested = "" if p is None else f", p = {p_text(p)}, {cases} case{'s' * (cases != 1)}"
+    tested = "" if p is None else f", {p_text(p)}, {cases} case{'s' * (cases != 1)}"
     return f"base {pct(base)} vs {pct(after)} on holdout{tested}"
 
 

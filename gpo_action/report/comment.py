@@ -183,7 +183,7 @@ def holdout_rule(result) -> str:
         return ""
     test = f"the one-sided {TEST_NAMES.get(result.holdout_test, result.holdout_test)} test at α = {result.alpha:g}"
     cases = f"{result.holdout_paired} holdout case{'s' * (result.holdout_paired != 1)}"
-    beats = f"it beats the head prompt on the {cases} by {test} (p = {p_text(result.holdout_p)})"
+    beats = f"it beats the head prompt on the {cases} by {test} ({p_text(result.holdout_p)})"
     versus = versus_base(result)
     if result.proposed:
         return f"Proposed because {beats}" + (f", and is {versus}." if versus else ".")
@@ -195,7 +195,7 @@ def holdout_rule(result) -> str:
                         "back what the base prompt did, and a located revert is proposed only when it does.")
             return (f"Not proposed: {beats}, but the check against the base prompt could not run; a located "
                     "revert is proposed only when it is not significantly worse than the base.")
-        return (f"Not proposed: the gain on the {cases} is not significant by {test} (p = {p_text(result.holdout_p)}); "
+        return (f"Not proposed: the gain on the {cases} is not significant by {test} ({p_text(result.holdout_p)}); "
                 "a fix is proposed only when it is.")
     return f"Not proposed: it does not beat the head prompt on the {cases} (a fix must, by {test})."
 
