@@ -197,6 +197,20 @@ def test_stop_sequences_and_max_tokens_are_honoured():
     assert sampling_options({}).max_tokens == DEFAULT_MAX_TOKENS == 256
 
 
+def test_a_pre_filled_reply_is_continued_and_stops_at_its_stop_string():
+    count = ({"role": "user", "content": "Count from 1 to 10, separated by commas."},)
+    prefill = ({"role": "assistant", "content": "1, 2, 3, 4,"},)
+    with LLMClient() as client:
+        assert client.supports(MODEL, "prefill") and client.supports(MODEL, "stop")
+        continued, stopped = client.complete([
+            LLMRequest(MODEL, count + prefill, {"temperature": 0, "max_tokens": 8}),
+            LLMRequest(MODEL, count + prefill, {"temperature": 0, "max_tokens": 8, "stop": [" 7"]}),
+        ])
+    assert continued.text.lstrip().startswith("5") and "1, 2" not in continued.text   # the continuation only
+    assert " 7" in continued.text and " 7" not in stopped.text and continued.text.startswith(stopped.text)
+    assert continued.completion_tokens <= 8
+
+
 def test_a_timeout_does_not_block_the_event_loop_or_later_requests():
     with LLMClient(timeout=0.3, max_retries=0) as client:  # 150 tokens take 2 s or more
         [slow] = client.complete([ask("Write a long story about a dragon.", temperature=0.8, max_tokens=150)])

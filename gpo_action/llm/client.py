@@ -262,6 +262,12 @@ class LLMClient(EmbeddingMixin):
             cacheable = [key for key, r in firsts.items() if self._provider(r.model).cacheable]
             return len(firsts) - len(self._lookup(cacheable))
 
+    def supports(self, model: ModelConfig, feature: str) -> bool:
+        """Whether `model`'s provider declares `supports_<feature>` (e.g. "prefill", "stop"; see
+        `providers.Provider`). Builds the provider if needed; never calls a model."""
+        with self._lock:
+            return bool(getattr(self._provider(model), f"supports_{feature}", False))
+
     def close(self) -> None:
         """Close the client's event loop (and the connections litellm keeps on it)."""
         with self._lock:

@@ -15,7 +15,9 @@ says how to install them. llama.cpp runs on all but one of the process's CPUs (a
 `GPO_LOCAL_THREADS=<n>` overrides that (see `llama_threads`).
 
 Generation: the chat template comes from the GGUF's own metadata (llama-cpp-python's
-`chat_template.default`). Params: temperature (default 1.0, as OpenAI), top_p, max_tokens or
+`chat_template.default`). A last message of role "assistant" is a prefill: the model continues
+it, and the reply is the continuation only (`supports_prefill`; the optimizer pre-fills
+`<START>`). Params: temperature (default 1.0, as OpenAI), top_p, max_tokens or
 max_completion_tokens (default 256, so a rambling small model stops), stop, seed,
 presence_penalty, frequency_penalty, n (n > 1: sampled one after another); others are ignored.
 Sample k of a request uses seed `seed + k` (seed defaults to 0), and every generation starts from
@@ -79,6 +81,7 @@ class LoadedModel:
     path: Path
     seconds: float  # load time
     lock: threading.Lock
+    formatter: Any = None  # the GGUF's chat template, built on the first pre-filled request
 
 
 @dataclass(frozen=True)
@@ -234,27 +237,58 @@ def sampling_options(params: Mapping[str, Any]) -> Sampling:
 
 def generate(model: LoadedModel, messages: Sequence[Message], sampling: Sampling) -> Generation:
     """`sampling.n` completions, one after another, each from an empty KV cache (so the answer
-    does not depend on the previous request: llama.cpp's prefix reuse changes logits slightly)."""
+    does not depend on the previous request: llama.cpp's prefix reuse changes logits slightly).
+    A last message of role "assistant" is a prefill: the reply continues it (and is returned
+    without it), generated from the chat template's prompt for the other messages plus its text."""
     choices: list[tuple[str, str]] = []
     prompt_tokens = completion_tokens = 0
+    prefill = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else None
     with model.lock:
+        prompt, stop = (_prefilled_prompt(model, messages[:-1], prefill) if prefill is not None
+                        else (None, list(sampling.stop)))
         for i in range(sampling.n):
             model.llama.reset()
-            out = model.llama.create_chat_completion(
-                messages=[{"role": m["role"], "content": m["content"]} for m in messages],
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                max_tokens=sampling.max_tokens,
-                stop=list(sampling.stop),
-                seed=(sampling.seed + i) % 2**32,
-                presence_penalty=sampling.presence_penalty,
-                frequency_penalty=sampling.frequency_penalty,
-            )
-            choice = out["choices"][0]
-            choices.append((choice["message"]["content"] or "", choice.get("finish_reason") or "stop"))
+            options = dict(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
+                           seed=(sampling.seed + i) % 2**32, presence_penalty=sampling.presence_penalty,
+                           frequency_penalty=sampling.frequency_penalty)
+            if prompt is None:
+                out = model.llama.create_chat_completion(
+                    messages=[{"role": m["role"], "content": m["content"]} for m in messages],
+                    stop=stop, **options)
+                choice = out["choices"][0]
+                text = choice["message"]["content"]
+            else:
+                out = model.llama.create_completion(prompt=prompt, stop=stop + list(sampling.stop), **options)
+                choice = out["choices"][0]
+                text = choice["text"]
+            choices.append((text or "", choice.get("finish_reason") or "stop"))
             prompt_tokens = out["usage"]["prompt_tokens"]
             completion_tokens += out["usage"]["completion_tokens"]
     return Generation(tuple(choices), prompt_tokens, completion_tokens)
+
+
+def _prefilled_prompt(model: LoadedModel, messages: Sequence[Message], prefill: str) -> tuple[list[int], list[str]]:
+    """The tokens to continue for a pre-filled reply (the chat template's prompt for `messages`,
+    which ends with the assistant's turn opened, then `prefill`), and the template's stop strings.
+    The same template and tokenization `create_chat_completion` uses."""
+    llama = model.llama
+    if model.formatter is None:
+        from llama_cpp import llama_chat_format
+
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError("this model has no chat template to pre-fill a reply with")
+
+        def text_of(token: int) -> str:
+            return llama.detokenize([token], special=True).decode("utf-8", "replace") if token != -1 else ""
+
+        model.formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template, eos_token=text_of(llama.token_eos()), bos_token=text_of(llama.token_bos()),
+            stop_token_ids=[llama.token_eos()])
+    result = model.formatter(messages=[{"role": m["role"], "content": m["content"]} for m in messages])
+    tokens = llama.tokenize((result.prompt + prefill).encode("utf-8"), add_bos=not result.added_special, special=True)
+    stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+    return tokens, [s for s in stop if s]
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -335,6 +369,8 @@ class LocalProvider(LiteLLMProvider):
     loaded in `prepare()`; sample k is drawn with seed `seed + k`."""
 
     supports_n = True  # the handler samples n completions itself
+    supports_prefill = True  # a last assistant message is continued (`generate`)
+    supports_stop = True
     max_concurrency = 1  # one generation at a time: more workers would only queue past their timeout
     offloadable = False  # the model stays loaded in this process
 

@@ -58,7 +58,10 @@ class RawEmbedding:
 @runtime_checkable
 class Provider(Protocol):
     """Answers requests for one model. `cacheable`: answers may go to the response cache;
-    `supports_n`: one call can return n candidates. A provider may also define a sync
+    `supports_n`: one call can return n candidates. Optional capabilities (absent means False):
+    `supports_prefill`, a last message of role "assistant" is continued, and the reply is the
+    continuation only; `supports_stop`, the `stop` param (a list of strings) is honoured and the
+    stop string is left out of the reply. A provider may also define a sync
     `prepare()`, which the client calls once before its first request goes out (heavy imports
     belong there, not in the factory, and not inside a timed call), and a `max_concurrency`
     (requests it can serve at once) that caps the client's workers for its model."""
@@ -177,10 +180,14 @@ class LiteLLMProvider:
     cacheable = True
     offloadable = True  # its calls may run in the client's worker processes (llm/workers.py)
 
+    # A trailing assistant message is continued by some providers (Anthropic) and answered after by
+    # others (OpenAI), and litellm does not say which: never pre-fill through litellm.
+    supports_prefill = False
+
     def __init__(self, model: ModelConfig, base_dir: Path):
         self.model = model.name
         self._priced: bool | None = None
-        self._supports_n: bool | None = None
+        self._supported: list[str] | None = None
 
     def prepare(self) -> None:
         import_litellm()
@@ -189,15 +196,22 @@ class LiteLLMProvider:
         """Report no cost for this model's calls, whatever litellm's price map says."""
         self._priced = False
 
+    def _supported_params(self) -> list[str]:
+        if self._supported is None:
+            try:
+                self._supported = list(import_litellm().get_supported_openai_params(model=self.model) or [])
+            except Exception:  # noqa: BLE001  (unknown provider: assume no optional param)
+                self._supported = []
+        return self._supported
+
     @property
     def supports_n(self) -> bool:
-        if self._supports_n is None:
-            try:
-                supported = import_litellm().get_supported_openai_params(model=self.model) or []
-            except Exception:  # noqa: BLE001  (unknown provider: ask for one candidate at a time)
-                supported = []
-            self._supports_n = "n" in supported
-        return self._supports_n
+        return "n" in self._supported_params()
+
+    @property
+    def supports_stop(self) -> bool:
+        """Only where litellm lists `stop` for the model: some (OpenAI's reasoning models) refuse it."""
+        return "stop" in self._supported_params()
 
     async def acomplete(
         self,

@@ -238,6 +238,14 @@ class PooledProvider:
     def supports_n(self) -> bool:
         return self.inner.supports_n
 
+    @property
+    def supports_stop(self) -> bool:
+        return self.inner.supports_stop
+
+    @property
+    def supports_prefill(self) -> bool:
+        return self.inner.supports_prefill
+
     async def acomplete(self, messages: Sequence[Message], params: Mapping[str, Any], n: int, timeout: float,
                         *, sample: int = 0, tag: str = "") -> RawCompletion:
         try:
