@@ -102,7 +102,7 @@ def test_input_errors_exit_2(project):
 
 
 def test_unusable_replies_are_counted_and_a_failing_optimizer_exits_3(project, openai_server):
-    openai_server.add_rule(r"Wrap the new prompt", "no markers at all")
+    project.optimizer = Optimizer(lambda request, index, meta: f"no markers at all {index}")
     result = run_cli("optimize", "triage", "--steps", "1")
     assert result.exit_code == 0 and "rejected: no-markers 3" in result.stdout
     assert "no improvement found" in result.stdout

@@ -16,7 +16,7 @@ from gpo_action.optimize.similarity import tfidf_similarities
 from gpo_action.templates import parse_template
 from tests.support.openai_server import ScriptedOpenAIServer
 from tests.test_optimize_world import (TEXT_TEMPLATE, TICKETS, Optimizer, World, add_hint, budget_of,
-                                       current_prompt, hint_script, is_meta, shown_prompts, wrap)
+                                       current_prompt, hint_script, is_meta, shown_prompts, source_view, wrap)
 from tests.test_optimize_world import world  # noqa: F401  (the fixture)
 
 
@@ -61,12 +61,12 @@ def test_meta_prompts_show_the_k_most_relevant_prompts_in_ascending_similarity_a
     for t, meta in enumerate(metas, start=1):
         assert budget_of(meta) == int(10 + 40 * 0.5 * (1 + math.cos(math.pi * t / 4)))
         h = history[:t]
-        assert current_prompt(meta) == h[-1].rstrip("\n")
+        assert current_prompt(meta) == source_view(h[-1])
         scores = tfidf_similarities(h[-1], h[:-1])
         top = sorted(range(len(h) - 1), key=lambda i: (-scores[i], -i))[:2]
         expected = [h[i] for i in sorted(top, key=lambda i: (scores[i], i))] + [h[-1]]
-        assert shown_prompts(meta) == [p.rstrip("\n") for p in expected]
-    assert shown_prompts(metas[3]) == [P0.rstrip("\n"), P1.rstrip("\n"), P3.rstrip("\n")]  # not the recency window
+        assert shown_prompts(meta) == [source_view(p) for p in expected]
+    assert shown_prompts(metas[3]) == [source_view(P0), source_view(P1), source_view(P3)]  # not the recency window
     steps = [r for r in trajectory(tmp_path) if r["kind"] == "step"]
     assert steps[3]["similarity"] == "tfidf" and [prompts[i] for i in steps[3]["shown"]] == [P0, P1, P3]
     assert result.similarity == "tfidf"
@@ -263,15 +263,23 @@ def test_reflection_and_editing_for_the_apo_preset(tmp_path, world):
     assert step["feedback"].startswith("The prompt gives no hint") and result.steps_done == 1
 
 
-def test_a_chat_template_is_optimized_as_its_whole_yaml_source(tmp_path, openai_server):
+def test_a_chat_template_is_optimized_as_its_message_text_and_rebuilt_with_roles_and_params(tmp_path, openai_server):
     world = World(tmp_path, openai_server, Optimizer(hint_script), kind="chat")
     with world.client() as client:
         result = world.run(client, steps=2, candidates=2)
+    meta = world.meta_requests()[0]
+    assert current_prompt(meta) == ("### system\nYou sort support tickets.\n### user\n"
+                                    "Classify this support ticket as billing, bug or other.\nTicket: [1]\n"
+                                    "Answer: Category: <one word>")
+    assert "params" not in meta and "role:" not in meta and "{{" not in meta   # no YAML, no template code
+    reply = world.optimizer.script(1, 0, meta)
+    assert "params" not in reply and "role" not in reply     # the optimizer answered with message text only
     assert result.kind == "chat" and result.proposed and "HINT-" in result.best
     best = parse_template(result.best, "prompts/triage.yaml")
     assert best.kind == "chat" and dict(best.params) == {"temperature": 0}
     assert [m.role for m in best.messages] == ["system", "user"] and best.variables == {"ticket"}
-    assert "chat template written in YAML" in world.meta_requests()[0]
+    assert best.messages[0].source == "You sort support tickets."
+    assert result.best.startswith("params:\n  temperature: 0\nmessages:\n  - role: system\n")  # the file's own layout
     task = [b for b in openai_server.requests if not is_meta(b)]
     assert task and all([m["role"] for m in b["messages"]] == ["system", "user"] for b in task)
     write_proposal(result, tmp_path)
@@ -313,10 +321,10 @@ def test_embedding_similarity_ranks_by_cosine_of_the_servers_vectors_and_embeds_
         for t, meta in enumerate(metas, start=1):
             h = history[:t]
             scores = [cosine(embed_text(h[-1]), embed_text(p)) for p in h[:-1]]
-            assert shown_prompts(meta) == [p.rstrip("\n") for p in relevance_shown(h, scores)]
+            assert shown_prompts(meta) == [source_view(p) for p in relevance_shown(h, scores)]
         # at step 5 the embeddings pick P1 where TF-IDF would pick P0
         assert relevance_shown(history, tfidf_similarities(P4, history[:-1]))[0] == P0
-        assert shown_prompts(metas[4])[0] == P1.rstrip("\n")
+        assert shown_prompts(metas[4])[0] == source_view(P1)
         embedded = [text for body in embedder.requests for text in body["input"]]
         assert sorted(embedded) == sorted(history)          # each prompt once, though compared at every step
         steps = [r for r in trajectory(tmp_path) if r["kind"] == "step"]
@@ -348,7 +356,7 @@ def test_a_failing_embedding_endpoint_falls_back_to_tfidf_with_a_note(tmp_path, 
     history = [P0, P1, P2, P3]
     for t, meta in enumerate(world.meta_requests(), start=1):
         h = history[:t]
-        assert shown_prompts(meta) == [p.rstrip("\n") for p in relevance_shown(h, tfidf_similarities(h[-1], h[:-1]))]
+        assert shown_prompts(meta) == [source_view(p) for p in relevance_shown(h, tfidf_similarities(h[-1], h[:-1]))]
 
 
 @pytest.mark.parametrize("cap", ["max_calls", "max_optimizer_calls"])

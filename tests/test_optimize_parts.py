@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from gpo_action.errors import InputError, TemplateError
 from gpo_action.optimize import candidates, directions, refiners, schedules, selectors, similarity, stoppers
-from gpo_action.optimize.candidates import REJECTION_REASONS, check_candidate, edit_words, extract_candidate
+from gpo_action.optimize.candidates import REJECTION_REASONS, Extracted, check_candidate, edit_words, extract_text
 from gpo_action.optimize.diffs import diff_stats, new_text, old_text, render_markdown, render_plain, word_diff
 from gpo_action.optimize.metaprompts import BUILTIN_NAMES, load_metaprompts
 from gpo_action.optimize.presets import PRESETS, get_preset
@@ -130,14 +130,20 @@ CASES = [Case("a", {"ticket": "charged twice"}, "billing"), Case("b", {"ticket":
 
 
 def test_extraction_handles_markers_empty_enormous_and_fences():
-    assert extract_candidate("no markers here", TEXT_TEMPLATE, 1000) == (None, "no-markers")
-    assert extract_candidate("<START> only the start", TEXT_TEMPLATE, 1000) == (None, "no-markers")
-    assert extract_candidate("<START>\n  \n<END>", TEXT_TEMPLATE, 1000) == (None, "empty")
-    assert extract_candidate("<START>" + "word " * 10_000 + "<END>", TEXT_TEMPLATE, 1000) == (None, "too-long")
-    text, why = extract_candidate("Sure!\n<START>\nNew {{ ticket }}\n<END> bye <START>x<END>", TEXT_TEMPLATE, 1000)
-    assert (text, why) == ("New {{ ticket }}\n", None)  # the original's trailing newline is kept
-    fenced, _ = extract_candidate("<START>\n```jinja\nNew {{ ticket }}\n```\n<END>", TEXT_TEMPLATE, 1000)
-    assert fenced == "New {{ ticket }}\n"
+    assert extract_text("<START>\n  \n<END>", 1000) == Extracted(None, "empty")
+    assert extract_text("<START>" + "word " * 10_000 + "<END>", 1000) == Extracted(None, "too-long")
+    assert extract_text("Sure!\n<START>\nNew {{ ticket }}\n<END> bye <START>x<END>", 1000) == Extracted("New {{ ticket }}")
+    assert extract_text("<START>\n```jinja\nNew {{ ticket }}\n```\n<END>", 1000).text == "New {{ ticket }}"
+
+
+def test_a_reply_without_both_markers_falls_back_to_its_start_or_end_unmarked():
+    assert extract_text("  no markers here\n", 1000) == Extracted("no markers here", marked=False)
+    assert extract_text("Sure: <START> only the start\n", 1000) == Extracted("only the start", marked=False)
+    assert extract_text("only the end <END> bye", 1000) == Extracted("only the end", marked=False)
+    assert extract_text("   ", 1000) == Extracted(None, "empty", marked=False)
+    # <END> asked for as a stop sequence: the provider left it out, the reply is still marked
+    assert extract_text("Sure: <START>\nthe prompt", 1000, stops_at_end=True) == Extracted("the prompt")
+    assert extract_text("the prompt", 1000, stops_at_end=True).marked is False
 
 
 @pytest.mark.parametrize("source, reason", [

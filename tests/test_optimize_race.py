@@ -35,10 +35,11 @@ def test_racing_keeps_the_result_for_fewer_calls(tmp_path, openai_server, script
 
 
 def test_racing_a_step_with_no_safe_candidate(tmp_path, openai_server):
-    """A weak optimizer (no <START>/<END>) leaves nothing to race: the step ends, the run too."""
+    """A weak optimizer (no <START>/<END>, and read whole its replies drop the variable) leaves
+    nothing to race: the step ends, the run too."""
     from tests.test_optimize_world import Optimizer, World
 
-    world = World(tmp_path, openai_server, Optimizer(lambda request, index, meta: "A better prompt, no markers."))
+    world = World(tmp_path, openai_server, Optimizer(lambda request, index, meta: f"A better prompt {request}-{index}."))
     with world.client(cache=False) as client:
         result = world.run(client, steps=2, candidates=2, race=True)
     assert result.steps_done == 2 and result.rejected == {"no-markers": 4}

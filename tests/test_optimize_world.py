@@ -73,14 +73,24 @@ def budget_of(meta: str) -> int | None:
 
 
 def shown_prompts(meta: str) -> list[str]:
-    """The prompts of the meta-prompt's trajectory section, in order."""
+    """The prompts of the meta-prompt's trajectory section, in order, as the optimizer sees them."""
     section = meta.split("The current prompt is:")[0]
-    return [p.rstrip("\n") for p in re.findall(r"Prompt:\n(.*?)\nScore: ", section, re.DOTALL)]
+    return re.findall(r"Prompt:\n<START>\n(.*?)\n<END>\nScore: ", section, re.DOTALL)
 
 
 def current_prompt(meta: str) -> str:
-    rest = meta.split("The current prompt is:\n", 1)[1]
-    return rest.split("\nThe following exemplars", 1)[0].split("\nIts score is")[0].rstrip("\n")
+    """The current prompt as the optimizer sees it (`views`: a header line, placeholders)."""
+    return meta.split("The current prompt is:\n<START>\n", 1)[1].split("\n<END>", 1)[0]
+
+
+def source_view(source: str, kind: str = "text") -> str:
+    """A template source of this world as the optimizer is shown it."""
+    from gpo_action.optimize.views import View
+    from gpo_action.templates import parse_template
+
+    name = "triage.j2" if kind == "text" else "triage.yaml"
+    template = parse_template(TEXT_TEMPLATE if kind == "text" else CHAT_TEMPLATE, name)
+    return View(template, [source]).show(source)
 
 
 class Optimizer:
@@ -103,11 +113,15 @@ class Optimizer:
 
 
 def add_hint(prompt: str, line: str) -> str:
-    """The prompt with one more line after its first line (works for text and chat sources)."""
+    """The prompt with one more line after its first line of text: works for text and chat sources
+    and for what the optimizer is shown of them (a chat file's hint goes into its user message)."""
     if prompt.lstrip().startswith("params:"):
         return prompt.replace("Classify this support ticket", f"{line}\n      Classify this support ticket", 1)
-    first, _, rest = prompt.partition("\n")
-    return f"{first}\n{line}\n{rest}"
+    if prompt.startswith("### system"):
+        return prompt.replace("Classify this support ticket", f"{line}\nClassify this support ticket", 1)
+    header, rest = prompt.split("\n", 1) if prompt.startswith("### ") else ("", prompt)
+    first, _, tail = rest.partition("\n")
+    return f"{header}{chr(10) if header else ''}{first}\n{line}\n{tail}"
 
 
 def wrap(text: str) -> str:

@@ -10,8 +10,11 @@ The loop (gpo-method.md, section 2), with gpo-action's guards:
    candidate (the same holdout decision applies to it).
 1. For t = 1..T, while no cap is reached: retrieve the trajectory to show (direction), reflect
    on failed dev cases (if on), build the meta-prompt (refiner) with the step's word budget
-   (schedule), sample n candidates in one request (`complete_n`, sample indexes fixed per step so
-   a resumed run reads them from the cache), reject unsafe ones (`candidates`), reuse the scores of
+   (schedule), every prompt in it shown as the optimizer sees it (`views`: message text under role
+   headers, template code as placeholders), sample n candidates in one request (`complete_n`,
+   sample indexes fixed per step so a resumed run reads them from the cache; the reply pre-filled
+   with `<START>` and stopped at `<END>` where the provider can), read them back into templates
+   and reject unsafe ones (`candidates`), reuse the scores of
    prompts seen before, score the new ones on dev (`Scorer`, optionally racing), and let the
    selection rule pick the next current prompt.
 2. The result is the best dev prompt; it is proposed only if it beats the original on dev and
@@ -39,7 +42,8 @@ from gpo_action.evaluate import EvalJob
 from gpo_action.llm.client import BUDGET_EXHAUSTED, CallLimit
 from gpo_action.llm.types import LLMRequest, ModelConfig
 from gpo_action.optimize import metaprompts as M
-from gpo_action.optimize.candidates import allowed_words, check_candidate, edit_words, extract_candidate
+from gpo_action.optimize.candidates import (ReplyForm, allowed_words, check_candidate, edit_words, read_reply,
+                                            reply_form)
 from gpo_action.optimize.directions import get_direction
 from gpo_action.optimize.holdout import decide, holdout_test
 from gpo_action.optimize.ledger import Ledger, upfront_tokens
@@ -54,9 +58,10 @@ from gpo_action.optimize.similarity import get_similarity
 from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec, stoppers_for
 from gpo_action.optimize.stoppers import Dispatch, Spend
 from gpo_action.optimize.trajectory import FinalRecord, PromptRecord, StepRecord, prompt_id
+from gpo_action.optimize.views import View
 from gpo_action.results import SuiteResult
 from gpo_action.suites import MIN_SPLIT_CASES, Suite, split_cases
-from gpo_action.templates import PromptTemplate, frozen_regions, parse_template
+from gpo_action.templates import PromptTemplate, parse_template
 
 StepFn = Callable[[StepReport], None]
 SAMPLE_STRIDE = 1000   # step t samples candidates t*1000 .. t*1000+n-1 (reflection: t*1000)
@@ -113,7 +118,8 @@ class _Run:
         except ValueError as exc:
             raise InputError(str(exc), hint="set models.embedding in gpo.yaml") from None
         self.sources = M.load_metaprompts(spec.metaprompts)
-        self.exemplars = [M.exemplar_view(c) for c in self.dev[:spec.exemplars]]
+        label = View(template).label  # a variable named by its placeholder beside its value
+        self.exemplars = [M.exemplar_view(c, label) for c in self.dev[:spec.exemplars]]
         self.base, self.max_drop = base, max_drop
         self.fingerprint = fingerprint({
             "template": [template.kind, template.source],      # not the path: checkouts move
@@ -312,19 +318,17 @@ class _Run:
         feedback, reason = self._reflect(t, current, reserve) if self.spec.reflection else (None, None)
         if reason is not None:
             return reason
-        context = {
-            "kind": self.template.kind, "task": self.suite.description,
-            "trajectory": [{"prompt": r.prompt, "score": M.score_text(r.dev)} for r in shown],
-            "current": {"prompt": current.prompt, "score": M.score_text(current.dev)},
-            "exemplars": self.exemplars, "feedback": feedback, "budget_words": budget_words,
-            "variables": M.variable_list(self.template.variables),
-            "frozen": list(frozen_regions(self.template.source, self.template.path)),
-        }
+        view = View(self.template, [r.prompt for r in shown] + [current.prompt])
+        context = {"task": self.suite.description, "exemplars": self.exemplars, "feedback": feedback,
+                   "budget_words": budget_words,
+                   **M.view_context(view, [(r.prompt, r.dev) for r in shown], (current.prompt, current.dev))}
         meta = self.refiner.build(self.sources, context)
-        replies, reason = self._ask(meta, t * SAMPLE_STRIDE, self.spec.candidates, reserve, f"step {t}")
+        form = reply_form(view, prefill=self.client.supports(self.optimizer_model, "prefill"),
+                          stop=self.client.supports(self.optimizer_model, "stop"))
+        replies, reason = self._ask(meta, t * SAMPLE_STRIDE, self.spec.candidates, reserve, f"step {t}", form)
         if reason is not None:
             return reason
-        new, pool, rejected, duplicates = self._sort(replies, current, budget_words)
+        new, pool, rejected, duplicates = self._sort(replies, current, budget_words, view, form)
         evals, complete, reason = self._score([p for _, p, _ in new], reserve)
         raced_out = 0
         for (source, _, distance), evaluation, full in zip(new, evals, complete):
@@ -353,13 +357,13 @@ class _Run:
                              step_best=max(scored, default=None))
         return None
 
-    def _sort(self, replies, current: PromptRecord, budget_words: int | None):
+    def _sort(self, replies, current: PromptRecord, budget_words: int | None, view: View, form: ReplyForm):
         """The replies as (new safe candidates [(source, template, distance)], records of prompts seen
         before, rejections by reason, number of duplicates)."""
         new, known, rejected, duplicates, seen = [], [], Counter(), 0, set()
         for reply in replies:
-            source, why = (extract_candidate(reply.text or "", self.template.source, self.spec.max_candidate_chars)
-                           if reply.ok else (None, "optimizer-error"))
+            reading = read_reply(reply.text or "", view, self.spec.max_candidate_chars, form) if reply.ok else None
+            source, why = (reading.source, reading.reason) if reading else (None, "optimizer-error")
             if source is not None and (source in seen or prompt_id(source) in self.records):
                 duplicates += 1
                 if source not in seen:
@@ -377,7 +381,7 @@ class _Run:
                     new.append((source, parsed, distance))
                     continue
                 why = "over-budget"
-            rejected[why] += 1
+            rejected["no-markers" if reading and not reading.marked else why] += 1  # an unmarked reply fails
         return new, known, rejected, duplicates
 
     def _report_step(self, t: int) -> None:
@@ -389,10 +393,15 @@ class _Run:
         evals, reason = self.scorer.evaluate(templates, self.dev, reserve)
         return evals, [e is not None for e in evals], reason
 
-    def _ask(self, text: str, sample: int, n: int, reserve, what: str):
-        """n optimizer replies to `text` (one request where the provider supports n); (replies, stop reason)."""
-        request = LLMRequest(self.optimizer_model, ({"role": "user", "content": text},),
-                             {"temperature": self.spec.temperature}, sample, f"optimize/{self.suite.name}/{what}")
+    def _ask(self, text: str, sample: int, n: int, reserve, what: str, form: ReplyForm = ReplyForm()):
+        """n optimizer replies to `text` (one request where the provider supports n), asked for in
+        `form` (pre-filled, stop strings); (replies, stop reason)."""
+        messages, params = ({"role": "user", "content": text},), {"temperature": self.spec.temperature}
+        if form.prefill:
+            messages += ({"role": "assistant", "content": form.prefill},)
+        if form.stop:
+            params["stop"] = list(form.stop)
+        request = LLMRequest(self.optimizer_model, messages, params, sample, f"optimize/{self.suite.name}/{what}")
         limit, reason = self.ledger.admit("optimizer", 1, upfront_tokens([request], n), reserve)
         if reason is not None:
             return [], reason
@@ -421,8 +430,9 @@ class _Run:
         failed = [c for c in result.cases if not c.passed][: self.spec.reflection_cases]
         if not failed:
             return None, None
-        context = {"task": self.suite.description, "current": {"prompt": current.prompt},
-                   "failures": [M.failure_view(cases[c.case_id], c) for c in failed]}
+        view = View(self.template, [current.prompt])
+        context = {"task": self.suite.description, "current": {"prompt": view.show(current.prompt)},
+                   "failures": [M.failure_view(cases[c.case_id], c, view.label) for c in failed]}
         text = M.render_metaprompt(self.sources, "reflection.j2", context)
         replies, reason = self._ask(text, t * SAMPLE_STRIDE, 1, reserve, f"step {t} reflection")
         return (replies[0].text if replies and replies[0].ok else None), reason

@@ -6,16 +6,25 @@ that matches no built-in is an error (a typo would otherwise be ignored). Meta-p
 the same sandbox as prompt templates, with StrictUndefined, from plain values built here:
 
     kind           "text" | "chat"
+    headers        ["### system", "### user"]: the header line of each message, in order (a text
+                   template is one message, ["### user"])
     task           the suite's description ("" if none)
     trajectory     [{prompt, score}]  (score: "0.0".."100.0"), in the order to show
     current        {prompt, score}
-    exemplars      [{vars: [(name, value)], expected}]  fixed for the whole run
+    exemplars      [{vars: [(name, value)], expected}]  fixed for the whole run; a variable the
+                   template reads as `{{ name }}` is named by its placeholder (`[1]`)
     feedback       the reflection text, or None
-    variables      ["{{ name }}", ...]   the template's variables, as written in a template
-    frozen         [text of each frozen region]
+    placeholders   ["[1]", ...]  every placeholder the current prompt shows, in order
+    variables      the placeholders of those that read a template variable
+    frozen         the placeholders of its frozen regions
     freeze_marker, end_marker
     budget_words   int, or None for no budget
     failures       (reflection.j2 only) [{vars, expected, output, reason}]
+
+Every prompt is shown as the optimizer sees it (`views.View`): each message's content under its
+header line, template code as placeholders, never the YAML of a chat file; the built-ins wrap each
+shown prompt in `<START>`/`<END>`, the form the reply is asked for, and the reply is read back
+from that same form (`candidates.read_reply`).
 """
 
 from __future__ import annotations
@@ -23,9 +32,10 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from gpo_action.errors import InputError, TemplateError
+from gpo_action.optimize.views import View
 from gpo_action.results import CaseResult
 from gpo_action.suites import Case
 from gpo_action.templates import render_text, template_variables
@@ -82,16 +92,26 @@ def expected_text(case: Case) -> str:
     return "an output that passes: " + "; ".join(asks) if asks else "(not given)"
 
 
-def exemplar_view(case: Case) -> dict[str, Any]:
-    return {"vars": [(name, shown(value)) for name, value in case.vars.items()], "expected": expected_text(case)}
+def exemplar_view(case: Case, label: Callable[[str], str] = str) -> dict[str, Any]:
+    """A case's variables and expected output; each variable named by `label` (`View.label`: its
+    placeholder, which ties the value to where the prompt uses it)."""
+    return {"vars": [(label(name), shown(value)) for name, value in case.vars.items()], "expected": expected_text(case)}
 
 
-def failure_view(case: Case, result: CaseResult) -> dict[str, Any]:
+def failure_view(case: Case, result: CaseResult, label: Callable[[str], str] = str) -> dict[str, Any]:
     sample = result.samples[0] if result.samples else None
     reasons = [c.reason for c in (sample.checks if sample else ()) if not c.passed and c.reason]
     output = sample.output if sample is not None and sample.output is not None else f"(error: {result.error})"
-    return {**exemplar_view(case), "output": shown(output), "reason": "; ".join(reasons)}
+    return {**exemplar_view(case, label), "output": shown(output), "reason": "; ".join(reasons)}
 
 
-def variable_list(names: Sequence[str]) -> list[str]:
-    return ["{{ " + name + " }}" for name in sorted(names)]
+def view_context(view: View, shown: Sequence[tuple[str, float | None]],
+                 current: tuple[str, float | None]) -> dict[str, Any]:
+    """The meta-prompt values that show prompts: each (prompt, score) as the view shows it, and the
+    placeholders and headers the optimizer must keep (those of the current prompt)."""
+    prompt = current[0]
+    return {"kind": view.original.kind, "headers": list(view.headers),
+            "trajectory": [{"prompt": view.show(p), "score": score_text(s)} for p, s in shown],
+            "current": {"prompt": view.show(prompt), "score": score_text(current[1])},
+            "placeholders": view.tokens(prompt), "variables": view.tokens(prompt, reading=True),
+            "frozen": view.tokens(prompt, ("frozen",))}

@@ -21,6 +21,7 @@ from gpo_action.llm.types import ModelConfig
 from gpo_action.optimize import metaprompts as M
 from gpo_action.optimize.refiners import get_refiner
 from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec
+from gpo_action.optimize.views import View
 from gpo_action.suites import split_cases
 
 COMPLETION_GUESS = 100   # completion tokens assumed per task call without max_tokens
@@ -88,11 +89,10 @@ def project(job: EvalJob, spec: OptimizerSpec, budget: BudgetLimits, client, *, 
     task_prompt, task_completion = math.ceil(chars / 4), max_tokens or COMPLETION_GUESS
     per_case = suite.repeats * judged
     original = client.uncached_count(requests) * judged
-    context = {"kind": template.kind, "task": suite.description, "feedback": None,
-               "trajectory": [{"prompt": template.source, "score": "0.0"}] * (spec.k if spec.direction != "none" else 0),
-               "current": {"prompt": template.source, "score": "0.0"}, "budget_words": spec.budget_start,
-               "exemplars": [M.exemplar_view(c) for c in dev[:spec.exemplars]],
-               "variables": M.variable_list(template.variables), "frozen": []}
+    view, shown = View(template), [(template.source, None)] * (spec.k if spec.direction != "none" else 0)
+    context = {"task": suite.description, "feedback": None, "budget_words": spec.budget_start,
+               "exemplars": [M.exemplar_view(c, view.label) for c in dev[:spec.exemplars]],
+               **M.view_context(view, shown, (template.source, None))}
     meta = get_refiner(spec.refiner)().build(M.load_metaprompts(spec.metaprompts), context)
     meta_prompt, meta_completion = math.ceil(len(meta) / 4), spec.candidates * (math.ceil(len(template.source) / 4) + 20)
     asks = spec.steps * (2 if spec.reflection else 1)
