@@ -23,8 +23,9 @@ as every example prompt is a chat file. Default: sentiment (chat, two messages) 
 stop (this checkout only: it builds the step-1 meta-prompt with `views.View(style=...)` and reads
 the replies as the engine does, without scoring them). Prints one `style` line per style and suite.
 
-Size: 48 samples per suite (2 seeds x 24) takes about 2 to 4 minutes per suite on 2 shared cores
-(the optimizer samples one after another; accepted candidates are scored on the 15 dev cases).
+Size: 48 samples per suite (2 seeds x 24) took 7 to 9 minutes per suite on 2 shared cores
+(2026-12-02, load 2 to 4): the optimizer samples one after another, and new safe candidates are
+scored on the 15 dev cases. The table and the --styles figures are in bench/README.md.
 """
 
 from __future__ import annotations
