@@ -12,7 +12,7 @@ from gpo_action.cli import main
 from gpo_action.report.junit import TEXT_CHARS, eval_junit
 from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
 from tests.support.junit import validated
-from tests.support.projects import BAD, git, local_run_repo, write_config
+from tests.support.projects import BAD, local_run_repo, pull_request_branch, write_config
 
 KEY = "sk-junit-canary-8c1f2e"
 CASES = {"paid twice": "billing", "app crashes": "bug", "dark mode?": "other", "refund please": "billing"}
@@ -87,9 +87,7 @@ def test_repeats_name_each_failing_sample():
 def test_run_junit_has_each_side_and_the_verdict(tmp_path, openai_server, monkeypatch):
     repo = local_run_repo(tmp_path / "repo", openai_server, monkeypatch)
     monkeypatch.chdir(repo)
-    git(repo, "checkout", "-qb", "pr")
-    (repo / "prompts" / "triage.j2").write_text(BAD)
-    git(repo, "commit", "-qam", "shorter prompt")
+    pull_request_branch(repo, BAD, "shorter prompt")
     result = CliRunner().invoke(main, ["run", "--base", "main", "--junit", "run.xml"], catch_exceptions=False)
     assert result.exit_code == 1, result.stderr
     doc = validated((repo / "run.xml").read_text(encoding="utf-8"))
