@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from gpo_action.optimize.diffs import Op, word_diff
 from gpo_action.optimize.trajectory import prompt_id
+from gpo_action.report.formats import pct  # re-exported: the optimizer's reports use it
 
 
 TEST_NAMES = {"mcnemar": "exact McNemar", "sign-flip": "sign-flip"}
@@ -16,11 +17,6 @@ TEST_NAMES = {"mcnemar": "exact McNemar", "sign-flip": "sign-flip"}
 def p_text(p: float) -> str:
     """"p = 0.016", or "p < 0.001" (never "p = < 0.001")."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def pct(score: float | None) -> str:
-    """A 0..1 score as a percentage with one decimal; "-" for none."""
-    return "-" if score is None else f"{100 * score:.1f}"
 
 
 def holdout_figures(before: float | None, after: float | None, p: float | None, cases: int,
