@@ -39,7 +39,7 @@ def trajectory(root) -> list[dict]:
 def test_placeholders_are_put_back_and_a_broken_one_is_rejected_by_what_it_breaks(tmp_path, openai_server):
     replies = [
         BLOCKS_VIEW.replace("[2]Ticket: [3]", "Note: HINT-BILLING.\n[2]Ticket: [ 3 ]"),  # safe (spaced token)
-        BLOCKS_VIEW.replace("[3]", "the ticket"),              # the variable's placeholder left out
+        BLOCKS_VIEW.replace("Ticket: [3]", "Ticket"),          # the variable's placeholder left out
         BLOCKS_VIEW + "\nSee also [5].",                       # a placeholder that names nothing
         BLOCKS_VIEW.replace("[4]", ""),                        # {% endif %} left out
         BLOCKS_VIEW.replace("[2]", "[2][2]"),                  # {% if %} repeated
@@ -162,6 +162,38 @@ def test_code_the_optimizer_writes_itself_is_structure_and_tokens_already_in_the
     assert view.read("Rate [1] to [5]: [2]{% if x %}y{% endif %}[3]").reason == "syntax"
     assert view.read("Rate [1] to [5]: {{ review }}[3]").source == original.source    # its own {{ review }} is fine
     assert view.read("Rate [1] to [5]: [2]").reason == "syntax"                       # the comment is structure
+
+
+def test_an_input_slot_filled_with_text_or_another_number_gets_its_placeholder_back():
+    original = parse_template(textwrap.dedent("""\
+        messages:
+          - {role: system, content: You label reviews.}
+          - role: user
+            content: |-
+              Is this review positive?
+              Review: {{ review }}.
+              Answer with one word.
+        """), "p.yaml")
+    view = View(original)
+    shown = view.show(original.source)
+    assert "Review: [1]." in shown
+
+    def user(reply_line: str, lead: str = "Is this review positive?") -> str | None:
+        source = view.read(shown.replace("Review: [1].", reply_line).replace("Is this review positive?", lead)).source
+        return None if source is None else parse_template(source, "p.yaml").messages[1].source
+
+    kept = "Is this review positive?\nReview: {{ review }}.\nAnswer with one word."
+    assert user("Review: I loved this blender, it works great.") == kept       # an example input
+    assert user("Review: [2].") == kept and user("Review: [review]") == kept.replace("}}.", "}}")
+    assert user("  Review:   a long one") == kept.replace("Review:", "  Review:").replace("}}.", "}}")
+    assert user("Review: [1] (the customer's words)") == kept.replace(".\nAnswer", " (the customer's words)\nAnswer")
+    # no placeholder put back: the label gone, or on two lines, or the placeholder still somewhere
+    assert user("Text: I loved it.") == kept.replace("Review: {{ review }}.", "Text: I loved it.")
+    assert user("Review: good.\nReview: bad.") == kept.replace("{{ review }}.", "good.\nReview: bad.")
+    assert user("Review: good.", lead="[1] Is this review positive?") == (
+        "{{ review }} " + kept.replace("{{ review }}.", "good."))
+    twice = parse_template("Review: {{ review }}\nAgain: {{ review }}\n", "p.j2")
+    assert View(twice).read("Review: nice\nAgain: nice").source == "Review: nice\nAgain: nice\n"  # not once
 
 
 def test_placeholder_styles_name_and_number_the_code():

@@ -27,6 +27,10 @@ What a reply may do with them (`read`), and the reason when it may not:
 - expression placeholders may be moved, repeated or left out: the final gate (`check_candidate`)
   rejects a candidate whose set of variables differs from the original's (`variables`), the rule
   that held before placeholders; repeating `Review: [1]` is an edit like any other.
+- input slots are the tool's: where the original shows a variable's placeholder once, after a
+  label on its line (`Review: [1]`), and the reply holds it nowhere but keeps a line starting with
+  that label, the placeholder goes back after the label and the rest of that line goes (the small
+  model writes an example input there, or another number: `Review: I loved it.`, `Review: [2]`).
 - statement, comment and frozen placeholders are structure: each message must hold exactly the
   original's, once each and in the same order, else `frozen` (a frozen region) or `syntax`
   (statements or comments: control flow moved or lost). Template code the optimizer writes itself
@@ -210,9 +214,10 @@ class View:
         contents = self._contents(prompt)
         if contents is None:  # not of the original's form (never for a checked candidate): as it is
             return prompt.rstrip("\n")
-        shown = ["".join(self._tokens.get(code, code) if kind != "text" else code for kind, code in split_code(c))
-                 for c in contents]
-        return "\n".join(f"{head}\n{text.rstrip()}" for head, text in zip(self.headers, shown))
+        return "\n".join(f"{head}\n{self._shown(c).rstrip()}" for head, c in zip(self.headers, contents))
+
+    def _shown(self, content: str) -> str:
+        return "".join(self._tokens.get(code, code) if kind != "text" else code for kind, code in split_code(content))
 
     def tokens(self, prompt: str | None = None, kinds: Sequence[str] | None = None, *,
                reading: bool = False) -> list[str]:
@@ -236,6 +241,7 @@ class View:
         parts = self._parts(text)
         if parts is None:
             return Reading(None, "roles-changed")
+        parts = self._refill(parts)
         contents = []
         for part, message in zip(parts, self.original.messages):
             content, why = self._restore(part)
@@ -263,6 +269,23 @@ class View:
         ends = [m.start() for m in found[1:]] + [len(text)]  # a header past the last message ends it
         return [_cut(text[m.end():end], message.source).strip("\n")
                 for m, end, message in zip(found, ends, self.original.messages)]
+
+    def _refill(self, parts: list[str]) -> list[str]:
+        """The parts with each input slot put back that the reply filled with text of its own: a
+        variable's placeholder the original shows once, on a line that starts with a label
+        (`Review: [1]`), and the reply nowhere holds, goes back after that label on the one reply
+        line that starts with it; the rest of that line (an example input) goes."""
+        present = {_key(token) for part in parts for token in self._any.findall(part)}
+        shown = [self._shown(m.source) for m in self.original.messages]
+        parts = list(parts)
+        for token in self.tokens(kinds=("expression",), reading=True):
+            if _key(token) in present or sum(text.count(token) for text in shown) != 1:
+                continue
+            index = next(i for i, text in enumerate(shown) if token in text)
+            line = next(line for line in shown[index].split("\n") if token in line)
+            label, tail = line.split(token, 1)
+            parts[index] = _put_in_slot(parts[index], label, token, tail)
+        return parts
 
     @property
     def lead(self) -> str:
@@ -308,6 +331,22 @@ def _cut(text: str, original: str) -> str:
         return text
     found = _MARKDOWN_HEADER.search(text)
     return text if found is None else text[:found.start()]
+
+
+def _put_in_slot(text: str, label: str, token: str, tail: str) -> str:
+    """`text` with the rest of its one line that starts with `label` (stripped) replaced by `token`,
+    and by `tail` after it when the reply's line ends with that too (`Review: [1].`); `text` as it
+    is without exactly one such line."""
+    name, space = label.strip(), label[len(label.rstrip()):]
+    lines = text.split("\n")
+    found = [i for i, line in enumerate(lines) if name and line.lstrip().startswith(name)]
+    if len(found) != 1:
+        return text
+    line = lines[found[0]]
+    cut = line.index(name) + len(name)
+    keep = tail if tail.strip() and line.rstrip().endswith(tail.strip()) else ""
+    lines[found[0]] = line[:cut] + space + token + keep
+    return "\n".join(lines)
 
 
 def _key(token: str) -> str:
