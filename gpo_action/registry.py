@@ -6,14 +6,18 @@ as a mapping, and looked up by `lookup(name)`, whose error lists the known names
     SCHEDULES.register("cosine", CosineSchedule)
     SCHEDULES.lookup("cosin")     # ValueError: unknown schedule 'cosin' (known: cosine)
 
-Used by `assertions.CHECKERS`. `llm/providers.PROVIDERS` and the optimizer parts'
-tables (`optimize/registry.py`) still have their own and are to move onto it.
+    @SCHEDULES.decorator("linear")  # the same, as a decorator
+    class LinearSchedule: ...
+
+Used by `assertions.CHECKERS` and the optimizer parts' tables (`optimize/directions.DIRECTIONS`,
+`refiners`, `schedules`, `selectors`, `similarity`, `stoppers`, `presets.PRESETS`);
+`llm/providers.PROVIDERS` still has its own and is to move onto it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import Callable, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -35,6 +39,14 @@ class Registry(Mapping[str, T], Generic[T]):
             raise ValueError(self._taken.format(kind=self.kind, name=name))
         self._entries[name] = entry
         return entry
+
+    def decorator(self, name: str) -> Callable[[T], T]:
+        """`register(name, entry)` as a decorator: returns the entry unchanged."""
+
+        def decorate(entry: T) -> T:
+            return self.register(name, entry)
+
+        return decorate
 
     def unregister(self, name: str) -> T:
         """Remove `name` and return its entry (ValueError, listing the known names, when absent)."""

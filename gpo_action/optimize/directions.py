@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Callable, Protocol, Sequence
 
-from gpo_action.optimize.registry import lookup, registrar
 from gpo_action.optimize.similarity import Similarity
 from gpo_action.optimize.trajectory import PromptRecord
+from gpo_action.registry import Registry
 
 
 class Direction(Protocol):
@@ -31,12 +31,12 @@ class Direction(Protocol):
         ...
 
 
-DIRECTIONS: dict[str, Callable[[], Direction]] = {}
-register_direction = registrar(DIRECTIONS, "direction")
+DIRECTIONS: Registry[Callable[[], Direction]] = Registry("direction")
+register_direction = DIRECTIONS.decorator
 
 
 def get_direction(name: str) -> Callable[[], Direction]:
-    return lookup(DIRECTIONS, "direction", name)
+    return DIRECTIONS.lookup(name)
 
 
 @register_direction("none")

@@ -16,21 +16,21 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from gpo_action.optimize.registry import lookup
 from gpo_action.optimize.spec import OptimizerSpec
+from gpo_action.registry import Registry
 
-PRESETS: dict[str, Mapping[str, Any]] = {
-    "gpo": {"direction": "relevance", "k": 3, "reflection": False, "refiner": "generation",
-            "schedule": "cosine", "budget_start": 50, "budget_end": 10, "warmup": 0},
-    "opro": {"direction": "recency", "k": 3, "reflection": False, "refiner": "generation", "schedule": "none"},
-    "ape": {"direction": "none", "reflection": False, "refiner": "generation", "schedule": "none"},
-    "apo": {"direction": "none", "reflection": True, "refiner": "editing", "schedule": "none"},
-    "pe2": {"direction": "recency", "k": 3, "reflection": True, "refiner": "generation",
-            "schedule": "fixed", "budget_start": 50, "budget_end": 50},
-}
+PRESETS: Registry[Mapping[str, Any]] = Registry("preset")
+PRESETS.register("gpo", {"direction": "relevance", "k": 3, "reflection": False, "refiner": "generation",
+                         "schedule": "cosine", "budget_start": 50, "budget_end": 10, "warmup": 0})
+PRESETS.register("opro", {"direction": "recency", "k": 3, "reflection": False, "refiner": "generation",
+                          "schedule": "none"})
+PRESETS.register("ape", {"direction": "none", "reflection": False, "refiner": "generation", "schedule": "none"})
+PRESETS.register("apo", {"direction": "none", "reflection": True, "refiner": "editing", "schedule": "none"})
+PRESETS.register("pe2", {"direction": "recency", "k": 3, "reflection": True, "refiner": "generation",
+                         "schedule": "fixed", "budget_start": 50, "budget_end": 50})
 
 
 def get_preset(name: str, **overrides: Any) -> OptimizerSpec:
     """The validated spec of preset `name`; `overrides` that are not None replace its fields."""
-    row = lookup(PRESETS, "preset", name)
+    row = PRESETS.lookup(name)
     return OptimizerSpec(**{**row, **{k: v for k, v in overrides.items() if v is not None}})

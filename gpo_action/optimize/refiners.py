@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Protocol
 
 from gpo_action.optimize.metaprompts import render_metaprompt
-from gpo_action.optimize.registry import lookup, registrar
+from gpo_action.registry import Registry
 
 
 class Refiner(Protocol):
@@ -26,12 +26,12 @@ class Refiner(Protocol):
         ...
 
 
-REFINERS: dict[str, Callable[[], Refiner]] = {}
-register_refiner = registrar(REFINERS, "refiner")
+REFINERS: Registry[Callable[[], Refiner]] = Registry("refiner")
+register_refiner = REFINERS.decorator
 
 
 def get_refiner(name: str) -> Callable[[], Refiner]:
-    return lookup(REFINERS, "refiner", name)
+    return REFINERS.lookup(name)
 
 
 class _MetaPromptRefiner:

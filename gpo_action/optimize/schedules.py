@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Protocol
 
-from gpo_action.optimize.registry import lookup, registrar
+from gpo_action.registry import Registry
 
 
 class Schedule(Protocol):
@@ -28,12 +28,12 @@ class Schedule(Protocol):
         ...
 
 
-SCHEDULES: dict[str, Callable[[int, int, int], Schedule]] = {}
-register_schedule = registrar(SCHEDULES, "schedule")
+SCHEDULES: Registry[Callable[[int, int, int], Schedule]] = Registry("schedule")
+register_schedule = SCHEDULES.decorator
 
 
 def get_schedule(name: str) -> Callable[[int, int, int], Schedule]:
-    return lookup(SCHEDULES, "schedule", name)
+    return SCHEDULES.lookup(name)
 
 
 def scaled_words(value: int, template_words: int, scale_words: int | None) -> int:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Callable, Collection, Protocol, Sequence
 
-from gpo_action.optimize.registry import lookup, registrar
 from gpo_action.optimize.trajectory import PromptRecord
+from gpo_action.registry import Registry
 
 
 class Selector(Protocol):
@@ -28,12 +28,12 @@ class Selector(Protocol):
         ...
 
 
-SELECTORS: dict[str, Callable[[], Selector]] = {}
-register_selector = registrar(SELECTORS, "selector")
+SELECTORS: Registry[Callable[[], Selector]] = Registry("selector")
+register_selector = SELECTORS.decorator
 
 
 def get_selector(name: str) -> Callable[[], Selector]:
-    return lookup(SELECTORS, "selector", name)
+    return SELECTORS.lookup(name)
 
 
 def _best(candidates: Sequence[PromptRecord], selected: Collection[str]) -> PromptRecord | None:

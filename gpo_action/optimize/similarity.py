@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Any, Callable, Protocol, Sequence
 
 from gpo_action.errors import ProviderError
-from gpo_action.optimize.registry import lookup, registrar
+from gpo_action.registry import Registry
 
 _WORD = re.compile(r"\w+")
 
@@ -34,12 +34,12 @@ class Similarity(Protocol):
         ...
 
 
-SIMILARITIES: dict[str, Callable[..., Similarity]] = {}
-register_similarity = registrar(SIMILARITIES, "similarity")
+SIMILARITIES: Registry[Callable[..., Similarity]] = Registry("similarity")
+register_similarity = SIMILARITIES.decorator
 
 
 def get_similarity(name: str) -> Callable[..., Similarity]:
-    return lookup(SIMILARITIES, "similarity", name)
+    return SIMILARITIES.lookup(name)
 
 
 def words(text: str) -> list[str]:

@@ -62,9 +62,7 @@ class OptimizerSpec(BaseModel):
     @field_validator(*_PART_REGISTRIES)
     @classmethod
     def _known_part(cls, v: str, info: ValidationInfo) -> str:
-        table = _PART_REGISTRIES[info.field_name]
-        if v not in table:
-            raise ValueError(f"unknown {info.field_name} {v!r} (known: {', '.join(sorted(table))})")
+        _PART_REGISTRIES[info.field_name].lookup(v)  # ValueError: "unknown <part> 'x' (known: ...)"
         return v
 
     @field_validator("race_slices")

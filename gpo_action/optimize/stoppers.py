@@ -23,7 +23,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from gpo_action.optimize.registry import lookup, registrar
+from gpo_action.registry import Registry
 
 ROLES = ("task", "optimizer")
 
@@ -81,12 +81,12 @@ class Stopper(Protocol):
     def room(self, spend: Spend, unit: Dispatch, reserve: Sequence[Dispatch] = ()) -> int | None: ...
 
 
-STOPPERS: dict[str, Callable[[float], Stopper]] = {}
-register_stopper = registrar(STOPPERS, "stopper")
+STOPPERS: Registry[Callable[[float], Stopper]] = Registry("stopper")
+register_stopper = STOPPERS.decorator
 
 
 def get_stopper(name: str) -> Callable[[float], Stopper]:
-    return lookup(STOPPERS, "stopper", name)
+    return STOPPERS.lookup(name)
 
 
 def _fit(left: float, per_call: float) -> int | None:
