@@ -9,9 +9,9 @@ as a mapping, and looked up by `lookup(name)`, whose error lists the known names
     @SCHEDULES.decorator("linear")  # the same, as a decorator
     class LinearSchedule: ...
 
-Used by `assertions.CHECKERS` and the optimizer parts' tables (`optimize/directions.DIRECTIONS`,
-`refiners`, `schedules`, `selectors`, `similarity`, `stoppers`, `presets.PRESETS`);
-`llm/providers.PROVIDERS` still has its own and is to move onto it.
+Used by `assertions.CHECKERS`, `llm/providers.PROVIDERS` and the optimizer parts' tables
+(`optimize/directions.DIRECTIONS`, `refiners`, `schedules`, `selectors`, `similarity`, `stoppers`,
+`presets.PRESETS`).
 """
 
 from __future__ import annotations

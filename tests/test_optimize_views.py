@@ -101,7 +101,7 @@ def prefilling_provider():
     try:
         yield
     finally:
-        PROVIDERS.pop("prefilling/", None)
+        PROVIDERS.unregister("prefilling/")
 
 
 def test_a_provider_that_continues_the_reply_gets_it_pre_filled_and_a_header_stop(tmp_path, openai_server,

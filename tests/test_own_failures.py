@@ -201,7 +201,7 @@ def broken_provider():
     try:
         yield f"{BROKEN}model"
     finally:
-        del PROVIDERS[BROKEN]
+        PROVIDERS.unregister(BROKEN)
 
 
 def use_model(config: Path, model: str) -> None:

@@ -140,7 +140,7 @@ def test_a_registered_provider_is_used_and_short_answers_are_topped_up(tmp_path)
         with LLMClient(notes=notes.append) as client:
             candidates = client.complete_n(ask(ModelConfig("partial/x"), "go"), 5)
     finally:
-        del PROVIDERS["partial/"]
+        PROVIDERS.unregister("partial/")
     assert [c.text for c in candidates] == [f"candidate {i}" for i in range(5)]
     assert client.usage.calls == 3 and client.usage.prompt_tokens == 12
     assert notes == ["no price known for partial/x: cost counted as 0"]
@@ -175,6 +175,6 @@ def test_a_provider_max_concurrency_caps_the_workers():
         with LLMClient(concurrency=8) as client:
             responses = client.complete([ask(ModelConfig("serial/x"), f"q{i}") for i in range(6)])
     finally:
-        del PROVIDERS["serial/"]
+        PROVIDERS.unregister("serial/")
     assert [r.text for r in responses] == ["ok"] * 6
     assert OneAtATimeProvider.peak == 1

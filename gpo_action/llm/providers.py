@@ -1,10 +1,12 @@
 """Where a model string is answered: one registry from model-name prefix to provider factory.
 
-    PROVIDERS = {"": LiteLLMProvider, "replay/": ReplayProvider, ...}
+    PROVIDERS: "" -> LiteLLMProvider, "replay/" -> ReplayProvider, "local/" -> LocalProvider, ...
 
 `get_provider(model, base_dir)` picks the longest registered prefix of `model.name`; the empty
 prefix (litellm, every provider it knows) catches the rest. Built-ins register with the same
 `@register(prefix)` decorator an extension would use; their modules load once, on first lookup.
+A prefix is registered once (a second registration is a ValueError, as for checkers);
+`PROVIDERS.unregister(prefix)` takes one out again.
 
 A provider answers one request (`acomplete`), and may embed a batch of texts (`aembed`; only the
 litellm provider does), raising only `ProviderError` subclasses; retries,
@@ -33,6 +35,7 @@ from gpo_action.errors import (
     ServerError,
 )
 from gpo_action.llm.types import Message, ModelConfig
+from gpo_action.registry import Registry
 from gpo_action.secrets import remember_params, scrub
 
 
@@ -83,19 +86,15 @@ class Provider(Protocol):
 
 ProviderFactory = Callable[[ModelConfig, Path], Provider]
 
-PROVIDERS: dict[str, ProviderFactory] = {}
+PROVIDERS: Registry[ProviderFactory] = Registry("provider prefix")
 BUILTIN_MODULES = ("gpo_action.llm.replay", "gpo_action.llm.local")
 _builtins_loaded = False
 
 
 def register(prefix: str) -> Callable[[ProviderFactory], ProviderFactory]:
-    """Register a provider factory for model names starting with `prefix` ("" = the default)."""
-
-    def decorate(factory: ProviderFactory) -> ProviderFactory:
-        PROVIDERS[prefix] = factory
-        return factory
-
-    return decorate
+    """Register a provider factory for model names starting with `prefix` ("" = the default);
+    a prefix already registered is a ValueError."""
+    return PROVIDERS.decorator(prefix)
 
 
 def load_builtins() -> None:
@@ -178,7 +177,7 @@ class LiteLLMProvider:
     """Every model litellm knows (`openai/gpt-4o-mini`, `anthropic/...`, `ollama/...`)."""
 
     cacheable = True
-    offloadable = True  # its calls may run in the client's worker processes (llm/workers.py)
+    offloadable = True  # its calls may run in the client's worker processes (llm/worker_pool.py)
 
     # A trailing assistant message is continued by some providers (Anthropic) and answered after by
     # others (OpenAI), and litellm does not say which: never pre-fill through litellm.
