@@ -81,9 +81,6 @@ class NoBudget:
 class Fixed(_Decay):
     name = "fixed"
 
-    def decay(self, fraction: float) -> float:
-        return 1.0
-
     def budget(self, step: int, total: int) -> int | None:
         return self.start
 
