@@ -45,7 +45,6 @@ class OptimizePlan:
     optimizer_model: ModelConfig
     judge: ModelConfig | None
     run_dir: Path
-    notes: tuple[str, ...] = ()
     embedding: ModelConfig | None = None
     base: str | None = None          # the prompt before the change: locate the regression first (`localize`)
     max_drop: float = 0.02
@@ -76,9 +75,8 @@ def plan_optimization(ws, suite: str, *, preset: str | None = None, steps: int |
         budget = BudgetLimits.from_config(section.budget, max_calls=max_calls)
     except (ValidationError, ValueError) as exc:
         raise InputError(f"invalid optimizer settings: {exc}") from None
-    notes = ()
     return OptimizePlan(job, spec, budget, ws.config.model("optimizer") or job.model, ws.config.model("judge"),
-                        run_dir_for(ws, RUNS_DIR, chosen.name), notes, ws.config.model("embedding"))
+                        run_dir_for(ws, RUNS_DIR, chosen.name), ws.config.model("embedding"))
 
 
 def run_dir_for(ws, runs: str, suite: str) -> Path:
@@ -96,14 +94,9 @@ def run_dir_for(ws, runs: str, suite: str) -> Path:
 
 
 def run_plan(plan: OptimizePlan, client, *, resume: bool = False, on_step: StepFn | None = None) -> OptimizeResult:
-    result = optimize(plan.job, plan.job.suite, plan.spec, plan.budget, client, optimizer_model=plan.optimizer_model,
-                      run_dir=plan.run_dir, resume=resume, on_step=on_step, judge=plan.judge,
-                      embedding=plan.embedding, base=plan.base, max_drop=plan.max_drop)
-    if plan.notes:
-        from dataclasses import replace
-
-        result = replace(result, warnings=plan.notes + result.warnings)
-    return result
+    return optimize(plan.job, plan.job.suite, plan.spec, plan.budget, client, optimizer_model=plan.optimizer_model,
+                    run_dir=plan.run_dir, resume=resume, on_step=on_step, judge=plan.judge,
+                    embedding=plan.embedding, base=plan.base, max_drop=plan.max_drop)
 
 
 def project_plan(plan: OptimizePlan, client) -> Projection:
