@@ -38,7 +38,7 @@ WHEN_VERDICTS: dict[str, frozenset[str]] = {
     "below-min": frozenset({"regressed", "below-min"}),
     "always": frozenset({"regressed", "below-min", "improved", "unchanged"}),
 }
-FIX_RUNS_DIR = ".gpo/fix"                 # run directories of the fix stage (`optimize` uses plan.RUNS_DIR)
+FIX_RUNS_DIR = ".gpo/fix"                 # run directories of the fix stage (`optimize` uses plan.OPTIMIZE_RUNS_DIR)
 _CAPS = ("max_calls", "max_usd", "max_seconds", "max_tokens")
 _SPENT = {"max_calls": "calls", "max_usd": "cost", "max_seconds": "seconds", "max_tokens": "tokens"}
 

@@ -33,7 +33,7 @@ from gpo_action.optimize.rundir import STATE_FILE, TRAJECTORY_FILE
 from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec
 from gpo_action.templates import parse_template
 
-RUNS_DIR = ".gpo/optimize"
+OPTIMIZE_RUNS_DIR = ".gpo/optimize"  # run directories of `gpo-action optimize` (the fix stage: fixes.FIX_RUNS_DIR)
 PROVIDER_FAILURES = ("optimizer-error", "task-errors")
 
 
@@ -76,7 +76,7 @@ def plan_optimization(ws, suite: str, *, preset: str | None = None, steps: int |
     except (ValidationError, ValueError) as exc:
         raise InputError(f"invalid optimizer settings: {exc}") from None
     return OptimizePlan(job, spec, budget, ws.config.model("optimizer") or job.model, ws.config.model("judge"),
-                        run_dir_for(ws, RUNS_DIR, chosen.name), ws.config.model("embedding"))
+                        run_dir_for(ws, OPTIMIZE_RUNS_DIR, chosen.name), ws.config.model("embedding"))
 
 
 def run_dir_for(ws, runs: str, suite: str) -> Path:
