@@ -99,6 +99,7 @@ class Workspace:
                 notes=self.notes,
                 base_dir=self.root,
                 processes=default_size(cfg.environ),  # GPO_WORKERS from the env the config was loaded with
+                env=cfg.environ,  # and the providers' settings (local/: GPO_LOCAL_THREADS, GPO_SMOLLM2_GGUF)
             )
         return self._client
 

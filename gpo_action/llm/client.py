@@ -111,7 +111,8 @@ class LLMClient(EmbeddingMixin):
     """Bounded, retried, cached model calls behind a synchronous batch API (`embed` comes from
     `embeddings.EmbeddingMixin`).
 
-    `sleep`, `rng` and `clock` exist for tests (backoff without waiting, seeded jitter).
+    `sleep`, `rng` and `clock` exist for tests (backoff without waiting, seeded jitter). `env` is
+    the environment the providers read their settings from (None: os.environ; `providers.Provider`).
     """
 
     def __init__(
@@ -129,6 +130,7 @@ class LLMClient(EmbeddingMixin):
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        env: Mapping[str, str] | None = None,
     ):
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -146,6 +148,7 @@ class LLMClient(EmbeddingMixin):
         self.retry_max = retry_max
         self.notes = notes
         self.base_dir = Path(base_dir)
+        self.env = env  # what providers that `reads_env` are built with (None: os.environ)
         self.usage = Usage()
         self._sleep: Sleep = sleep or asyncio.sleep
         self._rng = rng or random.Random()
@@ -289,7 +292,7 @@ class LLMClient(EmbeddingMixin):
         key = canonical_json([model.name, dict(model.params)])
         provider = self._providers.get(key)
         if provider is None:
-            provider = self._providers[key] = get_provider(model, self.base_dir)
+            provider = self._providers[key] = get_provider(model, self.base_dir, self.env)
         return provider
 
     def _skipped(self, request: LLMRequest) -> LLMResponse:

