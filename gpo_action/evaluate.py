@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 from gpo_action import assertions as A
 from gpo_action.errors import TemplateError, TemplateLimitError
+from gpo_action.llm.completer import Completer
 from gpo_action.llm.types import LLMRequest, LLMResponse, ModelConfig
 from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
 from gpo_action.rubric import parse_rubric, rubric_messages
@@ -87,7 +88,7 @@ def _listed(problems: Sequence[str]) -> str:
 
 def evaluate_jobs(
     jobs: Sequence[EvalJob],
-    client,
+    client: Completer,
     *,
     judge: ModelConfig | None = None,
     on_progress: ProgressFn | None = None,
@@ -120,7 +121,7 @@ def evaluate_jobs(
     return results
 
 
-def _judge(jobs, per_job, responses, client, judge) -> dict[tuple[int, int], LLMResponse]:
+def _judge(jobs, per_job, responses, client: Completer, judge) -> dict[tuple[int, int], LLMResponse]:
     """Ask the judge model about every (output, llm-rubric assertion) pair; keyed by (request index, assertion index)."""
     keys: list[tuple[int, int]] = []
     requests: list[LLMRequest] = []

@@ -46,6 +46,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Iterator, Mapping, Seque
 
 from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
 from gpo_action.llm.cache import ResponseCache, request_key
+from gpo_action.llm.completer import OnResult
 from gpo_action.llm.embeddings import EmbeddingMixin
 from gpo_action.llm.providers import Provider, get_provider, redact
 from gpo_action.llm.types import (BUDGET_EXHAUSTED, SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json,
@@ -55,7 +56,6 @@ from gpo_action.secrets import remember_params
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
-OnResult = Callable[[int, LLMResponse], None]
 
 log = logging.getLogger("gpo_action.llm")
 
@@ -109,7 +109,7 @@ class _Tries:
 
 class LLMClient(EmbeddingMixin):
     """Bounded, retried, cached model calls behind a synchronous batch API (`embed` comes from
-    `embeddings.EmbeddingMixin`).
+    `embeddings.EmbeddingMixin`); a `completer.Completer` and a `completer.BudgetedCompleter`.
 
     `sleep`, `rng` and `clock` exist for tests (backoff without waiting, seeded jitter). `env` is
     the environment the providers read their settings from (None: os.environ; `providers.Provider`).

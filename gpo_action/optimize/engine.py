@@ -40,6 +40,7 @@ from typing import Any, Callable, Mapping
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob
 from gpo_action.llm.client import BUDGET_EXHAUSTED, CallLimit
+from gpo_action.llm.completer import BudgetedCompleter
 from gpo_action.llm.types import LLMRequest, ModelConfig
 from gpo_action.optimize import metaprompts as M
 from gpo_action.optimize.candidates import (ReplyForm, allowed_words, check_candidate, edit_words, read_reply,
@@ -68,7 +69,7 @@ SAMPLE_STRIDE = 1000   # step t samples candidates t*1000 .. t*1000+n-1 (reflect
 
 
 def optimize(job_or_template: EvalJob | PromptTemplate, suite: Suite, spec: OptimizerSpec | Mapping[str, Any],
-             budget: BudgetLimits | Mapping[str, Any], client, *, optimizer_model: ModelConfig,
+             budget: BudgetLimits | Mapping[str, Any], client: BudgetedCompleter, *, optimizer_model: ModelConfig,
              run_dir: str | Path | None = None, resume: bool = False, on_step: StepFn | None = None,
              task_model: ModelConfig | None = None, judge: ModelConfig | None = None,
              embedding: ModelConfig | None = None, clock: Callable[[], float] = time.monotonic,
@@ -148,7 +149,7 @@ class _Run:
 
     # ---- lifecycle -------------------------------------------------------------------------
     def execute(self, resume: bool) -> OptimizeResult:
-        if resume and getattr(self.client, "cache", None) is None:
+        if resume and self.client.cache is None:
             self.warnings.append("resuming without a response cache: the unfinished step's calls are made again")
         resumed = resume and self.rundir is not None and self._load()
         if self.rundir is not None and not resumed:

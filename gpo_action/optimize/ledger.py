@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 from gpo_action.llm.client import CallLimit
+from gpo_action.llm.completer import BudgetedCompleter
 from gpo_action.llm.types import LLMRequest
 from gpo_action.optimize.stoppers import AnyStopper, Dispatch, Spend
 
@@ -35,7 +36,7 @@ def upfront_tokens(requests: Sequence[LLMRequest], n: int = 1) -> int:
 
 
 class Ledger:
-    def __init__(self, client, stoppers: AnyStopper, *, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, client: BudgetedCompleter, stoppers: AnyStopper, *, clock: Callable[[], float] = time.monotonic,
                  spent: Spend | None = None):
         self.client = client
         self.stoppers = stoppers
@@ -67,7 +68,7 @@ class Ledger:
         """The projection of one more call of `role`."""
         tokens = max(upfront, self._tokens.get(role, 0))
         cost = max(self._cost.get(role, 0.0), self._cost_per_token.get(role, 0.0) * tokens)
-        concurrency = max(1, int(getattr(self.client, "concurrency", 1) or 1))
+        concurrency = max(1, int(self.client.concurrency or 1))
         return Dispatch(role, 1, tokens, cost, self._wave.get(role, 0.0) / concurrency)
 
     def needs_calibration(self, role: str) -> bool:
@@ -105,7 +106,7 @@ class Ledger:
             self.spend.tokens += usage.tokens - tokens
             self.spend.cost += usage.cost - cost
             if made:
-                concurrency = max(1, int(getattr(self.client, "concurrency", 1) or 1))
+                concurrency = max(1, int(self.client.concurrency or 1))
                 wave = (self.clock() - started) / math.ceil(made / concurrency)
                 self._wave[role] = max(self._wave.get(role, 0.0), wave)
 

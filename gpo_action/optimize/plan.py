@@ -24,6 +24,7 @@ from gpo_action.containment import Origin, contain
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob
 from gpo_action.files import write_atomic
+from gpo_action.llm.completer import BudgetedCompleter
 from gpo_action.llm.types import ModelConfig
 from gpo_action.optimize.engine import StepFn, optimize
 from gpo_action.optimize.presets import PRESETS, get_preset
@@ -93,13 +94,13 @@ def run_dir_for(ws, runs: str, suite: str) -> Path:
     return ws.root / runs / slug
 
 
-def run_plan(plan: OptimizePlan, client, *, resume: bool = False, on_step: StepFn | None = None) -> OptimizeResult:
+def run_plan(plan: OptimizePlan, client: BudgetedCompleter, *, resume: bool = False, on_step: StepFn | None = None) -> OptimizeResult:
     return optimize(plan.job, plan.job.suite, plan.spec, plan.budget, client, optimizer_model=plan.optimizer_model,
                     run_dir=plan.run_dir, resume=resume, on_step=on_step, judge=plan.judge,
                     embedding=plan.embedding, base=plan.base, max_drop=plan.max_drop)
 
 
-def project_plan(plan: OptimizePlan, client) -> Projection:
+def project_plan(plan: OptimizePlan, client: BudgetedCompleter) -> Projection:
     return project(plan.job, plan.spec, plan.budget, client, optimizer_model=plan.optimizer_model,
                    judge=plan.judge, price=litellm_price)
 

@@ -16,6 +16,7 @@ from typing import Callable, Mapping
 
 from gpo_action import assertions as A
 from gpo_action.evaluate import EvalJob, build_requests
+from gpo_action.llm.completer import BudgetedCompleter
 from gpo_action.llm.prices import price_per_token
 from gpo_action.llm.types import ModelConfig
 from gpo_action.optimize import metaprompts as M
@@ -78,8 +79,8 @@ def _row(phase, role, model, calls, prompt_each, completion_each, price: Price |
     return ProjectionRow(phase, role, calls, p, c, cost)
 
 
-def project(job: EvalJob, spec: OptimizerSpec, budget: BudgetLimits, client, *, optimizer_model: ModelConfig,
-            judge: ModelConfig | None = None, price: Price | None = None) -> Projection:
+def project(job: EvalJob, spec: OptimizerSpec, budget: BudgetLimits, client: BudgetedCompleter, *,
+            optimizer_model: ModelConfig, judge: ModelConfig | None = None, price: Price | None = None) -> Projection:
     suite, template = job.suite, job.template
     dev, holdout = split_cases(suite)
     judged = 1 + max((sum(1 for a in c.asserts if A.needs_llm(a)) for c in suite.cases), default=0)

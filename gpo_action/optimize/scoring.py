@@ -21,6 +21,7 @@ from typing import Sequence
 from gpo_action import assertions as A
 from gpo_action.evaluate import EvalJob, build_requests, evaluate_jobs
 from gpo_action.llm.client import BUDGET_EXHAUSTED, CallLimit
+from gpo_action.llm.completer import BudgetedCompleter
 from gpo_action.llm.types import ModelConfig
 from gpo_action.optimize.ledger import Ledger, upfront_tokens
 from gpo_action.optimize.stoppers import Dispatch
@@ -69,9 +70,9 @@ def clearly_worse(candidate: SuiteResult, leader: SuiteResult, z: float) -> bool
 
 
 class _Limited:
-    """The client as `evaluate_jobs` sees it, with every batch under one CallLimit."""
+    """The client as `evaluate_jobs` sees it (a `Completer`), with every batch under one CallLimit."""
 
-    def __init__(self, client, limit: CallLimit | None):
+    def __init__(self, client: BudgetedCompleter, limit: CallLimit | None):
         self._client, self._limit = client, limit
 
     def complete(self, requests, on_result=None):
@@ -79,7 +80,7 @@ class _Limited:
 
 
 class Scorer:
-    def __init__(self, client, ledger: Ledger, suite: Suite, model: ModelConfig, judge: ModelConfig | None = None):
+    def __init__(self, client: BudgetedCompleter, ledger: Ledger, suite: Suite, model: ModelConfig, judge: ModelConfig | None = None):
         self.client, self.ledger, self.suite, self.model, self.judge = client, ledger, suite, model, judge
 
     def calls_per_case(self, cases: Sequence[Case]) -> int:

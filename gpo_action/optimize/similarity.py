@@ -21,6 +21,7 @@ from collections import Counter
 from typing import Any, Callable, Protocol, Sequence
 
 from gpo_action.errors import ProviderError
+from gpo_action.llm.completer import BudgetedCompleter
 from gpo_action.registry import Registry
 
 _WORD = re.compile(r"\w+")
@@ -90,7 +91,7 @@ class TfidfSimilarity:
 class EmbeddingSimilarity:
     """Cosine of embeddings by `model` through `client.embed`; tfidf after a ProviderError."""
 
-    def __init__(self, *, client: Any = None, model: Any = None,
+    def __init__(self, *, client: BudgetedCompleter | None = None, model: Any = None,
                  on_fallback: Callable[[str], None] | None = None, **_: Any):
         if client is None or model is None:
             raise ValueError("the embedding similarity needs a client and models.embedding")
