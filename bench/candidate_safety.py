@@ -80,7 +80,7 @@ def optimizer_model(seed: int):
 
 def engine_runs(args: argparse.Namespace, ws, work: Path) -> Counter:
     """The default mode: one step of the real engine per suite and seed."""
-    from gpo_action.llm.client import LLMClient
+    from gpo_action.llm.client import ClientSettings, LLMClient
     from gpo_action.optimize import BudgetLimits, get_preset, optimize
 
     total: Counter = Counter()
@@ -92,7 +92,7 @@ def engine_runs(args: argparse.Namespace, ws, work: Path) -> Counter:
             def on_step(report) -> None:
                 counts.update(sampled=report.candidates, scored=report.evaluated, duplicates=report.duplicates)
 
-            with LLMClient(timeout=TIMEOUT, notes=lambda note: None) as client:
+            with LLMClient(ClientSettings(timeout=TIMEOUT), notes=lambda note: None) as client:
                 result = optimize(job, suite, get_preset("gpo", steps=1, candidates=args.samples), BudgetLimits(),
                                   client, optimizer_model=optimizer_model(seed),
                                   run_dir=work / "runs" / f"{suite.name}-{seed}", on_step=on_step)
@@ -151,7 +151,7 @@ def style_runs(args: argparse.Namespace, ws) -> None:
                 model = optimizer_model(seed)
                 messages = ({"role": "user", "content": meta}, {"role": "assistant", "content": form.prefill})
                 request = LLMRequest(model, messages, {"temperature": spec.temperature, "stop": list(form.stop)}, 1000)
-                with LLMClient(timeout=TIMEOUT, notes=lambda note: None) as client:
+                with LLMClient(ClientSettings(timeout=TIMEOUT), notes=lambda note: None) as client:
                     replies = client.complete_n(request, args.samples)
                 for reply in replies:
                     counts["sampled"] += 1

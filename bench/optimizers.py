@@ -236,7 +236,7 @@ def prepare(args: argparse.Namespace, work: Path) -> Setup:
 
     from gpo_action.evaluate import EvalJob, evaluate_jobs
     from gpo_action.llm.cache import ResponseCache
-    from gpo_action.llm.client import LLMClient
+    from gpo_action.llm.client import ClientSettings, LLMClient
     from gpo_action.suites import split_cases
     from gpo_action.templates import load_template
     from gpo_action.workspace import Workspace
@@ -254,7 +254,7 @@ def prepare(args: argparse.Namespace, work: Path) -> Setup:
     base = work / "base-cache.sqlite"
     setup = Setup(root, chosen, jobs, base, caps)
     started = time.perf_counter()
-    with ResponseCache(base) as cache, LLMClient(cache=cache, timeout=TIMEOUT, notes=lambda note: None) as client:
+    with ResponseCache(base) as cache, LLMClient(ClientSettings(timeout=TIMEOUT), cache=cache, notes=lambda note: None) as client:
         results = evaluate_jobs(list(jobs.values()), client)
         calls = client.usage.calls
     seconds = time.perf_counter() - started
@@ -316,7 +316,7 @@ def run_one(setup: Setup, work: Path, preset: str, suite: str, seed: int, steps:
     spec = get_preset(preset, steps=steps, candidates=candidates, race=race)
     started = time.perf_counter()
     with ResponseCache(place / "cache.sqlite") as cache, \
-            LLMClient(cache=cache, timeout=TIMEOUT, notes=lambda note: None) as client:
+            LLMClient(ClientSettings(timeout=TIMEOUT), cache=cache, notes=lambda note: None) as client:
         result = optimize(job, job.suite, spec, BudgetLimits(max_calls=setup.caps[suite]), client,
                           optimizer_model=setup.models.optimizer(seed), run_dir=place / "run", on_step=on_step)
     return Run(preset, suite, seed, race, result, totals["sampled"], totals["scored"], totals["duplicates"],

@@ -72,7 +72,7 @@ def run_scenarios(chosen: Sequence[Scenario], presets: Sequence[str], seeds: int
     """Every scenario x preset x seed; `cap(dev, holdout, hunks)` is a run's max_calls."""
     from gpo_action.evaluate import EvalJob, evaluate_jobs
     from gpo_action.llm.cache import ResponseCache
-    from gpo_action.llm.client import LLMClient
+    from gpo_action.llm.client import ClientSettings, LLMClient
     from gpo_action.optimize import BudgetLimits, get_preset, optimize
     from gpo_action.suites import split_cases
     from gpo_action.templates import parse_template
@@ -88,7 +88,7 @@ def run_scenarios(chosen: Sequence[Scenario], presets: Sequence[str], seeds: int
         place = work / "scenarios" / scenario.name
         started = time.perf_counter()
         with ResponseCache(place / "head-cache.sqlite") as cache, \
-                LLMClient(cache=cache, timeout=TIMEOUT, notes=lambda note: None) as client:
+                LLMClient(ClientSettings(timeout=TIMEOUT), cache=cache, notes=lambda note: None) as client:
             evaluate_jobs([job], client)
         dev, holdout = split_cases(suite)
         calls = cap(len(dev), len(holdout), len(scenario.edits))
@@ -102,7 +102,7 @@ def run_scenarios(chosen: Sequence[Scenario], presets: Sequence[str], seeds: int
                 sampled = []
                 started = time.perf_counter()
                 with ResponseCache(run_dir / "cache.sqlite") as cache, \
-                        LLMClient(cache=cache, timeout=TIMEOUT, notes=lambda note: None) as client:
+                        LLMClient(ClientSettings(timeout=TIMEOUT), cache=cache, notes=lambda note: None) as client:
                     result = optimize(job, suite, get_preset(preset, steps=steps, candidates=candidates),
                                       BudgetLimits(max_calls=calls), client, optimizer_model=optimizer(seed),
                                       run_dir=run_dir / "run", base=base, max_drop=max_drop,

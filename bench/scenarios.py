@@ -249,10 +249,10 @@ def ordered_scores(edits: Sequence[Edit], found: dict[frozenset[str], float]) ->
 
 def open_client(path: Path):
     from gpo_action.llm.cache import ResponseCache
-    from gpo_action.llm.client import LLMClient
+    from gpo_action.llm.client import ClientSettings, LLMClient
 
     cache = ResponseCache(path)
-    return cache, LLMClient(cache=cache, timeout=TIMEOUT, notes=lambda note: None)
+    return cache, LLMClient(ClientSettings(timeout=TIMEOUT), cache=cache, notes=lambda note: None)
 
 
 def suites_by_name():

@@ -95,20 +95,20 @@ def runaway_cost(repeats: int) -> list[bool]:
 
 
 def provider_timeout(repeats: int) -> bool:
-    from gpo_action.llm.client import LLMClient
+    from gpo_action.llm.client import ClientSettings, LLMClient
     from gpo_action.llm.types import LLMRequest, ModelConfig
     from tests.support.openai_server import ScriptedOpenAIServer
 
     seconds = []
     with ScriptedOpenAIServer() as server:
         model = ModelConfig("openai/scripted", {"api_base": server.url + "/v1", "api_key": "bench-key"})
-        with LLMClient(max_retries=0) as client:  # litellm's import and first call, timed apart
+        with LLMClient(ClientSettings(max_retries=0)) as client:  # litellm's import and first call, timed apart
             first = timed(lambda: client.complete([LLMRequest(model, ({"role": "user", "content": "warm up"},))]))
         show("provider_first_call", f"{first:.2f}s (litellm's import included)")
         for i in range(repeats):
             server.enqueue_faults("hang")
             request = LLMRequest(model, ({"role": "user", "content": f"hello {i}"},))
-            with LLMClient(timeout=PROVIDER_TIMEOUT_S, max_retries=0) as client:
+            with LLMClient(ClientSettings(timeout=PROVIDER_TIMEOUT_S, max_retries=0)) as client:
                 started = time.perf_counter()
                 [response] = client.complete([request])
                 seconds.append(time.perf_counter() - started)
@@ -134,7 +134,7 @@ def local_timeout(repeats: int) -> bool | None:
                          {"temperature": 0.8, "max_tokens": 150})
     seconds = []
     for _ in range(repeats):
-        with LLMClient(timeout=LOCAL_TIMEOUT_S, max_retries=0) as client:
+        with LLMClient(ClientSettings(timeout=LOCAL_TIMEOUT_S, max_retries=0)) as client:
             [slow] = client.complete([request])
         if slow.error_type != "ProviderTimeout":
             raise RuntimeError(f"expected a ProviderTimeout, got {slow.error_type}: {slow.error}")

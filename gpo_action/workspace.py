@@ -82,25 +82,23 @@ class Workspace:
     def client(self):
         if self._client is None:
             from gpo_action.llm.cache import ResponseCache
-            from gpo_action.llm.client import LLMClient
+            from gpo_action.llm.client import ClientSettings, LLMClient
             from gpo_action.llm.worker_pool import default_size
 
             cfg = self.config
             cache = None
             if cfg.cache.enabled:
                 cache = ResponseCache(cfg.cache_path, notes=self.notes, busy_timeout=cfg.cache.lock_timeout)
-            self._client = LLMClient(
-                cache=cache,
+            settings = ClientSettings(
                 concurrency=cfg.concurrency,
                 timeout=cfg.timeout,
                 max_retries=cfg.retries.max,
                 retry_base=cfg.retries.base,
                 retry_max=cfg.retries.max_wait,
-                notes=self.notes,
-                base_dir=self.root,
                 processes=default_size(cfg.environ),  # GPO_WORKERS from the env the config was loaded with
-                env=cfg.environ,  # and the providers' settings (local/: GPO_LOCAL_THREADS, GPO_SMOLLM2_GGUF)
             )
+            # env: the providers' settings too (local/: GPO_LOCAL_THREADS, GPO_SMOLLM2_GGUF)
+            self._client = LLMClient(settings, cache=cache, notes=self.notes, base_dir=self.root, env=cfg.environ)
         return self._client
 
     def jobs(self, suites: Sequence[Suite]) -> list[EvalJob]:

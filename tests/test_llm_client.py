@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gpo_action.llm.cache import ResponseCache
-from gpo_action.llm.client import LLMClient
+from gpo_action.llm.client import ClientSettings, LLMClient
 from gpo_action.llm.types import LLMRequest, ModelConfig
 from tests.support import RecordedSleep
 from tests.support.openai_server import ScriptedOpenAIServer
@@ -35,10 +35,10 @@ def sleep() -> RecordedSleep:
     return RecordedSleep()
 
 
-def fast_client(sleep: RecordedSleep, **options) -> LLMClient:
+def fast_client(sleep: RecordedSleep, *, cache=None, base_dir=Path("."), **settings) -> LLMClient:
     """A client whose backoff does not wait: `sleep` records the delays instead."""
-    options.setdefault("retry_base", 0.01)
-    return LLMClient(sleep=sleep, **options)
+    settings.setdefault("retry_base", 0.01)
+    return LLMClient(ClientSettings(**settings), cache=cache, base_dir=base_dir, sleep=sleep)
 
 
 def test_results_in_request_order_with_rules_and_usage(openai_server):
@@ -46,7 +46,7 @@ def test_results_in_request_order_with_rules_and_usage(openai_server):
     model = scripted(openai_server)
     texts = [f"question {i}" for i in range(12)] + ["I was charged twice"]
     seen: list[int] = []
-    with LLMClient(concurrency=5) as client:
+    with LLMClient(ClientSettings(concurrency=5)) as client:
         responses = client.complete([ask(model, t) for t in texts], on_result=lambda i, r: seen.append(i))
     assert [r.text for r in responses] == texts[:-1] + ["Category: billing"]
     assert all(r.ok and not r.cached and r.attempts == 1 for r in responses)
@@ -59,7 +59,7 @@ def test_results_in_request_order_with_rules_and_usage(openai_server):
 def test_concurrency_is_bounded_per_model(openai_server):
     openai_server.set_latency(0.05)
     model = scripted(openai_server)
-    with LLMClient(concurrency=4) as client:
+    with LLMClient(ClientSettings(concurrency=4)) as client:
         responses = client.complete([ask(model, f"q{i}") for i in range(20)])
     assert all(r.ok for r in responses)
     assert openai_server.total == 20
@@ -277,7 +277,7 @@ def test_many_requests_use_a_bounded_pool_of_tasks(tmp_path):
         nonlocal most_tasks
         most_tasks = max(most_tasks, len(asyncio.all_tasks()))
 
-    with LLMClient(concurrency=8, base_dir=tmp_path) as client:
+    with LLMClient(ClientSettings(concurrency=8), base_dir=tmp_path) as client:
         responses = client.complete([ask(model, f"q{i}") for i in range(10_000)], on_result=count_tasks)
     assert responses[9_999].text == "a9999" and all(r.ok for r in responses)
     # 8 workers, each with at most one call in flight (wait_for wraps it in a task), and the dispatcher

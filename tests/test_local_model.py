@@ -14,7 +14,7 @@ import pytest
 
 from gpo_action.errors import InputError
 from gpo_action.llm.cache import ResponseCache
-from gpo_action.llm.client import LLMClient
+from gpo_action.llm.client import ClientSettings, LLMClient
 from gpo_action.llm.local import (
     DEFAULT_MAX_TOKENS,
     LocalModelError,
@@ -162,9 +162,9 @@ def test_temperature_zero_gives_the_same_text_in_two_processes():
 def test_four_concurrent_requests_are_served_one_at_a_time_without_mixing():
     questions = ["Name a fruit.", "Name a planet.", "What is 2 + 2?", "Say hello in French."]
     requests = [ask(q, temperature=0, max_tokens=8) for q in questions]
-    with LLMClient(concurrency=4) as client:
+    with LLMClient(ClientSettings(concurrency=4)) as client:
         together = client.complete(requests)
-    with LLMClient(concurrency=1) as client:
+    with LLMClient(ClientSettings(concurrency=1)) as client:
         alone = client.complete(requests)
     assert all(r.ok and r.text for r in together), [r.error for r in together]
     assert [r.text for r in together] == [r.text for r in alone]
@@ -212,7 +212,7 @@ def test_a_pre_filled_reply_is_continued_and_stops_at_its_stop_string():
 
 
 def test_a_timeout_does_not_block_the_event_loop_or_later_requests():
-    with LLMClient(timeout=0.3, max_retries=0) as client:  # 150 tokens take 2 s or more
+    with LLMClient(ClientSettings(timeout=0.3, max_retries=0)) as client:  # 150 tokens take 2 s or more
         [slow] = client.complete([ask("Write a long story about a dragon.", temperature=0.8, max_tokens=150)])
     # how soon it fires (the generation runs off the event loop) is a figure of bench/timings.py
     assert slow.error_type == "ProviderTimeout" and "no answer within 0.3 s" in slow.error

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gpo_action.llm.cache import ResponseCache
-from gpo_action.llm.client import BUDGET_EXHAUSTED, CallLimit, LLMClient
+from gpo_action.llm.client import BUDGET_EXHAUSTED, CallLimit, ClientSettings, LLMClient
 from gpo_action.llm.types import LLMRequest, ModelConfig
 from tests.support import RecordedSleep
 
@@ -18,8 +18,8 @@ def ask(m: ModelConfig, text: str) -> LLMRequest:
     return LLMRequest(m, ({"role": "user", "content": text},))
 
 
-def client(cache=None, **options) -> LLMClient:
-    return LLMClient(cache=cache, sleep=RecordedSleep(), retry_base=0.01, **options)
+def client(cache=None, **settings) -> LLMClient:
+    return LLMClient(ClientSettings(retry_base=0.01, **settings), cache=cache, sleep=RecordedSleep())
 
 
 def test_a_limit_caps_dispatches_and_the_rest_end_as_budget_errors(openai_server, tmp_path):

@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 
 from gpo_action.llm.cache import ResponseCache
-from gpo_action.llm.client import LLMClient
+from gpo_action.llm.client import ClientSettings, LLMClient
 from gpo_action.llm.types import ModelConfig
 from gpo_action.optimize import BudgetLimits, get_preset, optimize
 from gpo_action.suites import load_suite, split_cases
@@ -187,11 +187,11 @@ class World:
     def meta_requests(self, server: ScriptedOpenAIServer | None = None) -> list[str]:
         return [all_text(b) for b in (server or self.server).requests if is_meta(b)]
 
-    def client(self, cache: bool = True, **options) -> LLMClient:
-        options.setdefault("max_retries", 2)
-        options.setdefault("retry_base", 0.01)
+    def client(self, cache: bool = True, **settings) -> LLMClient:
+        settings.setdefault("max_retries", 2)
+        settings.setdefault("retry_base", 0.01)
         store = ResponseCache(self.root / ".gpo" / "cache.sqlite") if cache else None
-        return LLMClient(cache=store, sleep=RecordedSleep(), **options)
+        return LLMClient(ClientSettings(**settings), cache=store, sleep=RecordedSleep())
 
     def run(self, client: LLMClient, budget: BudgetLimits | None = None, *, preset: str = "gpo", **kwargs):
         spec_fields = {k: kwargs.pop(k) for k in list(kwargs) if k in type(get_preset("gpo")).model_fields}

@@ -9,7 +9,7 @@ import pytest
 
 from gpo_action.errors import InputError
 from gpo_action.llm.cache import ResponseCache
-from gpo_action.llm.client import LLMClient
+from gpo_action.llm.client import ClientSettings, LLMClient
 from gpo_action.llm.providers import PROVIDERS, LiteLLMProvider, RawCompletion, get_provider, register
 from gpo_action.llm.replay import ReplayFileError, ReplayProvider
 from gpo_action.llm.types import LLMRequest, ModelConfig
@@ -172,7 +172,7 @@ class OneAtATimeProvider:
 def test_a_provider_max_concurrency_caps_the_workers():
     register("serial/")(OneAtATimeProvider)
     try:
-        with LLMClient(concurrency=8) as client:
+        with LLMClient(ClientSettings(concurrency=8)) as client:
             responses = client.complete([ask(ModelConfig("serial/x"), f"q{i}") for i in range(6)])
     finally:
         PROVIDERS.unregister("serial/")

@@ -22,7 +22,7 @@ import pytest
 from gpo_action import secrets
 from gpo_action.action_inputs import OUTPUTS
 from gpo_action.github.commands import set_outputs
-from gpo_action.llm.client import LLMClient
+from gpo_action.llm.client import ClientSettings, LLMClient
 from gpo_action.llm.types import LLMRequest, ModelConfig
 from gpo_action.secrets import Scrubber
 from gpo_action.streams import GuardedStream
@@ -123,7 +123,7 @@ def test_a_provider_error_is_scrubbed_at_its_source_of_a_key_litellm_read_from_t
     secrets.reset()                                                    # a run starts
     openai_server.enqueue_faults("401")
     model = ModelConfig("openai/scripted", {"api_base": openai_server.url + "/v1"})   # no api_key param
-    with LLMClient(max_retries=0) as client:
+    with LLMClient(ClientSettings(max_retries=0)) as client:
         [response] = client.complete([LLMRequest(model, ({"role": "user", "content": "hello"},))])
     assert response.error_type == "AuthError" and "Incorrect API key provided: ***" in response.error
 

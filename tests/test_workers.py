@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gpo_action.errors import InputError
-from gpo_action.llm.client import OFFLOAD_MIN, LLMClient
+from gpo_action.llm.client import OFFLOAD_MIN, ClientSettings, LLMClient
 from gpo_action.llm.types import LLMRequest, ModelConfig
 from gpo_action.llm.worker_pool import default_size
 from tests.support import RecordedSleep
@@ -63,11 +63,11 @@ def worker_pids_of(parent: int) -> set[int]:
 def test_a_big_batch_runs_in_worker_processes_and_the_parent_never_imports_litellm(openai_server):
     script = textwrap.dedent(f"""
         import json, sys
-        from gpo_action.llm.client import LLMClient
+        from gpo_action.llm.client import ClientSettings, LLMClient
         from gpo_action.llm.types import LLMRequest, ModelConfig
         model = ModelConfig("openai/scripted", {{"api_base": {openai_server.url + "/v1"!r}, "api_key": "k"}})
         texts = [f"question {{i}}" for i in range({N - 1})] + ["x" * 2_000_000]  # one protocol line carries 2 MB
-        with LLMClient(concurrency=8, processes=2) as client:
+        with LLMClient(ClientSettings(concurrency=8, processes=2)) as client:
             responses = client.complete([LLMRequest(model, ({{"role": "user", "content": t}},)) for t in texts])
             print(json.dumps({{"right": sum(r.text == t for r, t in zip(responses, texts)),
                               "workers": len(client.worker_pids), "calls": client.usage.calls,
@@ -81,7 +81,7 @@ def test_a_big_batch_runs_in_worker_processes_and_the_parent_never_imports_litel
 
 
 def test_a_small_batch_stays_in_process(openai_server):
-    with LLMClient(concurrency=4, processes=2) as client:
+    with LLMClient(ClientSettings(concurrency=4, processes=2)) as client:
         responses = client.complete([ask(scripted(openai_server), f"q{i}") for i in range(OFFLOAD_MIN - 1)])
         assert client.worker_pids == []
     assert all(r.ok for r in responses)
@@ -92,7 +92,7 @@ def test_errors_from_workers_keep_their_kind_retries_and_redaction(openai_server
     openai_server.enqueue_faults("429", "500", "garbage", "401")
     sleep = RecordedSleep()
     model = scripted(openai_server, api_key=SECRET)
-    with LLMClient(concurrency=1, processes=2, max_retries=3, retry_base=0.01, sleep=sleep) as client:
+    with LLMClient(ClientSettings(concurrency=1, processes=2, max_retries=3, retry_base=0.01), sleep=sleep) as client:
         responses = client.complete([ask(model, f"q{i}") for i in range(N)])
         assert len(client.worker_pids) == 2
     failed = [r for r in responses if not r.ok]
@@ -112,7 +112,7 @@ def test_killed_workers_fail_over_to_this_process_and_every_request_gets_one_ans
     openai_server.set_fault_rates(phang=1.0)
     model = scripted(openai_server)
     killed: list[int] = []
-    client = LLMClient(concurrency=8, processes=2, retry_base=0.01, sleep=RecordedSleep())
+    client = LLMClient(ClientSettings(concurrency=8, processes=2, retry_base=0.01), sleep=RecordedSleep())
 
     def kill_when_busy() -> None:
         deadline = time.monotonic() + 60

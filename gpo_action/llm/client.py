@@ -1,6 +1,6 @@
 """`LLMClient`: the one place that talks to models, and the only async code of gpo-action.
 
-    client = LLMClient(cache=ResponseCache(".gpo/cache.sqlite"), concurrency=16)
+    client = LLMClient(ClientSettings(concurrency=16), cache=ResponseCache(".gpo/cache.sqlite"))
     responses = client.complete(requests)          # sync; results in request order
 
 Embeddings (`client.embed`) are in `llm/embeddings.py`, on the same loop, cache and retries.
@@ -107,45 +107,62 @@ class _Tries:
     exhausted: bool = False                  # the call limit refused a dispatch
 
 
+@dataclass(frozen=True)
+class ClientSettings:
+    """How the client calls models (gpo.yaml's `concurrency`, `timeout` and `retries`): workers per
+    model, seconds per call, retries of a retryable failure and their backoff (`retry_base`
+    doubling up to `retry_max` seconds), and worker processes (`processes`; None:
+    `worker_pool.default_size()`, 0: in-process). A bad value is a ValueError here."""
+
+    concurrency: int = 16
+    timeout: float = 60.0
+    max_retries: int = 4
+    retry_base: float = 0.5
+    retry_max: float = 30.0
+    processes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {self.timeout}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, got {self.max_retries}")
+        if self.processes is not None and self.processes < 0:
+            raise ValueError(f"processes must be 0 or more, got {self.processes}")
+
+
 class LLMClient(EmbeddingMixin):
     """Bounded, retried, cached model calls behind a synchronous batch API (`embed` comes from
     `embeddings.EmbeddingMixin`); a `completer.Completer` and a `completer.BudgetedCompleter`.
 
-    `sleep`, `rng` and `clock` exist for tests (backoff without waiting, seeded jitter). `env` is
-    the environment the providers read their settings from (None: os.environ; `providers.Provider`).
+    `settings` are the call policy (`ClientSettings`); `cache` the response cache (None: none);
+    `notes` receives what the client reports once (None: the log); `base_dir` is where providers
+    resolve relative files (`replay/`); `env` is the environment the providers read their
+    settings from (None: os.environ; `providers.Provider`). `sleep`, `rng` and `clock` exist for
+    tests (backoff without waiting, seeded jitter).
     """
 
     def __init__(
         self,
+        settings: ClientSettings | None = None,
+        *,
         cache: ResponseCache | None = None,
-        concurrency: int = 16,
-        timeout: float = 60.0,
-        max_retries: int = 4,
-        retry_base: float = 0.5,
-        retry_max: float = 30.0,
         notes: Callable[[str], None] | None = None,
         base_dir: Path = Path("."),
-        processes: int | None = None,
-        *,
+        env: Mapping[str, str] | None = None,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
-        env: Mapping[str, str] | None = None,
     ):
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be 0 or more, got {max_retries}")
-        if processes is not None and processes < 0:
-            raise ValueError(f"processes must be 0 or more, got {processes}")
+        settings = ClientSettings() if settings is None else settings
+        self.settings = settings
         self.cache = cache
-        self.concurrency = concurrency
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.retry_base = retry_base
-        self.retry_max = retry_max
+        self.concurrency = settings.concurrency
+        self.timeout = settings.timeout
+        self.max_retries = settings.max_retries
+        self.retry_base = settings.retry_base
+        self.retry_max = settings.retry_max
         self.notes = notes
         self.base_dir = Path(base_dir)
         self.env = env  # what providers that `reads_env` are built with (None: os.environ)
@@ -159,7 +176,7 @@ class LLMClient(EmbeddingMixin):
         self._lock = threading.RLock()
         self._skip: dict[str, str | None] = {}
         self._skip_check: Callable[[ModelConfig], str | None] | None = None
-        self.processes = default_size() if processes is None else processes
+        self.processes = default_size() if settings.processes is None else settings.processes
         self._pool: WorkerPool | None = None
 
     # ---- public ----------------------------------------------------------------------------
