@@ -2,8 +2,8 @@
 blocks, a commit on the head branch; to GitHub, or to files (the demo, dry runs).
 
     target = GitHubTarget(client, number=7, authors=(comment_author(client),))  # or FileTarget(out_dir, ...)
-    done = deliver(run_result, fix_report, target, pull, modes=("suggestion", "comment"),
-                   repo_root=root, project_dir=".")
+    done = deliver(PullReport(run_result, fix_report), target, pull,
+                   DeliverySettings(modes=("suggestion", "comment"), repo_root=root, project_dir="."))
     done.comment                                        # the Markdown that was posted (or written)
 
 Order: the commit first (when chosen and allowed), then the review (skipped when the commit went
@@ -182,6 +182,28 @@ class DeliveryResult:
         return {"comment_where": self.comment_where, "review": review, "commit": commit, "notes": list(self.notes)}
 
 
+@dataclass(frozen=True)
+class PullReport:
+    """What the run found, for the comment and the fixes: the base-vs-head result, the fix stage's
+    report (None: no fix stage), the cache-only models and notes for the comment."""
+
+    result: Any                                   # basehead.RunResult
+    fixes: Any = None                             # fixes.FixReport | None
+    skipped_models: Mapping[str, str] | None = None
+    notes: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How to deliver: which of `MODES` (others are ignored), the git repository holding the
+    project (`repo_root`), the project's directory inside it, and the remote a commit is pushed to."""
+
+    modes: Sequence[str]
+    repo_root: str | Path
+    project_dir: str = "."
+    remote: str = "origin"
+
+
 @dataclass
 class _Candidate:
     fix: Any
@@ -190,12 +212,11 @@ class _Candidate:
     problem: str | None = None           # why it cannot be a suggestion or a commit
 
 
-def deliver(run_result, fixes, target: Target | None, pull: PullContext, *, modes: Sequence[str],
-            repo_root: str | Path, project_dir: str = ".", skipped_models: Mapping[str, str] | None = None,
-            notes: Sequence[str] = (), remote: str = "origin") -> DeliveryResult:
-    """Commit, review and comment as `modes` say (see the module docstring); never raises for an API
-    or push failure."""
-    modes = tuple(m for m in modes if m in MODES)
+def deliver(report: PullReport, target: Target | None, pull: PullContext, settings: DeliverySettings) -> DeliveryResult:
+    """Commit, review and comment as `settings.modes` say (see the module docstring); never raises
+    for an API or push failure."""
+    run_result, fixes, repo_root, project_dir = report.result, report.fixes, settings.repo_root, settings.project_dir
+    modes = tuple(m for m in settings.modes if m in MODES)
     out_notes: list[str] = []
     candidates = _candidates(fixes, pull, repo_root, project_dir)
     lines: dict[str, list[str]] = {c.fix.suite: [] for c in candidates}
@@ -207,7 +228,7 @@ def deliver(run_result, fixes, target: Target | None, pull: PullContext, *, mode
 
     commit = None
     if "commit" in modes and ready:
-        commit = _commit(ready, pull, repo_root, remote)
+        commit = _commit(ready, pull, repo_root, settings.remote)
         for c in ready:
             lines[c.fix.suite].append(_commit_line(commit))
     review = None
@@ -229,7 +250,7 @@ def deliver(run_result, fixes, target: Target | None, pull: PullContext, *, mode
             if not lines[c.fix.suite]:
                 lines[c.fix.suite].append("The improved prompt, as a diff against the pull request's head:")
     suites = {name: DeliveryNote(tuple(lines[name]), tuple(diffs[name])) for name in lines}
-    body = pr_comment(run_result, fixes, suites, skipped_models, list(notes) + out_notes)
+    body = pr_comment(run_result, fixes, suites, report.skipped_models, list(report.notes) + out_notes)
     where = None
     if "comment" in modes and target is not None:
         try:

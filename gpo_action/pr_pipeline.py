@@ -33,7 +33,8 @@ from gpo_action.action_inputs import JUNIT_FILE, REPORT_FILE, Options, mask_secr
 from gpo_action.basehead import LOCAL_RUN, RunResult, base_revision, run
 from gpo_action.config import CACHE_FILE_SUFFIXES
 from gpo_action.containment import Origin, contain
-from gpo_action.delivery import DeliveryResult, FileTarget, GitHubTarget, PullContext, deliver, is_own_commit
+from gpo_action.delivery import (DeliveryResult, DeliverySettings, FileTarget, GitHubTarget, PullContext, PullReport,
+                                 deliver, is_own_commit)
 from gpo_action.fixes import FixReport, fix_failures
 from gpo_action.github.event import load_event
 from gpo_action.github.runner import publish_run
@@ -97,8 +98,8 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     delivery = None
     notes = (guard,) if guard else ()
     if target is not None:
-        delivery = deliver(result, fixes, target, pull, modes=modes, repo_root=ws.root,
-                           project_dir=result.project_dir, skipped_models=skipped, notes=notes)
+        delivery = deliver(PullReport(result, fixes, skipped, notes), target, pull,
+                           DeliverySettings(modes, repo_root=ws.root, project_dir=result.project_dir))
         comment = delivery.comment
     else:
         comment = pr_comment(result, fixes, skipped_models=skipped, notes=notes)
