@@ -49,11 +49,13 @@ class SuiteChange:
 
 @dataclass(frozen=True)
 class RunResult:
+    """One base-vs-head run; a run with nothing to evaluate has no changes, comparisons or results."""
+
     base_sha: str
-    changes: tuple[SuiteChange, ...]
-    comparisons: tuple[Comparison, ...]
-    base_results: tuple[SuiteResult | None, ...]
-    head_results: tuple[SuiteResult | None, ...]
+    changes: tuple[SuiteChange, ...] = ()
+    comparisons: tuple[Comparison, ...] = ()
+    base_results: tuple[SuiteResult | None, ...] = ()
+    head_results: tuple[SuiteResult | None, ...] = ()
     usage: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     exit_code: int = 0
@@ -195,7 +197,7 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
         if policy is None:
             policy = local_policy(head_ws, base_sha)
         if not _relevant(changed, subdir):
-            return RunResult(base_sha, (), (), (), (), project_dir=subdir, policy=policy,
+            return RunResult(base_sha, project_dir=subdir, policy=policy,
                              notes=("nothing to evaluate: no prompt, suite or config changed",))
         renamed = _project_renames(gitrepo.renamed_files(repo, base_sha, None), subdir)
         tmp = tempfile.TemporaryDirectory(prefix="gpo-base-")
@@ -213,9 +215,8 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
                          and _identity(b) == _identity(h))
         changes = plan_changes(pairs)
         if not changes:
-            return RunResult(base_sha, (), (), (), (), notes=tuple(run_notes) + (
-                "nothing to evaluate: files changed, but no suite would evaluate differently",), project_dir=subdir,
-                policy=policy)
+            return RunResult(base_sha, project_dir=subdir, policy=policy, notes=tuple(run_notes) + (
+                "nothing to evaluate: files changed, but no suite would evaluate differently",))
         compared = [c for c in changes if c.head is not None]
         jobs = [job for c in compared for job in (c.base, c.head) if job is not None]
         results = iter(evaluate_jobs(jobs, head_ws.client, judge=head_ws.config.model("judge"), on_progress=on_progress))
@@ -231,9 +232,9 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
     changes = compared + removed          # in the order of the comparisons
     code = 3 if any(c.verdict == "error" for c in comparisons) else verdict_exit_code(comparisons)
     return RunResult(
-        base_sha, tuple(changes), tuple(comparisons), tuple(base_results), tuple(head_results),
-        usage=head_ws.client.usage.to_dict(), notes=tuple(run_notes), exit_code=code, project_dir=subdir,
-        policy=policy,
+        base_sha, changes=tuple(changes), comparisons=tuple(comparisons), base_results=tuple(base_results),
+        head_results=tuple(head_results), usage=head_ws.client.usage.to_dict(), notes=tuple(run_notes), exit_code=code,
+        project_dir=subdir, policy=policy,
     )
 
 
