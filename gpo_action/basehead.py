@@ -1,7 +1,7 @@
 """Base vs head over git (the comparison step of `gpo-action run` and the Action): what changed against
 the base -> evaluate base and head -> verdicts.
 
-The base project is read from git objects (written to a temp dir by `gitrepo.materialize`, never
+The base project is read from git objects (written to a temp dir by `gitsnapshot.materialize`, never
 checked out) and loaded by the same loaders as the head. Both sides are evaluated in one batch
 through one client, so they share its cache and concurrency.
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from gpo_action import gitrepo
+from gpo_action import gitrepo, gitsnapshot
 from gpo_action.compare import Comparison, Gate, compare, compare_removed, exit_code as verdict_exit_code
 from gpo_action.config import CONFIG_FILE
 from gpo_action.errors import InputError
@@ -201,7 +201,7 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
                              notes=("nothing to evaluate: no prompt, suite or config changed",))
         renamed = _project_renames(gitrepo.renamed_files(repo, base_sha, None), subdir)
         tmp = tempfile.TemporaryDirectory(prefix="gpo-base-")
-        snapshot = gitrepo.materialize(repo, base_sha, subdir, tmp.name)
+        snapshot = gitsnapshot.materialize(repo, base_sha, subdir, tmp.name)
 
     head_jobs = head_ws.jobs(head_ws.suites())
     run_notes: list[str] = list(snapshot.notes) + list(policy.notes)

@@ -15,7 +15,7 @@ The tree (`tree_root`) is the working tree of the git repository holding the pro
 walking up from the config root to the first directory with a `.git` entry, so a project in a
 subdirectory may name files up to the repository's top (`prompt: ../shared/x.j2`). Outside any
 repository (a Config built in code, a plain directory) the tree is the config root itself. The
-base revision is loaded from its snapshot directory (`gitrepo.materialize`), which is its tree.
+base revision is loaded from its snapshot directory (`gitsnapshot.materialize`), which is its tree.
 
 A violation raises the loader's own InputError subclass, naming the file, the line and the key,
 before the path is opened; the message quotes the path as written, never what lies there.

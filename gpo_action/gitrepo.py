@@ -5,7 +5,6 @@
     changes = changed_files(repo, base)                    # base .. working tree
     renames = renamed_files(repo, base)                    # {old path: new path}
     text = read_file(repo, base, "prompts/triage.j2")      # None when absent at base
-    snap = materialize(repo, base, "proj", tmp_dir)        # load the project "as of base"
 
 `open_repo` returns a `git.Repo`; pass it to the functions here rather than calling GitPython
 directly, so that every git failure reaches the caller as one `GitError` with a hint (the one
@@ -13,7 +12,8 @@ boundary where foreign errors are mapped). Paths handed to and returned by these
 POSIX and relative to the repository root; `to_repo_path`/`from_repo_path` convert from and to
 filesystem paths (such as those under a config root that is a subdirectory of the repository).
 GitPython is imported inside functions only (style rule 7). This module only reads; the commit
-gpo-action makes and its push are `gitcommits.py`.
+gpo-action makes and its push are `gitcommits.py`, and a revision's project written to a
+directory (the base's snapshot) is `gitsnapshot.py`.
 """
 
 from __future__ import annotations
@@ -73,21 +73,6 @@ class CommitInfo:
     author: tuple[str, str]              # (name, email)
     committer: tuple[str, str]
     message: str
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What `materialize` wrote: `root` (= dest) holds `files` (repo-relative paths) at `sha`.
-
-    `skipped` lists repo-relative paths left out (over the size limit, or symlinks), `notes` says why.
-    An empty `files` with no `skipped` means the subdirectory did not exist at that revision.
-    """
-
-    root: Path
-    sha: str
-    files: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
 
 
 # --- opening and the error boundary -------------------------------------------------------------
@@ -332,58 +317,6 @@ def _decode(data: bytes, rel: str, commit: str) -> str:
         raise GitError(f"{rel} at {commit[:12]} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def materialize(repo: "Repo", sha: str, subdir: str | os.PathLike, dest: str | os.PathLike,
-                suffixes: Iterable[str] = PROJECT_SUFFIXES, *, max_bytes: int = MAX_FILE_BYTES) -> Snapshot:
-    """Write the files under `subdir` (repo-relative; "." = all) at revision `sha` into `dest`,
-    keeping their paths relative to `subdir`, so a project can be loaded "as of" `sha` with the
-    normal loaders. Only names ending in one of `suffixes` are written; files over `max_bytes`
-    and symlinks are skipped (see `Snapshot.skipped`). `dest` must be missing or empty."""
-    commit = resolve_ref(repo, sha)
-    sub = _clean(subdir)
-    target = Path(dest).absolute()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ValueError(f"materialize needs a missing or empty directory, got {target}")
-    target.mkdir(parents=True, exist_ok=True)
-    ends = tuple(s.lower() for s in suffixes)
-    spec = [] if sub == "." else [f"{sub}/"]
-    if sub != ".":
-        kind = _z(_git(repo, "ls-tree", "-z", "--full-tree", commit, "--", sub))
-        if kind and kind[0].split()[1] != "tree":
-            raise GitError(f"{sub} is not a directory at {commit[:12]}")
-    written, skipped, notes = [], [], []
-    for entry in _z(_git(repo, "ls-tree", "-r", "-z", "--long", "--full-tree", commit, "--", *spec)):
-        meta, path = entry.split("\t", 1)
-        mode, kind, blob, size = meta.split()
-        if kind != "blob" or not path.lower().endswith(ends):
-            continue
-        if mode == "120000":
-            skipped.append(path)
-            notes.append(f"skipped {path}: a symlink")
-            continue
-        if int(size) > max_bytes:
-            skipped.append(path)
-            notes.append(f"skipped {path}: {int(size) / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
-            continue
-        rel = PurePosixPath(path) if sub == "." else PurePosixPath(path).relative_to(sub)
-        out = target.joinpath(*rel.parts)
-        if ".." in rel.parts or ".git" in rel.parts:   # git forbids these; refuse a crafted tree anyway
-            skipped.append(path)
-            notes.append(f"skipped {path}: unsafe path")
-            continue
-        _write_bytes(out, _blob_bytes(repo, blob), executable=mode == "100755")
-        written.append(path)
-    return Snapshot(target, commit, tuple(written), tuple(skipped), tuple(notes))
-
-
-def _write_bytes(path: Path, data: bytes, executable: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    if executable:
-        tmp.chmod(0o755)
-    os.replace(tmp, path)
-
-
 # --- paths -------------------------------------------------------------------------------------
 
 def to_repo_path(repo: "Repo", path: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
@@ -444,7 +377,6 @@ __all__ = [
     "PROJECT_SUFFIXES",
     "ChangeSet",
     "CommitInfo",
-    "Snapshot",
     "changed_files",
     "commit_info",
     "commit_message",
@@ -452,7 +384,6 @@ __all__ = [
     "from_repo_path",
     "head_sha",
     "is_shallow",
-    "materialize",
     "merge_base",
     "open_repo",
     "read_file",

@@ -19,13 +19,13 @@ from gpo_action.gitrepo import (
     from_repo_path,
     head_sha,
     is_shallow,
-    materialize,
     merge_base,
     open_repo,
     read_file,
     resolve_ref,
     to_repo_path,
 )
+from gpo_action.gitsnapshot import materialize
 from gpo_action.suites import resolve_suites
 from tests.support.commits import commit_file
 
