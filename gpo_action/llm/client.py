@@ -3,7 +3,8 @@
     client = LLMClient(ClientSettings(concurrency=16), cache=ResponseCache(".gpo/cache.sqlite"))
     responses = client.complete(requests)          # sync; results in request order
 
-Embeddings (`client.embed`) are in `llm/embeddings.py`, on the same loop, cache and retries.
+Embeddings (`client.embed`) are in `llm/embeddings.py`, on the same loop, cache and retries; the
+retry loop, its backoff and `CallLimit` are in `llm/retries.py`.
 
 A batch goes: cache (one lookup) -> duplicates folded -> a bounded pool of workers per model ->
 provider call with a per-request timeout -> retries with exponential backoff and jitter on
@@ -49,6 +50,7 @@ from gpo_action.llm.cache import ResponseCache, request_key
 from gpo_action.llm.completer import OnResult
 from gpo_action.llm.embeddings import EmbeddingMixin
 from gpo_action.llm.providers import Provider, get_provider, redact
+from gpo_action.llm.retries import CallLimit, Tries, backoff_delay, retry
 from gpo_action.llm.types import (BUDGET_EXHAUSTED, SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json,
                                   split_usage)
 from gpo_action.llm.worker_pool import PooledProvider, WorkerPool, default_size
@@ -65,29 +67,6 @@ TIMEOUT_GRACE = 1.0
 OFFLOAD_MIN = 100
 
 
-class CallLimit:
-    """An allowance of provider dispatches, shared by every request of the calls it is given to.
-
-    `take()` is called before each dispatch (first attempts and retries alike); it spends one
-    unit, or returns False when none is left. Workers run on the client's one event loop, so the
-    check and the decrement cannot interleave.
-    """
-
-    def __init__(self, remaining: int):
-        self.remaining = max(0, int(remaining))
-        self.taken = 0
-
-    def take(self) -> bool:
-        if self.remaining <= 0:
-            return False
-        self.remaining -= 1
-        self.taken += 1
-        return True
-
-    def __repr__(self) -> str:
-        return f"CallLimit(remaining={self.remaining}, taken={self.taken})"
-
-
 @dataclass
 class _Job:
     """One provider request to obtain: `keys[i]` receives candidate i."""
@@ -96,15 +75,6 @@ class _Job:
     provider: Provider
     keys: list[str]
     limit: CallLimit | None = None
-
-
-@dataclass
-class _Tries:
-    """How the dispatches of one retried call went (`LLMClient._retry`)."""
-
-    attempts: int = 0
-    error: ProviderError | None = None       # the last failure, also when a later dispatch succeeded
-    exhausted: bool = False                  # the call limit refused a dispatch
 
 
 @dataclass(frozen=True)
@@ -451,26 +421,17 @@ class LLMClient(EmbeddingMixin):
         shares = split_usage(raw.prompt_tokens, raw.completion_tokens, cost, len(texts))
         return [(text, *share) for text, share in zip(texts, shares)]
 
-    async def _retry(self, limit: CallLimit | None, step: Callable[[], Awaitable[bool]]) -> _Tries:
-        """Dispatch `step()` until it says it is done (True), retrying a retryable ProviderError with
-        backoff, at most `max_retries` times. Each dispatch first takes a unit of `limit` and
-        counts in `usage.calls`; a refused one ends the tries (`exhausted`)."""
-        tries = _Tries()
-        while True:
-            if limit is not None and not limit.take():
-                tries.exhausted = True
-                return tries
-            tries.attempts += 1
+    async def _retry(self, limit: CallLimit | None, step: Callable[[], Awaitable[bool]]) -> Tries:
+        """`retries.retry` with this client's settings: each dispatch counts in `usage.calls`, and
+        the wait between tries is `backoff_delay` (through the injectable `sleep`)."""
+
+        def dispatched() -> None:
             self.usage.calls += 1
-            try:
-                if await step():
-                    return tries
-                continue
-            except ProviderError as failure:
-                tries.error = failure
-            if not tries.error.retryable or tries.attempts > self.max_retries:
-                return tries
-            await self._sleep(self._delay(tries.attempts, tries.error))
+
+        async def wait(attempt: int, error: ProviderError) -> None:
+            await self._sleep(backoff_delay(attempt, error, base=self.retry_base, cap=self.retry_max, rng=self._rng))
+
+        return await retry(step, limit=limit, max_retries=self.max_retries, wait=wait, dispatched=dispatched)
 
     async def _call(self, start: Callable[[], Awaitable[T]]) -> T:
         """One provider call (`start()` makes it) under the client's timeout; every failure is
@@ -494,15 +455,6 @@ class LLMClient(EmbeddingMixin):
         self.usage.completion_tokens += completion_tokens
         self.usage.cost += cost
         return cost
-
-    def _delay(self, attempt: int, error: ProviderError) -> float:
-        """Exponential backoff with jitter (half to full step), at least Retry-After, at most retry_max."""
-        step = min(self.retry_max, self.retry_base * 2 ** (attempt - 1))
-        delay = step * (0.5 + 0.5 * self._rng.random())
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after is not None:
-            delay = max(delay, float(retry_after))
-        return min(delay, self.retry_max)
 
 
 def _missing() -> LLMResponse:

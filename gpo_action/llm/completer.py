@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 from gpo_action.llm.types import LLMRequest, LLMResponse, ModelConfig, Usage
 
 if TYPE_CHECKING:
-    from gpo_action.llm.client import CallLimit
+    from gpo_action.llm.retries import CallLimit
 
 OnResult = Callable[[int, LLMResponse], None]
 

@@ -7,7 +7,7 @@ cannot embed (`replay/`, `local/`) or a cache-only model whose vectors are not c
 
 `EmbeddingMixin` is mixed into `LLMClient` (`client.py`) and uses what completions use: its lock,
 provider table, cache lookup and loop (`_lock`, `_provider`, `_lookup`, `_run`, `skip_reason`),
-and one provider call with its retries and accounting (`_retry`, `_call`, `_account`).
+and one provider call with its retries and accounting (`_retry`, i.e. `retries.retry`; `_call`, `_account`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gpo_action.llm.providers import Provider, RawEmbedding, provider_prefix, re
 from gpo_action.llm.types import BUDGET_EXHAUSTED, LLMResponse, ModelConfig, canonical_json, split_usage
 
 if TYPE_CHECKING:
-    from gpo_action.llm.client import CallLimit
+    from gpo_action.llm.retries import CallLimit
 
 # Texts per embedding call.
 EMBED_BATCH = 64
