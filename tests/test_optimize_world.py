@@ -187,11 +187,11 @@ class World:
     def meta_requests(self, server: ScriptedOpenAIServer | None = None) -> list[str]:
         return [all_text(b) for b in (server or self.server).requests if is_meta(b)]
 
-    def client(self, cache: bool = True, **settings) -> LLMClient:
+    def client(self, cache: bool = True, notes=None, **settings) -> LLMClient:
         settings.setdefault("max_retries", 2)
         settings.setdefault("retry_base", 0.01)
         store = ResponseCache(self.root / ".gpo" / "cache.sqlite") if cache else None
-        return LLMClient(ClientSettings(**settings), cache=store, sleep=RecordedSleep())
+        return LLMClient(ClientSettings(**settings), cache=store, notes=notes, sleep=RecordedSleep())
 
     def run(self, client: LLMClient, budget: BudgetLimits | None = None, *, preset: str = "gpo", **kwargs):
         spec_fields = {k: kwargs.pop(k) for k in list(kwargs) if k in type(get_preset("gpo")).model_fields}
