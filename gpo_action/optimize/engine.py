@@ -233,8 +233,9 @@ class _Run:
         if all(c.error is not None for c in dev_cases):
             return f"task-errors: every dev case failed ({dev_cases[0].error})"
         dev_result = replace(evaluation.result, cases=dev_cases)
-        record = PromptRecord(prompt_id(self.template.source), 0, self.template.source, mean_score(dev_result),
-                              len(dev_cases), errors=dev_result.errors, **self._spent_fields())
+        record = PromptRecord(id=prompt_id(self.template.source), step=0, prompt=self.template.source,
+                              dev=mean_score(dev_result), cases=len(dev_cases), errors=dev_result.errors,
+                              **self._spent_fields())
         self.records[record.id] = record
         self.results[record.id] = dev_result
         self.original_held = replace(evaluation.result, cases=held_cases)
@@ -279,8 +280,9 @@ class _Run:
             if evaluation is None:
                 stopped.append(reason or "max_calls")
                 return None
-            record = PromptRecord(prompt_id(source), 0, source, evaluation.score, evaluation.cases, True, original.id,
-                                  None, edit_words(self.template.source, source), evaluation.errors,
+            record = PromptRecord(id=prompt_id(source), step=0, prompt=source, dev=evaluation.score,
+                                  cases=evaluation.cases, complete=True, parent=original.id, budget_words=None,
+                                  edit_words=edit_words(self.template.source, source), errors=evaluation.errors,
                                   reverted=tuple(sorted(reverted)), **self._spent_fields())
             self._write(record)
             self.results[record.id] = evaluation.result
@@ -296,8 +298,9 @@ class _Run:
         info = {**location.to_dict(), "sentence": location_sentence(location, edits), "edits": edits, "fix_id": None}
         if location.found:
             source = apply_reverts(self.base, self.template.source, hunks, set(location.culprits))
-            record = PromptRecord(prompt_id(source), 0, source, location.fixed_score, len(self.dev), True, original.id,
-                                  None, edit_words(self.template.source, source), reverted=location.culprits,
+            record = PromptRecord(id=prompt_id(source), step=0, prompt=source, dev=location.fixed_score,
+                                  cases=len(self.dev), complete=True, parent=original.id, budget_words=None,
+                                  edit_words=edit_words(self.template.source, source), reverted=location.culprits,
                                   **self._spent_fields())
             self.records[record.id] = record
             self.state.history.append(record.id)
@@ -336,8 +339,9 @@ class _Run:
             if evaluation is None:
                 continue
             raced_out += not full
-            record = PromptRecord(prompt_id(source), t, source, evaluation.score, evaluation.cases, full, current.id,
-                                  budget_words, distance, evaluation.errors, rejected=dict(rejected),
+            record = PromptRecord(id=prompt_id(source), step=t, prompt=source, dev=evaluation.score,
+                                  cases=evaluation.cases, complete=full, parent=current.id, budget_words=budget_words,
+                                  edit_words=distance, errors=evaluation.errors, rejected=dict(rejected),
                                   **self._spent_fields())
             self.records[record.id] = record
             self.results[record.id] = evaluation.result
@@ -350,9 +354,11 @@ class _Run:
             self.state.history.append(chosen.id)
         self.rejected.update(rejected)
         scored = [r.dev for r in pool if r.complete]
-        self._write(StepRecord(t, budget_words, current.id, tuple(r.id for r in shown), self._similarity_name(),
-                               len(replies), len(new) - evals.count(None), duplicates, raced_out, dict(rejected),
-                               chosen.id if chosen else None, feedback, self.ledger.now().to_dict()))
+        self._write(StepRecord(step=t, budget_words=budget_words, current=current.id, shown=tuple(r.id for r in shown),
+                               similarity=self._similarity_name(), candidates=len(replies),
+                               evaluated=len(new) - evals.count(None), duplicates=duplicates, raced_out=raced_out,
+                               rejected=dict(rejected), selected=chosen.id if chosen else None, feedback=feedback,
+                               spent=self.ledger.now().to_dict()))
         self._pending = dict(budget_words=budget_words, candidates=len(replies), evaluated=len(new),
                              duplicates=duplicates, raced_out=raced_out, rejected=dict(rejected),
                              step_best=max(scored, default=None))
@@ -472,11 +478,14 @@ class _Run:
                 against = holdout_test(evaluation.result if evaluation else None, evaluations[-1], self.spec.alpha)
             proposed, message = decide(original, best, test, self.spec.alpha, why, base_check=base_check,
                                        against_base=against)
-        final = best or PromptRecord(prompt_id(self.template.source), 0, self.template.source, 0.0, 0)
+        final = best or PromptRecord(id=prompt_id(self.template.source), step=0, prompt=self.template.source, dev=0.0,
+                                     cases=0)
         distance = edit_words(self.template.source, final.prompt)
         spent = self.ledger.now().to_dict()
-        self._write(FinalRecord(final.id, final.prompt, original.dev if original else 0.0, final.dev, original_holdout,
-                                best_holdout, distance, proposed, message, reason, spent))
+        self._write(FinalRecord(best=final.id, prompt=final.prompt, original_dev=original.dev if original else 0.0,
+                                best_dev=final.dev, original_holdout=original_holdout, best_holdout=best_holdout,
+                                edit_words=distance, proposed=proposed, message=message, stop_reason=reason,
+                                spent=spent))
         self._save("finished" if reason is None else "stopped", reason)
         return OptimizeResult(
             suite=self.suite.name, template_path=self.template.path, kind=self.template.kind,

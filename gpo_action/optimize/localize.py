@@ -169,8 +169,9 @@ def locate(hunks: int, evaluate: Callable[[frozenset[int]], float | None], *, ma
 
     def result(status: str, culprits: frozenset[int] = frozenset(), why: str | None = None) -> Location:
         fixed = scores.get(culprits) if culprits else None
-        return Location(status, hunks, tuple(sorted(culprits)), len(scores), bound, scores.get(everything),
-                        scores.get(frozenset()), fixed, why)
+        return Location(status=status, hunks=hunks, culprits=tuple(sorted(culprits)), evaluations=len(scores),
+                        bound=bound, base_score=scores.get(everything), head_score=scores.get(frozenset()),
+                        fixed_score=fixed, reason=why)
 
     try:
         head, base = score(frozenset()), score(everything)
