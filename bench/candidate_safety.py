@@ -118,7 +118,7 @@ def line(counts: Counter, seconds: float, kind: str = "") -> str:
 
 def style_runs(args: argparse.Namespace, ws) -> None:
     """--styles: the step-1 meta-prompt in each placeholder style, replies read as the engine reads them."""
-    from gpo_action.llm.client import LLMClient
+    from gpo_action.llm.client import ClientSettings, LLMClient
     from gpo_action.llm.types import LLMRequest
     from gpo_action.optimize import get_preset
     from gpo_action.optimize import metaprompts as M

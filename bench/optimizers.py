@@ -301,7 +301,7 @@ def run_one(setup: Setup, work: Path, preset: str, suite: str, seed: int, steps:
     from harness import copy_cache
 
     from gpo_action.llm.cache import ResponseCache
-    from gpo_action.llm.client import LLMClient
+    from gpo_action.llm.client import ClientSettings, LLMClient
     from gpo_action.optimize import BudgetLimits, get_preset, optimize
 
     place = work / "runs" / f"{preset}-{suite}-seed{seed}{'-race' if race else ''}"

@@ -125,7 +125,7 @@ def local_timeout(repeats: int) -> bool | None:
     except ImportError:
         show("local_timeout", "skip: llama-cpp-python is not installed (the [local] extra)")
         return None
-    from gpo_action.llm.client import LLMClient
+    from gpo_action.llm.client import ClientSettings, LLMClient
     from gpo_action.llm.local import load_model
     from gpo_action.llm.types import LLMRequest, ModelConfig
 
