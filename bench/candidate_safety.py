@@ -81,7 +81,7 @@ def optimizer_model(seed: int):
 def engine_runs(args: argparse.Namespace, ws, work: Path) -> Counter:
     """The default mode: one step of the real engine per suite and seed."""
     from gpo_action.llm.client import ClientSettings, LLMClient
-    from gpo_action.optimize import BudgetLimits, get_preset, optimize
+    from gpo_action.optimize import BudgetLimits, OptimizerModels, RunOptions, get_preset, optimize
 
     total: Counter = Counter()
     for suite in ws.suites(args.suites):
@@ -93,9 +93,9 @@ def engine_runs(args: argparse.Namespace, ws, work: Path) -> Counter:
                 counts.update(sampled=report.candidates, scored=report.evaluated, duplicates=report.duplicates)
 
             with LLMClient(ClientSettings(timeout=TIMEOUT), notes=lambda note: None) as client:
-                result = optimize(job, suite, get_preset("gpo", steps=1, candidates=args.samples), BudgetLimits(),
-                                  client, optimizer_model=optimizer_model(seed),
-                                  run_dir=work / "runs" / f"{suite.name}-{seed}", on_step=on_step)
+                result = optimize(job, get_preset("gpo", steps=1, candidates=args.samples), BudgetLimits(),
+                                  client, OptimizerModels(optimizer_model(seed)),
+                                  options=RunOptions(run_dir=work / "runs" / f"{suite.name}-{seed}", on_step=on_step))
             counts.update({f"rejected:{k}": v for k, v in result.rejected.items()})
             counts["best_dev_above_start"] += int(result.best_dev is not None and result.original_dev is not None
                                                   and result.best_dev > result.original_dev)

@@ -39,7 +39,7 @@ a pair is "equal" when it ends on the same best prompt with the same dev and hol
 
 `--scenarios`: the pull requests of bench/scenarios.json (2 to 4 edits to an example prompt, of which
 the ones measured harmful on the bundled model are known; see bench/scenarios.py) through
-`optimize(..., base=)`, per preset (default gpo,apo) and seed (default 1): culprit hunks found
+`optimize(..., regression=Regression(base))`, per preset (default gpo,apo) and seed (default 1): culprit hunks found
 (right / wrong / none), the localization's dev evaluations and bound, holdout head -> best, p, and
 whether a fix was proposed (see bench/scenario_runs.py); one line per run, then a Markdown table
 (also written to `--markdown FILE`). The default cap adds the localization's bound, less the head's
@@ -302,7 +302,7 @@ def run_one(setup: Setup, work: Path, preset: str, suite: str, seed: int, steps:
 
     from gpo_action.llm.cache import ResponseCache
     from gpo_action.llm.client import ClientSettings, LLMClient
-    from gpo_action.optimize import BudgetLimits, get_preset, optimize
+    from gpo_action.optimize import BudgetLimits, OptimizerModels, RunOptions, get_preset, optimize
 
     place = work / "runs" / f"{preset}-{suite}-seed{seed}{'-race' if race else ''}"
     copy_cache(setup.base_cache, place / "cache.sqlite")
@@ -317,8 +317,9 @@ def run_one(setup: Setup, work: Path, preset: str, suite: str, seed: int, steps:
     started = time.perf_counter()
     with ResponseCache(place / "cache.sqlite") as cache, \
             LLMClient(ClientSettings(timeout=TIMEOUT), cache=cache, notes=lambda note: None) as client:
-        result = optimize(job, job.suite, spec, BudgetLimits(max_calls=setup.caps[suite]), client,
-                          optimizer_model=setup.models.optimizer(seed), run_dir=place / "run", on_step=on_step)
+        result = optimize(job, spec, BudgetLimits(max_calls=setup.caps[suite]), client,
+                          OptimizerModels(setup.models.optimizer(seed)),
+                          options=RunOptions(run_dir=place / "run", on_step=on_step))
     return Run(preset, suite, seed, race, result, totals["sampled"], totals["scored"], totals["duplicates"],
                totals["raced_out"], time.perf_counter() - started)
 

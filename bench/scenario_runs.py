@@ -1,4 +1,4 @@
-"""The scenarios of bench/scenarios.json through the real `optimize(..., base=)`, once per preset:
+"""The scenarios of bench/scenarios.json through the real `optimize(..., regression=Regression(base))`, once per preset:
 did the localization name the known culprits, at what cost, and what was proposed.
 
 Used by `python bench/optimizers.py --scenarios`. Each scenario's head is scored once on every case
@@ -73,7 +73,7 @@ def run_scenarios(chosen: Sequence[Scenario], presets: Sequence[str], seeds: int
     from gpo_action.evaluate import EvalJob, evaluate_jobs
     from gpo_action.llm.cache import ResponseCache
     from gpo_action.llm.client import ClientSettings, LLMClient
-    from gpo_action.optimize import BudgetLimits, get_preset, optimize
+    from gpo_action.optimize import BudgetLimits, OptimizerModels, Regression, RunOptions, get_preset, optimize
     from gpo_action.suites import split_cases
     from gpo_action.templates import parse_template
     from gpo_action.workspace import Workspace
@@ -103,10 +103,11 @@ def run_scenarios(chosen: Sequence[Scenario], presets: Sequence[str], seeds: int
                 started = time.perf_counter()
                 with ResponseCache(run_dir / "cache.sqlite") as cache, \
                         LLMClient(ClientSettings(timeout=TIMEOUT), cache=cache, notes=lambda note: None) as client:
-                    result = optimize(job, suite, get_preset(preset, steps=steps, candidates=candidates),
-                                      BudgetLimits(max_calls=calls), client, optimizer_model=optimizer(seed),
-                                      run_dir=run_dir / "run", base=base, max_drop=max_drop,
-                                      on_step=lambda report: sampled.append(report.candidates))
+                    result = optimize(job, get_preset(preset, steps=steps, candidates=candidates),
+                                      BudgetLimits(max_calls=calls), client, OptimizerModels(optimizer(seed)),
+                                      options=RunOptions(run_dir=run_dir / "run",
+                                                         on_step=lambda report: sampled.append(report.candidates)),
+                                      regression=Regression(base, max_drop))
                 run = ScenarioRun(scenario, preset, seed, result, time.perf_counter() - started, sum(sampled))
                 runs.append(run)
                 show(f"run {scenario.name} {preset} seed={seed}", run_line(run))

@@ -20,7 +20,8 @@ import pytest
 from gpo_action.llm.cache import ResponseCache
 from gpo_action.llm.client import ClientSettings, LLMClient
 from gpo_action.llm.types import ModelConfig
-from gpo_action.optimize import BudgetLimits, get_preset, optimize
+from gpo_action.evaluate import EvalJob
+from gpo_action.optimize import BudgetLimits, OptimizerModels, Regression, RunOptions, get_preset, optimize
 from gpo_action.suites import load_suite, split_cases
 from gpo_action.templates import load_template
 from tests.support import RecordedSleep
@@ -197,9 +198,15 @@ class World:
         spec_fields = {k: kwargs.pop(k) for k in list(kwargs) if k in type(get_preset("gpo")).model_fields}
         spec_fields.setdefault("steps", 4)
         spec_fields.setdefault("candidates", 3)
-        kwargs.setdefault("run_dir", self.root / ".gpo" / "optimize" / "triage")
-        return optimize(self.template, self.suite, get_preset(preset, **spec_fields), budget or BudgetLimits(),
-                        client, optimizer_model=self.optimizer_model, task_model=self.model, **kwargs)
+        run_dir = kwargs.pop("run_dir", self.root / ".gpo" / "optimize" / "triage")
+        options = RunOptions(run_dir=run_dir, resume=kwargs.pop("resume", False), on_step=kwargs.pop("on_step", None))
+        models = OptimizerModels(self.optimizer_model, embedding=kwargs.pop("embedding", None))
+        base = kwargs.pop("base", None)
+        regression = Regression(base, kwargs.pop("max_drop", 0.02)) if base is not None else None
+        if kwargs:
+            raise TypeError(f"World.run got unexpected arguments {sorted(kwargs)}")
+        return optimize(EvalJob(self.suite, self.template, self.model), get_preset(preset, **spec_fields),
+                        budget or BudgetLimits(), client, models, options=options, regression=regression)
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Prompt optimisation: GPO (arXiv 2402.17564) and the methods it frames, as presets of one engine.
 
-    from gpo_action.optimize import optimize, get_preset, BudgetLimits
-    result = optimize(job, suite, get_preset("gpo", steps=6), BudgetLimits(max_calls=400), client,
-                      optimizer_model=ModelConfig("openai/gpt-4o"), run_dir=".gpo/optimize/triage")
+    from gpo_action.optimize import optimize, get_preset, BudgetLimits, OptimizerModels, RunOptions
+    result = optimize(job, get_preset("gpo", steps=6), BudgetLimits(max_calls=400), client,
+                      OptimizerModels(ModelConfig("openai/gpt-4o")), options=RunOptions(run_dir=".gpo/optimize/triage"))
 
 Modules: `engine` (the loop, `optimize`), `spec` (OptimizerSpec, BudgetLimits), `presets`, the parts
 and their registries (`directions`, `refiners`, `schedules`, `selectors`, `similarity`, `stoppers`),
@@ -16,10 +16,10 @@ guard's paired test and decision), `ledger` (spend and projections), `rundir`/`t
 from __future__ import annotations
 
 from gpo_action.optimize.diffs import word_diff
-from gpo_action.optimize.engine import optimize
+from gpo_action.optimize.engine import OptimizerModels, Regression, RunOptions, optimize
 from gpo_action.optimize.presets import PRESETS, get_preset
 from gpo_action.optimize.results import OptimizeResult, StepReport
 from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec
 
-__all__ = ["optimize", "OptimizeResult", "StepReport", "OptimizerSpec", "BudgetLimits", "PRESETS", "get_preset",
-           "word_diff"]
+__all__ = ["optimize", "OptimizerModels", "Regression", "RunOptions", "OptimizeResult", "StepReport", "OptimizerSpec",
+           "BudgetLimits", "PRESETS", "get_preset", "word_diff"]

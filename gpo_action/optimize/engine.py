@@ -1,4 +1,4 @@
-"""The one entry point: `optimize(job_or_template, suite, spec, budget, client, ...)`.
+"""The one entry point: `optimize(job, spec, budget, client, models, *, options=RunOptions(), regression=None)`.
 
 The loop (gpo-method.md, section 2), with gpo-action's guards:
 0. Score the original on every case (dev and holdout, one batch); H = [original].
@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob
@@ -61,45 +61,65 @@ from gpo_action.optimize.stoppers import Dispatch, Spend
 from gpo_action.optimize.trajectory import FinalRecord, PromptRecord, StepRecord, prompt_id
 from gpo_action.optimize.views import View
 from gpo_action.results import SuiteResult
-from gpo_action.suites import MIN_SPLIT_CASES, Suite, split_cases
+from gpo_action.suites import MIN_SPLIT_CASES, split_cases
 from gpo_action.templates import PromptTemplate, parse_template
 
 StepFn = Callable[[StepReport], None]
 SAMPLE_STRIDE = 1000   # step t samples candidates t*1000 .. t*1000+n-1 (reflection: t*1000)
 
 
-def optimize(job_or_template: EvalJob | PromptTemplate, suite: Suite, spec: OptimizerSpec | Mapping[str, Any],
-             budget: BudgetLimits | Mapping[str, Any], client: BudgetedCompleter, *, optimizer_model: ModelConfig,
-             run_dir: str | Path | None = None, resume: bool = False, on_step: StepFn | None = None,
-             task_model: ModelConfig | None = None, judge: ModelConfig | None = None,
-             embedding: ModelConfig | None = None, clock: Callable[[], float] = time.monotonic,
-             base: str | None = None, max_drop: float = 0.02) -> OptimizeResult:
-    """Optimize the template of `job_or_template` on `suite`; see the module docstring.
+@dataclass(frozen=True)
+class OptimizerModels:
+    """The models of a run besides the task model (the job's): the optimizer that writes the
+    candidates, the judge of llm-rubric assertions, and the embedding model of relevance retrieval
+    (models.embedding: the `embedding` similarity, with a fallback to tfidf and a warning if its
+    calls fail; None: the spec's similarity)."""
 
-    The task model is the job's (or `task_model`, or the suite's). `run_dir` keeps state.json and
-    trajectory.jsonl; `resume` continues the run found there when its fingerprint matches.
-    `embedding` (models.embedding) makes relevance retrieval use the `embedding` similarity, with a
-    fallback to tfidf (and a warning) if the embedding calls fail. `base` (the template's source before
-    the change) turns on the location of the regression, within `max_drop` of the base's dev score.
-    """
-    if isinstance(job_or_template, EvalJob):
-        template, model = job_or_template.template, job_or_template.model
-    else:
-        template, model = job_or_template, task_model or suite.model
-    if model is None:
-        raise InputError("no task model to optimize with", hint="pass an EvalJob or task_model=")
-    spec = spec if isinstance(spec, OptimizerSpec) else OptimizerSpec(**spec)
-    budget = budget if isinstance(budget, BudgetLimits) else BudgetLimits(**budget)
-    run = _Run(template, suite, spec, budget, client, model, optimizer_model, judge, clock,
-               RunDir(run_dir) if run_dir is not None else None, on_step, embedding, base, max_drop)
-    return run.execute(resume)
+    optimizer: ModelConfig
+    judge: ModelConfig | None = None
+    embedding: ModelConfig | None = None
+
+
+@dataclass(frozen=True)
+class Regression:
+    """Locate the regression first: `base` is the template's source before the change; a revert
+    counts as a fix within `max_drop` of the base's dev score."""
+
+    base: str
+    max_drop: float = 0.02
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and how a run goes: `run_dir` keeps state.json and trajectory.jsonl (None: nothing
+    kept); `resume` continues the run found there when its fingerprint matches; `on_step` gets a
+    `StepReport` after each step; `clock` is read for max_seconds (injectable for tests)."""
+
+    run_dir: str | Path | None = None
+    resume: bool = False
+    on_step: StepFn | None = None
+    clock: Callable[[], float] = time.monotonic
+
+
+def optimize(job: EvalJob, spec: OptimizerSpec, budget: BudgetLimits, client: BudgetedCompleter,
+             models: OptimizerModels, *, options: RunOptions = RunOptions(),
+             regression: Regression | None = None) -> OptimizeResult:
+    """Optimize `job.template` on `job.suite` with `job.model` as the task model; see the module
+    docstring. `regression` (the prompt before the change) turns on the location of the regression."""
+    if job.model is None:
+        raise InputError("no task model to optimize with", hint="give the EvalJob its task model")
+    return _Run(job, spec, budget, client, models, options, regression).execute(options.resume)
 
 
 class _Run:
-    def __init__(self, template, suite, spec, budget, client, model, optimizer_model, judge, clock, rundir, on_step,
-                 embedding=None, base=None, max_drop=0.02):
+    def __init__(self, job: EvalJob, spec: OptimizerSpec, budget: BudgetLimits, client: BudgetedCompleter,
+                 models: OptimizerModels, options: RunOptions, regression: Regression | None):
+        template, suite, model = job.template, job.suite, job.model
+        optimizer_model, judge, embedding, clock = models.optimizer, models.judge, models.embedding, options.clock
+        base, max_drop = (regression.base, regression.max_drop) if regression is not None else (None, 0.02)
         self.template, self.suite, self.spec, self.client = template, suite, spec, client
-        self.optimizer_model, self.rundir, self.on_step = optimizer_model, rundir, on_step
+        self.optimizer_model, self.on_step = optimizer_model, options.on_step
+        self.rundir = RunDir(options.run_dir) if options.run_dir is not None else None
         self.dev, self.holdout = split_cases(suite)
         self.warnings: list[str] = []
         if len(suite.cases) < MIN_SPLIT_CASES:

@@ -27,7 +27,7 @@ Status of a `Location`:
     base-unsafe   (set by the engine) the base fails the head's candidate checks (its variables,
                   roles, params or frozen regions differ), so no probe was made
 
-The engine runs it before the GPO refinement when given the base prompt (`optimize(..., base=)`),
+The engine runs it before the GPO refinement when given the base prompt (`optimize(..., regression=Regression(base))`),
 which the PR fix stage does for a regressed suite (`fixes.fix_failures`, `optimize.localize`).
 """
 

@@ -26,7 +26,7 @@ from gpo_action.evaluate import EvalJob
 from gpo_action.files import write_atomic
 from gpo_action.llm.completer import BudgetedCompleter
 from gpo_action.llm.types import ModelConfig
-from gpo_action.optimize.engine import StepFn, optimize
+from gpo_action.optimize.engine import OptimizerModels, Regression, RunOptions, StepFn, optimize
 from gpo_action.optimize.presets import PRESETS, get_preset
 from gpo_action.optimize.projection import Projection, litellm_price, project
 from gpo_action.optimize.results import OptimizeResult
@@ -95,9 +95,10 @@ def run_dir_for(ws, runs: str, suite: str) -> Path:
 
 
 def run_plan(plan: OptimizePlan, client: BudgetedCompleter, *, resume: bool = False, on_step: StepFn | None = None) -> OptimizeResult:
-    return optimize(plan.job, plan.job.suite, plan.spec, plan.budget, client, optimizer_model=plan.optimizer_model,
-                    run_dir=plan.run_dir, resume=resume, on_step=on_step, judge=plan.judge,
-                    embedding=plan.embedding, base=plan.base, max_drop=plan.max_drop)
+    models = OptimizerModels(plan.optimizer_model, judge=plan.judge, embedding=plan.embedding)
+    regression = Regression(plan.base, plan.max_drop) if plan.base is not None else None
+    return optimize(plan.job, plan.spec, plan.budget, client, models,
+                    options=RunOptions(run_dir=plan.run_dir, resume=resume, on_step=on_step), regression=regression)
 
 
 def project_plan(plan: OptimizePlan, client: BudgetedCompleter) -> Projection:
