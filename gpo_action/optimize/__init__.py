@@ -16,7 +16,8 @@ guard's paired test and decision), `ledger` (spend and projections), `rundir`/`t
 from __future__ import annotations
 
 from gpo_action.optimize.diffs import word_diff
-from gpo_action.optimize.engine import OptimizerModels, Regression, RunOptions, optimize
+from gpo_action.optimize.engine import OptimizerModels, RunOptions, optimize
+from gpo_action.optimize.locating import Regression
 from gpo_action.optimize.presets import PRESETS, get_preset
 from gpo_action.optimize.results import OptimizeResult, StepReport
 from gpo_action.optimize.spec import BudgetLimits, OptimizerSpec

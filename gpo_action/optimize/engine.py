@@ -48,7 +48,7 @@ from gpo_action.optimize.candidates import (ReplyForm, allowed_words, check_cand
 from gpo_action.optimize.directions import get_direction
 from gpo_action.optimize.holdout import decide, holdout_test
 from gpo_action.optimize.ledger import Ledger, upfront_tokens
-from gpo_action.optimize.localize import Location, apply_reverts, locate, location_sentence, split_hunks
+from gpo_action.optimize.locating import Regression, RegressionSearch
 from gpo_action.optimize.refiners import get_refiner
 from gpo_action.optimize.results import OptimizeResult, StepReport, pct as _pct
 from gpo_action.optimize.rundir import RunDir, RunState, fingerprint
@@ -81,15 +81,6 @@ class OptimizerModels:
 
 
 @dataclass(frozen=True)
-class Regression:
-    """Locate the regression first: `base` is the template's source before the change; a revert
-    counts as a fix within `max_drop` of the base's dev score."""
-
-    base: str
-    max_drop: float = 0.02
-
-
-@dataclass(frozen=True)
 class RunOptions:
     """Where and how a run goes: `run_dir` keeps state.json and trajectory.jsonl (None: nothing
     kept); `resume` continues the run found there when its fingerprint matches; `on_step` gets a
@@ -117,6 +108,7 @@ class _Run:
         template, suite, model = job.template, job.suite, job.model
         optimizer_model, judge, embedding, clock = models.optimizer, models.judge, models.embedding, options.clock
         base, max_drop = (regression.base, regression.max_drop) if regression is not None else (None, 0.02)
+        self.search = RegressionSearch(template, regression, suite.cases) if regression is not None else None
         self.template, self.suite, self.spec, self.client = template, suite, spec, client
         self.optimizer_model, self.on_step = optimizer_model, options.on_step
         self.rundir = RunDir(options.run_dir) if options.run_dir is not None else None
@@ -277,57 +269,26 @@ class _Run:
         return reserve
 
     def _base_template(self) -> PromptTemplate:
-        return parse_template(self.base, self.template.path, self.template.kind)
+        return self.search.base_template()
 
     # ---- locating the regression in the change ---------------------------------------------
     def _localize(self) -> str | None:
-        """ddmin over the hunks of base -> head (see `localize`); the located fix becomes current.
-        Returns the stop reason of a cap reached while locating (None: go on refining)."""
-        hunks = split_hunks(self.base, self.template.source)
+        """The search of `locating` (probes written as step-0 records); the located fix becomes
+        current. Returns the stop reason of a cap reached while locating (None: go on refining)."""
         original = self.records[self.state.history[-1]]
-        stopped: list[str] = []
-        _, unsafe = check_candidate(self.base, self.template, self.suite.cases) if hunks else (None, None)
-        reserve = self._reserve(locating=bool(hunks) and unsafe is None)
+        reserve = self._reserve(locating=self.search.searching)
 
-        def probe(reverted: frozenset[int]) -> float | None:
-            if not reverted:
-                return original.dev
-            source = apply_reverts(self.base, self.template.source, hunks, reverted)
-            parsed, why = check_candidate(source, self.template, self.suite.cases)
-            if parsed is None:                  # unsafe: never a fix (it costs no call)
-                return float("-inf")
-            [evaluation], reason = self.scorer.evaluate([parsed], self.dev, reserve)
-            if evaluation is None:
-                stopped.append(reason or "max_calls")
-                return None
-            record = PromptRecord(id=prompt_id(source), step=0, prompt=source, dev=evaluation.score,
-                                  cases=evaluation.cases, complete=True, parent=original.id, budget_words=None,
-                                  edit_words=edit_words(self.template.source, source), errors=evaluation.errors,
-                                  reverted=tuple(sorted(reverted)), **self._spent_fields())
+        def probed(record: PromptRecord, result: SuiteResult) -> None:
             self._write(record)
-            self.results[record.id] = evaluation.result
-            return evaluation.score
+            self.results[record.id] = result
 
-        if unsafe is not None:
-            location = Location("base-unsafe", len(hunks), reason=unsafe)
-        else:
-            location = locate(len(hunks), probe, max_drop=self.max_drop)
-            if stopped:
-                location = replace(location, reason=stopped[0])
-        edits = [h.render() for h in hunks]
-        info = {**location.to_dict(), "sentence": location_sentence(location, edits), "edits": edits, "fix_id": None}
-        if location.found:
-            source = apply_reverts(self.base, self.template.source, hunks, set(location.culprits))
-            record = PromptRecord(id=prompt_id(source), step=0, prompt=source, dev=location.fixed_score,
-                                  cases=len(self.dev), complete=True, parent=original.id, budget_words=None,
-                                  edit_words=edit_words(self.template.source, source), reverted=location.culprits,
-                                  **self._spent_fields())
-            self.records[record.id] = record
-            self.state.history.append(record.id)
-            info["fix_id"] = record.id
-        self.state.location = info
+        found = self.search.run(original, self.scorer, self.dev, reserve, on_probe=probed, spent=self._spent_fields)
+        if found.fix is not None:
+            self.records[found.fix.id] = found.fix
+            self.state.history.append(found.fix.id)
+        self.state.location = found.info
         self._save("running")
-        return stopped[0] if stopped else None
+        return found.stopped
 
     # ---- one step --------------------------------------------------------------------------
     def _step(self, t: int) -> str | None:

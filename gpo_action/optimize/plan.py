@@ -26,7 +26,8 @@ from gpo_action.evaluate import EvalJob
 from gpo_action.files import write_atomic
 from gpo_action.llm.completer import BudgetedCompleter
 from gpo_action.llm.types import ModelConfig
-from gpo_action.optimize.engine import OptimizerModels, Regression, RunOptions, StepFn, optimize
+from gpo_action.optimize.engine import OptimizerModels, RunOptions, StepFn, optimize
+from gpo_action.optimize.locating import Regression
 from gpo_action.optimize.presets import PRESETS, get_preset
 from gpo_action.optimize.projection import Projection, litellm_price, project
 from gpo_action.optimize.results import OptimizeResult
