@@ -6,7 +6,8 @@
 
 Modules: `engine` (the loop, `optimize`), `spec` (OptimizerSpec, BudgetLimits), `presets`, the parts
 and their registries (`directions`, `refiners`, `schedules`, `selectors`, `similarity`, `stoppers`),
-`candidates` (extraction and safety), `scoring` (budgeted evaluation, racing), `holdout` (the
+`candidates` (extraction and safety), `scoring` (budgeted evaluation, racing), `localize` (ddmin over
+the change's hunks) and `locating` (the engine's search with it), `holdout` (the
 guard's paired test and decision), `ledger` (spend and projections), `rundir`/`trajectory`
 (state.json, trajectory.jsonl), `metaprompts` (+ the .j2 files), `diffs` (word diff), `results`,
 `projection` (dry run), `plan` (from a workspace). The terminal renderables are in
