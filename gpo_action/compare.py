@@ -2,8 +2,9 @@
 
 `compare(base, head, gate)` pairs the two `SuiteResult`s of a suite by case id, tests the paired
 difference (exact McNemar for pass/fail outcomes, a sign-flip permutation test for graded scores
-or means over repeats), adds a bootstrap confidence interval, and returns a frozen `Comparison`
-whose `verdict` is one of `VERDICTS`:
+or means over repeats), adds the confidence interval that inverts the same test (so it excludes 0
+exactly when p < alpha: `stats.mcnemar_interval`, `stats.sign_flip_interval`), and returns a frozen
+`Comparison` whose `verdict` is one of `VERDICTS`:
 
 - "error": a side has more errored cases than `max_error_rate` allows, or no case could be paired;
 - "regressed": head is lower by more than `gate.max_drop` and the test is significant (p < alpha);
@@ -33,7 +34,7 @@ from typing import Any, Iterable, Mapping
 
 from gpo_action.llm.types import SKIPPED
 from gpo_action.results import CaseResult, SuiteResult
-from gpo_action.stats import bootstrap_ci, mcnemar_exact, sign_flip_test
+from gpo_action.stats import mcnemar_exact, mcnemar_interval, sign_flip_interval, sign_flip_test
 
 __all__ = ["Gate", "FlippedCase", "Comparison", "compare", "compare_removed", "exit_code", "VERDICTS", "TESTS"]
 
@@ -116,7 +117,8 @@ class Comparison:
     `base_score`, `head_score` and `delta` (head - base) are over the paired cases when both sides
     exist; for a one-sided comparison the existing side's full score is given and `delta`, the CI
     and `p_value` are None. `ci_low`/`ci_high` bound the paired mean difference at level
-    1 - alpha. `floor` is the minimum score that was applied to head (None when there is none).
+    1 - alpha, by the inversion of the test that gave `p_value`. `floor` is the minimum score that
+    was applied to head (None when there is none).
     `flipped` lists pass-to-fail cases first, then fail-to-pass ones, each group most telling first.
     """
 
@@ -342,7 +344,8 @@ def compare(base: SuiteResult | None, head: SuiteResult | None, gate: Gate, *,
     Cases are paired by `case_id` over those present and not errored on both sides. When every
     paired case has one sample scored exactly 0 or 1 on both sides, the test is the exact McNemar
     test on the discordant pairs; otherwise it is a sign-flip test on the per-case differences of
-    the (mean) scores. The CI is a paired bootstrap of the mean difference at level 1 - alpha.
+    the (mean) scores. The CI inverts the same test at level 1 - alpha (exact for McNemar given the
+    discordant pairs; the sign-flip test's own shifts otherwise), so it excludes 0 iff p < alpha.
     `base=None` (a new suite or prompt) is judged on head alone against the floor; `head=None`
     (a removed suite) is "removed" (`compare_removed`). The floor is checked against head's score over all its
     scored cases, since a floor is an absolute claim about head, not about the shared cases.
@@ -400,10 +403,12 @@ def compare(base: SuiteResult | None, head: SuiteResult | None, gate: Gate, *,
         broke = sum(1 for d in diffs if d < 0)
         fixed = sum(1 for d in diffs if d > 0)
         p_value = mcnemar_exact(broke, fixed)
+        ci_low, ci_high = mcnemar_interval(broke, fixed, n, alpha=gate.alpha)
     else:
         test = "sign-flip"
         p_value = sign_flip_test(diffs, seed=seed)
-    ci_low, ci_high = bootstrap_ci(diffs, alpha=gate.alpha, seed=seed)
+        ci_low, ci_high = sign_flip_interval(diffs, alpha=gate.alpha, seed=seed)
+    ci_low, ci_high = min(ci_low, delta), max(ci_high, delta)   # rounding: a bound can be the estimate itself
 
     full_base, full_head = base.score, head.score
     if full_base is not None and full_head is not None and (

@@ -6,6 +6,8 @@
   graded scores or per-case means over repeats.
 - `bootstrap_ci(diffs)`: paired percentile bootstrap confidence interval of the mean difference.
 - `one_sided(p, effect)`: the one-sided p-value of "effect > 0" from either test's two-sided one.
+- `mcnemar_interval(b, c, n)`, `sign_flip_interval(diffs)`: the (1 - alpha) interval of the change
+  that inverts the matching test, so it excludes 0 exactly when that test's p < alpha (shown beside it).
 
 Randomness comes only from `random.Random(seed)`: the same input and seed give the same answer.
 Speed matters because a run compares every suite: with 250 paired cases, 10,000 sign-flip
@@ -21,7 +23,8 @@ import random
 from operator import getitem
 from typing import Iterable, Sequence
 
-__all__ = ["mcnemar_exact", "sign_flip_test", "bootstrap_ci", "one_sided", "EXACT_SIGN_FLIP_MAX"]
+__all__ = ["mcnemar_exact", "sign_flip_test", "bootstrap_ci", "one_sided", "mcnemar_interval", "sign_flip_interval",
+           "EXACT_SIGN_FLIP_MAX"]
 
 # Up to this many non-zero differences the sign-flip test enumerates all 2**n sign patterns.
 EXACT_SIGN_FLIP_MAX = 16
@@ -168,3 +171,137 @@ def bootstrap_ci(diffs: Iterable[float], *, alpha: float = 0.05, n_resamples: in
     rng = random.Random(seed)
     means = sorted(s / n for s in _resample_sums(values, n_resamples, rng))
     return _quantile(means, alpha / 2), _quantile(means, 1 - alpha / 2)
+
+
+# --- intervals that agree with the tests -------------------------------------------------------
+
+_BISECTIONS = 40            # halvings of a bracket of width <= 1: about 1e-12, far below one case in a million
+
+
+def _binom_sum(lo: int, hi: int, n: int, p: float) -> float:
+    """P[lo <= Bin(n, p) <= hi], summed in log space (no underflow for large n)."""
+    lo, hi = max(lo, 0), min(hi, n)
+    if lo > hi:
+        return 0.0
+    if p <= 0.0:
+        return 1.0 if lo == 0 else 0.0
+    if p >= 1.0:
+        return 1.0 if hi == n else 0.0
+    lp, lq, ln = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    logs = [ln - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq for i in range(lo, hi + 1)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
+
+
+def _tail_at_least(c: int, d: int, p: float) -> float:
+    """P[Bin(d, p) >= c], from the shorter of the two sums."""
+    return _binom_sum(c, d, d, p) if d - c <= c else 1.0 - _binom_sum(0, c - 1, d, p)
+
+
+def _tail_at_most(c: int, d: int, p: float) -> float:
+    return 1.0 - _tail_at_least(c + 1, d, p)
+
+
+def _boundary(accepted, rejected_end: float, accepted_end: float) -> float:
+    """Bisect between a point the test rejects and one it accepts; the accepted end of the last bracket."""
+    for _ in range(_BISECTIONS):
+        mid = (rejected_end + accepted_end) / 2
+        if accepted(mid):
+            accepted_end = mid
+        else:
+            rejected_end = mid
+    return accepted_end
+
+
+def mcnemar_interval(b: int, c: int, n: int, *, alpha: float = 0.05) -> tuple[float, float]:
+    """The (1 - alpha) interval of the paired change of a pass rate, (c - b) / n, that is exact for
+    `mcnemar_exact(b, c)`: it excludes 0 exactly when that p-value is below alpha.
+
+    Given the d = b + c discordant pairs, c ~ Bin(d, pi) and the change is (2 pi - 1) d / n. The
+    bounds on pi are the equal-tailed Clopper-Pearson ones (P[X >= c] = alpha/2 below, P[X <= c] =
+    alpha/2 above), the inversion of the exact binomial test whose value at pi = 1/2 is McNemar's
+    (twice the smaller tail). The side of 1/2 each bound falls on is taken from `mcnemar_exact`
+    itself, so rounding in the float tails can never make the interval and the test disagree.
+    """
+    p_value = mcnemar_exact(b, c)
+    if n < b + c:
+        raise ValueError(f"n ({n}) must be at least b + c ({b + c})")
+    d = b + c
+    if d == 0:
+        return 0.0, 0.0
+    half = alpha / 2
+    rejects = p_value < alpha
+    if c == 0:
+        low = 0.0
+    else:
+        above = lambda pi: _tail_at_least(c, d, pi) >= half       # noqa: E731  (pi not rejected from below)
+        low = _boundary(above, 0.5, c / d) if rejects and 2 * c > d else _boundary(above, 0.0, min(0.5, c / d))
+    if c == d:
+        high = 1.0
+    else:
+        below = lambda pi: _tail_at_most(c, d, pi) >= half        # noqa: E731
+        high = _boundary(below, 0.5, c / d) if rejects and 2 * c < d else _boundary(below, 1.0, max(0.5, c / d))
+    scale = d / n
+    return (2 * low - 1) * scale, (2 * high - 1) * scale
+
+
+def _flip_patterns(values: list[float], n_resamples: int, seed: int) -> tuple[list[tuple[float, int]], bool]:
+    """(sum, size) of the flipped set of every sign pattern of `values` (all 2**n of them when n is at
+    most EXACT_SIGN_FLIP_MAX), or of `n_resamples` random ones; and whether they are all of them."""
+    n = len(values)
+    if n <= EXACT_SIGN_FLIP_MAX:
+        sums, sizes = [0.0], [0]
+        for v in values:
+            sums += [s + v for s in sums]
+            sizes += [k + 1 for k in sizes]
+        return list(zip(sums, sizes)), True
+    tables = [_subset_sum_table(values[i:i + 8]) for i in range(0, n, 8)]
+    n_bytes = len(tables)
+    bits = random.Random(seed).getrandbits
+    out = []
+    for _ in range(n_resamples):
+        pattern = bits(n)
+        out.append((sum(map(getitem, tables, pattern.to_bytes(n_bytes, "little"))), pattern.bit_count()))
+    return out, False
+
+
+def sign_flip_interval(diffs: Iterable[float], *, alpha: float = 0.05, n_resamples: int = 10_000,
+                       seed: int = 0) -> tuple[float, float]:
+    """The (1 - alpha) interval of the mean paired difference that inverts `sign_flip_test`: the
+    shifts t for which the sign-flip test of the differences minus t is not rejected at alpha. It
+    excludes 0 exactly when `sign_flip_test(diffs, n_resamples=..., seed=...)` is below alpha.
+
+    Sign flips of fixed values are symmetric, so the test's two-sided p at t is twice the tail on
+    the side of the observed sum: below the mean, 2 * #{patterns whose flipped set F has
+    sum(d_F) <= |F| t} / #patterns, which only grows with t (the bound is a quantile of the means of
+    the flipped sets, as in Hartigan's randomization intervals). Every case counts, zeros included
+    (a zero minus t is not zero). Up to EXACT_SIGN_FLIP_MAX cases every pattern is used; beyond,
+    `n_resamples` seeded random ones, counted as the test counts them ((hits + 1) / (resamples + 1)).
+    Monte Carlo draws and rounding may place a bound a hair on the other side of 0 from the test's
+    own decision; the bound nearest 0 is then moved to the nearest flipped-set mean (or to 0) on
+    the test's side, so the interval and the p-value never disagree about 0. Bounds lie in [-1, 1],
+    the range of a difference of 0..1 scores, and around the mean.
+    """
+    values = _clean(diffs)
+    if not values:
+        raise ValueError("sign_flip_interval needs at least one difference")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    n = len(values)
+    mean = sum(values) / n
+    patterns, exact = _flip_patterns(values, n_resamples, seed)
+    empty = sum(1 for _, size in patterns if size == 0) + (0 if exact else 1)   # the observed pattern itself
+    means = sorted(total / size for total, size in patterns if size)
+    count = len(patterns) + (0 if exact else 1)
+    need = math.ceil(alpha * count / 2 - 1e-12)     # patterns needed on the observed side for p >= alpha
+    if need <= empty:
+        low, high = -1.0, 1.0
+    else:
+        low, high = means[need - empty - 1], means[len(means) - (need - empty)]
+    low, high = max(-1.0, min(low, mean)), min(1.0, max(high, mean))
+    rejects = sign_flip_test(values, n_resamples=n_resamples, seed=seed) < alpha
+    if mean > 0 and rejects != (low > 0):
+        low = min((m for m in means if 0 < m <= mean), default=mean) if rejects else 0.0
+    elif mean < 0 and rejects != (high < 0):
+        high = max((m for m in means if mean <= m < 0), default=mean) if rejects else 0.0
+    return low, high

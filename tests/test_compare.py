@@ -54,7 +54,8 @@ def test_clear_regression() -> None:
     assert result.p_value == mcnemar_exact(30, 0)
     assert result.base_score == 0.8 and result.head_score == 0.5
     assert result.delta == pytest.approx(-0.3)
-    assert result.ci_low < result.delta < result.ci_high < 0
+    # every discordant pair fell: given them, the change is at least -30/100, so the exact interval ends there
+    assert result.ci_low == pytest.approx(result.delta) and result.ci_high < 0
     assert result.n_paired == 100 and result.n_base_only == result.n_head_only == 0
     assert len(result.flipped) == 30
     assert exit_code([result]) == 1
@@ -313,6 +314,36 @@ def test_exit_code() -> None:
     assert exit_code([verdict("unchanged"), verdict("improved"), verdict("error")]) == 0
     assert exit_code([verdict("unchanged"), verdict("below-min")]) == 1
     assert exit_code(iter([verdict("regressed")])) == 1
+
+
+# --- the interval beside the p-value -----------------------------------------------------------
+
+def test_the_interval_agrees_with_the_p_value_where_a_bootstrap_did_not() -> None:
+    # 12 cases, 4 fell and none rose: p = 2 / 2**4 = 0.125. A percentile bootstrap of these differences
+    # excluded 0 (all 12 draws avoid the 4 falls with probability (2/3)**12 < 0.025), beside p > alpha.
+    result = compare(binary([1] * 12), binary([0] * 4 + [1] * 8), GATE)
+    assert result.verdict == "unchanged" and result.p_value == 0.125
+    assert result.ci_low <= result.delta < 0 <= result.ci_high     # given the 4 falls, -4/12 is the least it can be
+
+
+def test_the_interval_excludes_0_exactly_when_p_is_below_alpha_over_random_suites() -> None:
+    rng = random.Random(7)
+    rejected = 0
+    for trial in range(80):
+        n = rng.randint(3, 60)
+        gate = Gate(alpha=rng.choice((0.05, 0.01, 0.1)))
+        drift = rng.choice((-0.3, -0.1, 0.0, 0.1, 0.3))
+        if trial % 2:                                   # pass/fail cases: McNemar
+            base = binary([int(rng.random() < 0.6) for _ in range(n)])
+            head = binary([int(rng.random() < 0.6 + drift) for _ in range(n)])
+        else:                                           # graded: sign-flip
+            base = suite([case(f"c{i}", round(rng.random(), 2)) for i in range(n)])
+            head = suite([case(f"c{i}", round(min(1.0, max(0.0, rng.random() + drift)), 2)) for i in range(n)])
+        result = compare(base, head, gate, seed=trial)
+        assert result.ci_low <= result.delta <= result.ci_high
+        assert (result.ci_low > 0 or result.ci_high < 0) == (result.p_value < gate.alpha), (trial, result)
+        rejected += result.p_value < gate.alpha
+    assert 10 < rejected < 70                           # both sides of the rule were exercised
 
 
 # --- real data: BIG-Bench Hard, chain-of-thought (base) vs direct answers (head) ----------------

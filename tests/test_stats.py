@@ -203,3 +203,91 @@ def test_one_sided_halves_the_two_sided_p_on_the_side_of_a_gain_and_is_at_least_
     assert one_sided(sign_flip_test(diffs), sum(diffs)) == pytest.approx(1 / 64)
     with pytest.raises(ValueError):
         one_sided(1.5, 1.0)
+
+
+# --- intervals that agree with the tests -------------------------------------------------------
+
+def test_mcnemar_interval_by_hand() -> None:
+    from gpo_action.stats import mcnemar_interval
+
+    # 5 of 12 cases fell, none rose: pi (the share of rises among the 5) has the Clopper-Pearson upper
+    # bound 1 - 0.025**(1/5) and the lower bound 0; the change is (2 pi - 1) * 5 / 12.
+    low, high = mcnemar_interval(5, 0, 12)
+    assert low == pytest.approx(-5 / 12) and high == pytest.approx((1 - 2 * 0.025 ** (1 / 5)) * 5 / 12, abs=1e-9)
+    assert low < 0 < high and mcnemar_exact(5, 0) == 0.0625
+    assert mcnemar_interval(0, 5, 12) == pytest.approx((-high, 5 / 12), abs=1e-9)
+    # 3 rises of 10 discordant pairs: Clopper-Pearson (0.0667, 0.6525), the textbook values
+    low, high = mcnemar_interval(7, 3, 10)
+    assert (low, high) == pytest.approx((2 * 0.06673 - 1, 2 * 0.65245 - 1), abs=2e-4)
+    assert mcnemar_interval(0, 0, 8) == (0.0, 0.0)
+    with pytest.raises(ValueError):
+        mcnemar_interval(3, 3, 5)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.01, 0.2])
+def test_mcnemar_interval_excludes_0_exactly_when_the_test_rejects(alpha: float) -> None:
+    from gpo_action.stats import mcnemar_interval
+
+    for b in range(45):
+        for c in range(45):
+            n = b + c + (b * 7 + c) % 11
+            if n == 0:
+                continue
+            low, high = mcnemar_interval(b, c, n, alpha=alpha)
+            assert low <= (c - b) / n <= high
+            assert (low > 0 or high < 0) == (mcnemar_exact(b, c) < alpha), (b, c, n)
+
+
+def _graded(rng: random.Random, n: int) -> list[float]:
+    shift = rng.choice((-0.4, -0.15, 0.0, 0.15, 0.4))
+    return [max(-1.0, min(1.0, round(shift + rng.choice((-1, 0, 0, 1)) * rng.random(), 2))) for _ in range(n)]
+
+
+def test_sign_flip_interval_is_the_set_of_shifts_the_test_does_not_reject() -> None:
+    from gpo_action.stats import sign_flip_interval
+
+    rng = random.Random(5)
+    checked = 0
+    for _ in range(40):
+        diffs = _graded(rng, rng.randint(2, 10))
+        low, high = sign_flip_interval(diffs)
+        for step in range(201):
+            t = -1 + step / 100
+            if min(abs(t - low), abs(t - high)) < 1e-6:
+                continue                                  # on a bound: either answer is right
+            kept = sign_flip_test([d - t for d in diffs]) >= 0.05
+            assert kept == (low <= t <= high), (diffs, t, low, high)
+            checked += 1
+    assert checked > 7000
+
+
+def test_sign_flip_interval_excludes_0_exactly_when_the_test_rejects_over_random_samples() -> None:
+    from gpo_action.stats import sign_flip_interval
+
+    rng = random.Random(11)
+    rejected = kept = 0
+    for _ in range(120):
+        n = rng.choice((rng.randint(1, EXACT_SIGN_FLIP_MAX), rng.randint(EXACT_SIGN_FLIP_MAX + 1, 60)))
+        diffs = _graded(rng, n)
+        alpha = rng.choice((0.05, 0.01, 0.2))
+        low, high = sign_flip_interval(diffs, alpha=alpha, seed=n)
+        p = sign_flip_test(diffs, seed=n)
+        assert -1.0 <= low <= sum(diffs) / n <= high <= 1.0
+        assert (low > 0 or high < 0) == (p < alpha), (diffs, alpha, low, high, p)
+        rejected += p < alpha
+        kept += p >= alpha
+    assert rejected > 20 and kept > 20                        # both sides of the rule were exercised
+
+
+def test_sign_flip_interval_narrows_with_more_cases_and_is_deterministic() -> None:
+    from gpo_action.stats import sign_flip_interval
+
+    rng = random.Random(3)
+    small, large = _graded(rng, 40), _graded(rng, 400)
+    low_s, high_s = sign_flip_interval(small)
+    low_l, high_l = sign_flip_interval(large)
+    assert high_l - low_l < high_s - low_s
+    assert sign_flip_interval(large, seed=4) == sign_flip_interval(list(large), seed=4)
+    assert sign_flip_interval([0.0] * 5) == (-1.0, 1.0)      # five cases: no shift can be rejected
+    with pytest.raises(ValueError):
+        sign_flip_interval([])
