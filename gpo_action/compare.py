@@ -34,7 +34,8 @@ from typing import Any, Iterable, Mapping
 
 from gpo_action.llm.types import SKIPPED
 from gpo_action.results import CaseResult, SuiteResult
-from gpo_action.stats import mcnemar_exact, mcnemar_interval, sign_flip_interval, sign_flip_test
+from gpo_action.stats import (detectable_drop, mcnemar_exact, mcnemar_interval, min_flips, sign_flip_interval,
+                              sign_flip_test)
 
 __all__ = ["Gate", "FlippedCase", "Comparison", "compare", "compare_removed", "exit_code", "VERDICTS", "TESTS"]
 
@@ -117,8 +118,10 @@ class Comparison:
     `base_score`, `head_score` and `delta` (head - base) are over the paired cases when both sides
     exist; for a one-sided comparison the existing side's full score is given and `delta`, the CI
     and `p_value` are None. `ci_low`/`ci_high` bound the paired mean difference at level
-    1 - alpha, by the inversion of the test that gave `p_value`. `floor` is the minimum score that
-    was applied to head (None when there is none).
+    1 - alpha, by the inversion of the test that gave `p_value`. `power_note` says, for an
+    "unchanged" verdict, that the suite is too small for its test to detect a drop of the gate's
+    `max_drop` (`stats.detectable_drop`). `floor` is the minimum score that was applied to head
+    (None when there is none).
     `flipped` lists pass-to-fail cases first, then fail-to-pass ones, each group most telling first.
     """
 
@@ -142,6 +145,7 @@ class Comparison:
     base_skipped: int = 0
     head_skipped: int = 0
     removal_allowed: bool = False    # a "removed" verdict that the gate allows (gate.allow_removed)
+    power_note: str | None = None    # "unchanged", but too few cases to detect the gate's max_drop
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -176,6 +180,7 @@ class Comparison:
             "base_skipped": self.base_skipped,
             "head_skipped": self.head_skipped,
             "removal_allowed": self.removal_allowed,
+            "power_note": self.power_note,
             "failed": self.failed,
         }
 
@@ -202,6 +207,7 @@ class Comparison:
             base_skipped=data.get("base_skipped", 0),
             head_skipped=data.get("head_skipped", 0),
             removal_allowed=data.get("removal_allowed", False),
+            power_note=data.get("power_note"),
         )
 
 
@@ -441,8 +447,25 @@ def compare(base: SuiteResult | None, head: SuiteResult | None, gate: Gate, *,
             notes.append(f"the difference of {delta:+.3f} is significant (p = {p_value:.3g}) but no larger "
                          f"than the gate's margin of {gate.max_drop:g}")
 
+    power_note = _power_note(test, n, gate) if verdict == "unchanged" else None
     return Comparison(
         verdict=verdict, base_score=base_score, head_score=head_score, delta=delta,
         ci_low=ci_low, ci_high=ci_high, p_value=p_value, test=test,
-        flipped=_flipped(pairs), notes=tuple(notes), **common,
+        flipped=_flipped(pairs), notes=tuple(notes), power_note=power_note, **common,
     )
+
+
+def _power_note(test: str, n: int, gate: Gate) -> str | None:
+    """Why an "unchanged" verdict says little: its test cannot detect a drop of `gate.max_drop` with
+    `n` paired cases (None when it can). For pass/fail cases the smallest detectable drop is
+    `stats.detectable_drop`; graded scores can show a small drop if every case falls a little, but
+    no drop at all with fewer than `stats.min_flips` cases that change."""
+    alpha = f"alpha {gate.alpha:g}"
+    drop = detectable_drop(n, gate.alpha)
+    if drop is None:
+        return (f"with {_cases(n)} this suite cannot detect any drop at {alpha}: the paired test needs at "
+                f"least {min_flips(gate.alpha)} cases that change")
+    if test != "mcnemar" or drop <= gate.max_drop:
+        return None
+    return (f"with {_cases(n)} this suite can only detect drops of {100 * drop:.1f} points or more at {alpha} "
+            f"(gate.max_drop is {100 * gate.max_drop:g} points)")

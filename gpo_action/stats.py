@@ -8,6 +8,8 @@
 - `one_sided(p, effect)`: the one-sided p-value of "effect > 0" from either test's two-sided one.
 - `mcnemar_interval(b, c, n)`, `sign_flip_interval(diffs)`: the (1 - alpha) interval of the change
   that inverts the matching test, so it excludes 0 exactly when that test's p < alpha (shown beside it).
+- `min_flips(alpha)`, `detectable_drop(n, alpha)`: the smallest fall of a pass rate over n paired
+  cases that McNemar's test can ever call significant (what an "unchanged" verdict could have seen).
 
 Randomness comes only from `random.Random(seed)`: the same input and seed give the same answer.
 Speed matters because a run compares every suite: with 250 paired cases, 10,000 sign-flip
@@ -24,7 +26,7 @@ from operator import getitem
 from typing import Iterable, Sequence
 
 __all__ = ["mcnemar_exact", "sign_flip_test", "bootstrap_ci", "one_sided", "mcnemar_interval", "sign_flip_interval",
-           "EXACT_SIGN_FLIP_MAX"]
+           "min_flips", "detectable_drop", "EXACT_SIGN_FLIP_MAX"]
 
 # Up to this many non-zero differences the sign-flip test enumerates all 2**n sign patterns.
 EXACT_SIGN_FLIP_MAX = 16
@@ -171,6 +173,34 @@ def bootstrap_ci(diffs: Iterable[float], *, alpha: float = 0.05, n_resamples: in
     rng = random.Random(seed)
     means = sorted(s / n for s in _resample_sums(values, n_resamples, rng))
     return _quantile(means, alpha / 2), _quantile(means, 1 - alpha / 2)
+
+
+# --- what a suite can detect ------------------------------------------------------------------
+
+def min_flips(alpha: float) -> int:
+    """The fewest discordant pairs, all going one way, with which `mcnemar_exact` reaches p < alpha:
+    the least k with 2 * 2**-k < alpha (6 at alpha 0.05, 8 at 0.01). Powers of two are exact floats."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    k = 1
+    while 2.0 ** (1 - k) >= alpha:
+        k += 1
+    return k
+
+
+def detectable_drop(n: int, alpha: float) -> float | None:
+    """The smallest fall of a pass rate over `n` paired pass/fail cases that `mcnemar_exact` can
+    call significant at `alpha` (p < alpha), as a fraction of the cases; None when no fall can be.
+
+    A fall of the pass rate by m/n takes b = m + c cases that pass on base and fail on head against
+    c the other way, and p = 2 * P[Bin(m + 2c, 1/2) <= c], which for a fixed m only grows with c:
+    the best case is c = 0, p = 2 * 2**-m. So the answer is `min_flips(alpha)` / n, or None when
+    that exceeds n (`tests/test_stats.py` checks this against every (b, c) for small n).
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    k = min_flips(alpha)
+    return None if k > n else k / n
 
 
 # --- intervals that agree with the tests -------------------------------------------------------

@@ -346,6 +346,32 @@ def test_the_interval_excludes_0_exactly_when_p_is_below_alpha_over_random_suite
     assert 10 < rejected < 70                           # both sides of the rule were exercised
 
 
+# --- what an unchanged verdict could have detected -------------------------------------------------
+
+def test_an_unchanged_small_suite_says_how_small_a_drop_it_can_detect() -> None:
+    result = compare(binary([1] * 12), binary([0] + [1] * 11), GATE)     # 8.3 points lower, p = 1
+    assert result.verdict == "unchanged"
+    assert result.power_note == ("with 12 cases this suite can only detect drops of 50.0 points or more at "
+                                 "alpha 0.05 (gate.max_drop is 2 points)")
+    assert Comparison.from_dict(json.loads(json.dumps(result.to_dict()))).power_note == result.power_note
+    strict = compare(binary([1] * 12), binary([0] + [1] * 11), Gate(alpha=0.01, max_drop=0.1))
+    assert "drops of 66.7 points or more at alpha 0.01 (gate.max_drop is 10 points)" in strict.power_note
+
+
+def test_a_suite_too_small_for_any_drop_says_so_and_a_big_one_says_nothing() -> None:
+    graded = compare(suite([case(f"c{i}", 0.8) for i in range(5)]), suite([case(f"c{i}", 0.7) for i in range(5)]), GATE)
+    assert graded.verdict == "unchanged" and graded.test == "sign-flip"
+    assert graded.power_note == ("with 5 cases this suite cannot detect any drop at alpha 0.05: the paired test "
+                                 "needs at least 6 cases that change")
+    assert compare(binary([1] * 300), binary([1] * 300), GATE).power_note is None       # 6/300 = 2 points
+    assert compare(binary([1] * 299), binary([1] * 299), GATE).power_note is not None
+    graded_big = compare(suite([case(f"c{i}", 0.8) for i in range(6)]), suite([case(f"c{i}", 0.8) for i in range(6)]),
+                         GATE)
+    assert graded_big.power_note is None          # six graded cases that each fall a little can be significant
+    regressed = compare(binary([1] * 12), binary([0] * 12), GATE)
+    assert regressed.verdict == "regressed" and regressed.power_note is None
+
+
 # --- real data: BIG-Bench Hard, chain-of-thought (base) vs direct answers (head) ----------------
 # The vendored slice (tests/data/bbh): 30 recorded code-davinci-002 completions per task and prompt.
 

@@ -205,6 +205,48 @@ def test_one_sided_halves_the_two_sided_p_on_the_side_of_a_gain_and_is_at_least_
         one_sided(1.5, 1.0)
 
 
+# --- what a suite can detect -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("alpha", "flips"), [
+    (0.05, 6),              # 2 * 2**-6 = 0.031 < 0.05; 2 * 2**-5 = 0.0625 is not
+    (0.01, 8),              # 2 * 2**-8 = 0.0078; 2 * 2**-7 = 0.0156
+    (0.1, 5),
+    (0.5, 3),               # 2 * 2**-2 = 0.5 is not below 0.5
+    (2 ** -5, 7),           # p < alpha is strict: 2 * 2**-6 equals it
+])
+def test_min_flips_by_hand(alpha: float, flips: int) -> None:
+    from gpo_action.stats import min_flips
+
+    assert min_flips(alpha) == flips
+    assert mcnemar_exact(flips, 0) < alpha <= mcnemar_exact(flips - 1, 0)
+
+
+@pytest.mark.parametrize(("n", "alpha", "drop"), [
+    (12, 0.05, 0.5),        # 6 of 12 cases must fall, none rise
+    (30, 0.05, 0.2),
+    (300, 0.05, 0.02),
+    (100, 0.01, 0.08),
+    (6, 0.05, 1.0),
+    (5, 0.05, None),        # even all five falling gives p = 0.0625
+    (0, 0.05, None),
+])
+def test_detectable_drop_by_hand(n: int, alpha: float, drop: float | None) -> None:
+    from gpo_action.stats import detectable_drop
+
+    assert detectable_drop(n, alpha) == drop
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.01, 0.1, 0.2])
+def test_detectable_drop_is_the_least_over_every_outcome_of_the_test(alpha: float) -> None:
+    from gpo_action.stats import detectable_drop
+
+    for n in range(1, 41):
+        drops = [Fraction(b - c, n) for b in range(n + 1) for c in range(n + 1 - b)
+                 if b > c and mcnemar_exact(b, c) < alpha]
+        expected = float(min(drops)) if drops else None
+        assert detectable_drop(n, alpha) == expected, n
+
+
 # --- intervals that agree with the tests -------------------------------------------------------
 
 def test_mcnemar_interval_by_hand() -> None:

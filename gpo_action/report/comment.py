@@ -114,6 +114,17 @@ def skipped_notice(result, skipped_models: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def power_notice(result) -> str:
+    """Which "unchanged" verdicts say little because the suite is too small to detect the gate's
+    max_drop (`Comparison.power_note`), or ""."""
+    lines = [f"> - {cell(c.suite)}: unchanged, but {cell(c.power_note)}" for c in result.comparisons
+             if getattr(c, "power_note", None)]
+    if not lines:
+        return ""
+    return "\n".join(["> [!NOTE]", "> **Too few cases to tell.** An unchanged verdict here is no evidence that "
+                       "nothing got worse:"] + lines) + "\n"
+
+
 def policy_notice(policy) -> str:
     """What the change sets differently from the base's policy, and whose was applied ("" when nothing)."""
     from gpo_action.policy import MAX_LISTED
@@ -298,6 +309,9 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
     parts = [_Part("\n".join(head + [verdict_table(result), ""]) + "\n")]
     if policy:
         parts.append(_Part(policy + "\n"))
+    power = power_notice(result)
+    if power:
+        parts.append(_Part(power + "\n"))
     if judging:
         parts.append(_Part(judging + "\n"))
     if notice:

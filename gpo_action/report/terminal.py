@@ -65,6 +65,8 @@ def outcome_renderable(outcome):
     from gpo_action.report.comment import holdout_text, location_text, refinement_text  # loads the optimizer: not for `eval`
 
     parts = [run_table(outcome.result)]
+    parts += [Text(f"{c.suite}: unchanged, but {c.power_note}", style="yellow") for c in outcome.result.comparisons
+              if c.power_note]
     if outcome.guard:
         parts.append(Text(f"gpo-action: {outcome.guard}", style="yellow"))
     for name, reason in outcome.skipped_models.items():
