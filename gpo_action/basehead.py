@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from gpo_action import gitrepo, gitsnapshot
-from gpo_action.compare import Comparison, Gate, compare, compare_removed, exit_code as verdict_exit_code
+from gpo_action.compare import Comparison, Gate, compare, compare_removed, run_exit_code
 from gpo_action.config import CONFIG_FILE
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob, ProgressFn, evaluate_jobs
@@ -61,6 +61,7 @@ class RunResult:
     exit_code: int = 0
     project_dir: str = "."           # the config root, relative to the repository root
     policy: Policy = field(default_factory=Policy)
+    skips_pass: str | None = None    # why suites that could not be evaluated pass (a fork; gate.allow_skipped)
 
     @property
     def head(self) -> str:
@@ -79,6 +80,7 @@ class RunResult:
             "improved": [c.suite for c in self.comparisons if c.verdict == "improved"],
             "removed": [c.suite for c in self.comparisons if c.verdict == "removed"],
             "policy": self.policy.to_dict(),
+            "skips_pass": self.skips_pass,
             "changes": [{"suite": c.name, "reasons": list(c.reasons), "prompt": c.prompt, "renamed_from": c.base_name}
                         for c in self.changes],
             "comparisons": [c.to_dict() for c in self.comparisons],
@@ -155,18 +157,21 @@ def run(
     seed: int = 0,
     workspace: Workspace | None = None,
     policy: Policy | None = None,
+    skips_pass: str | None = None,
 ) -> RunResult:
     """Compare the working tree's prompts and suites with the base revision's; see module doc.
 
     `workspace` is the head project already opened (its client, with any cache-only models, is
     then shared with whatever runs next, e.g. the fixes); else `config_path` is opened. `policy`
     is the one the workspace's config was made under (`pr_pipeline.execute` makes it); None: the
-    head's own applies and what it changes from the base is listed (`local_policy`)."""
+    head's own applies and what it changes from the base is listed (`local_policy`). A suite that could
+    not be evaluated (verdict "skipped") makes the run exit 2 unless `skips_pass` says why it may pass
+    (`pr_pipeline`: a fork's pull request) or the gate allows it (`gate.allow_skipped`)."""
     env = os.environ if env is None else env
     say = notes or (lambda message: None)
     head_ws = workspace or Workspace.open(config_path, notes=say, env=env)
     try:
-        return _run(head_ws, base, env, say, on_progress, seed, policy)
+        return _run(head_ws, base, env, say, on_progress, seed, policy, skips_pass)
     finally:
         if workspace is None:  # opened here: stop its worker processes and close its cache
             head_ws.close()
@@ -188,7 +193,7 @@ def local_policy(head_ws: Workspace, base_sha: str, why: str = LOCAL_RUN) -> Pol
 
 
 def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: NoteFn, on_progress: ProgressFn | None,
-         seed: int, policy: Policy | None) -> RunResult:
+         seed: int, policy: Policy | None, skips_pass: str | None = None) -> RunResult:
     event: Event | None = load_event(env)
     with gitrepo.open_repo(head_ws.root) as repo:
         base_sha = base_revision(repo, base, event)
@@ -230,11 +235,13 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
     base_results = [b for b, _ in pairs_done] + [None] * len(removed)
     head_results = [h for _, h in pairs_done] + [None] * len(removed)
     changes = compared + removed          # in the order of the comparisons
-    code = 3 if any(c.verdict == "error" for c in comparisons) else verdict_exit_code(comparisons)
+    if skips_pass is None and gate.allow_skipped:
+        skips_pass = "the gate allows it (gate.allow_skipped: true)"
+    code = run_exit_code(comparisons, skipped_pass=skips_pass is not None)
     return RunResult(
         base_sha, changes=tuple(changes), comparisons=tuple(comparisons), base_results=tuple(base_results),
         head_results=tuple(head_results), usage=head_ws.client.usage.to_dict(), notes=tuple(run_notes), exit_code=code,
-        project_dir=subdir, policy=policy,
+        project_dir=subdir, policy=policy, skips_pass=skips_pass,
     )
 
 

@@ -1,7 +1,8 @@
 """The command line: parse, call the library, render, exit. No logic lives here.
 
-Exit codes: 0 pass; 1 a gate failed (regression or below a floor); 2 usage or input error;
-3 provider errors beyond tolerance; 4 internal error: gpo-action failed, not your change (any
+Exit codes: 0 pass; 1 a gate failed (regression or below a floor); 2 usage or input error, or a
+suite not evaluated for want of a model or a key (not on a fork's pull request in the Action, nor
+with gate.allow_skipped); 3 provider errors beyond tolerance; 4 internal error: gpo-action failed, not your change (any
 exception that is not a `GpoError`: a bug, a disk that fails; printed with its traceback for a
 bug report, never reported as a verdict); 130 interrupted (Ctrl-C, SIGTERM).
 """
@@ -172,11 +173,13 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     from gpo_action.files import write_atomic
     from gpo_action.report.jsonreport import eval_report, interrupted_report, write_json
     from gpo_action.report.junit import eval_junit
+    from gpo_action.report.formats import eval_counts, unevaluated_text
     from gpo_action.report.progress import progress_bar
     from gpo_action.report.terminal import eval_table
     from gpo_action.workspace import Workspace, eval_exit_code
 
     with Workspace.open(config_path, notes=_notes(), env=os.environ) as ws:
+        ws.skip_unavailable()
         chosen = ws.suites(suites)
         try:
             with _stopped_by_signals(ws.client), progress_bar(_stderr_console(), "evaluating") as on_progress:
@@ -190,6 +193,9 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
             raise
     code = eval_exit_code(results, ws.config.max_error_rate)
     Console().print(eval_table(results))
+    unevaluated = unevaluated_text(eval_counts(results), ws.client.skipped_models)
+    if unevaluated:
+        click.echo(f"error: {unevaluated}", err=True)
     if json_path:
         write_json(json_path, eval_report(results, ws.client.usage.to_dict(), code))
     if junit_path:

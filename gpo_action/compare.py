@@ -14,7 +14,9 @@ exactly when p < alpha: `stats.mcnemar_interval`, `stats.sign_flip_interval`), a
 - "skipped": some cases could not be evaluated on a side because their model cannot run here
   (no key, e.g. a pull request from a fork: `error_type` "Skipped") and the cache did not hold
   them. The figures over the cases that were paired are still given, but an incomplete comparison
-  is never called a regression: it is neutral, like "unchanged";
+  is never called a regression. It does not fail the gate; `run_exit_code` makes the run exit 2
+  for it (nothing passes having checked nothing), except on a fork's pull request or with
+  `gate.allow_skipped`;
 - "removed": the suite is on the base and not on the head (deleted, or renamed past recognition:
   see `basehead.pair_jobs`). It fails the check unless the gate allows removals
   (`gate.allow_removed`, recorded as `Comparison.removal_allowed`);
@@ -37,7 +39,8 @@ from gpo_action.results import CaseResult, SuiteResult
 from gpo_action.stats import (detectable_drop, mcnemar_exact, mcnemar_interval, min_flips, sign_flip_interval,
                               sign_flip_test)
 
-__all__ = ["Gate", "FlippedCase", "Comparison", "compare", "compare_removed", "exit_code", "VERDICTS", "TESTS"]
+__all__ = ["Gate", "FlippedCase", "Comparison", "compare", "compare_removed", "exit_code", "run_exit_code",
+           "VERDICTS", "TESTS"]
 
 VERDICTS = ("regressed", "improved", "unchanged", "below-min", "error", "skipped", "removed")
 TESTS = ("mcnemar", "sign-flip", "none")
@@ -52,6 +55,7 @@ class Gate:
     alpha: float = 0.05
     min_score: float | None = None
     allow_removed: bool = False
+    allow_skipped: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_drop <= 1.0:
@@ -66,16 +70,18 @@ class Gate:
         """From a loaded `Config` (its `gate` section) or from the `gate` section itself."""
         section = getattr(config, "gate", config)
         return cls(max_drop=section.max_drop, alpha=section.alpha, min_score=section.min_score,
-                   allow_removed=getattr(section, "allow_removed", False))
+                   allow_removed=getattr(section, "allow_removed", False),
+                   allow_skipped=getattr(section, "allow_skipped", False))
 
     def to_dict(self) -> dict[str, Any]:
         return {"max_drop": self.max_drop, "alpha": self.alpha, "min_score": self.min_score,
-                "allow_removed": self.allow_removed}
+                "allow_removed": self.allow_removed, "allow_skipped": self.allow_skipped}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Gate":
         return cls(max_drop=data.get("max_drop", 0.02), alpha=data.get("alpha", 0.05),
-                   min_score=data.get("min_score"), allow_removed=data.get("allow_removed", False))
+                   min_score=data.get("min_score"), allow_removed=data.get("allow_removed", False),
+                   allow_skipped=data.get("allow_skipped", False))
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,20 @@ def exit_code(comparisons: Iterable[Comparison]) -> int:
     are only reported is the caller's decision, made before this is consulted.
     """
     return 1 if any(c.failed for c in comparisons) else 0
+
+
+def run_exit_code(comparisons: Iterable[Comparison], *, skipped_pass: bool = False) -> int:
+    """A run's exit status: 3 when a verdict is "error" (provider errors past the tolerance), else 2
+    when a suite is "skipped" (its model could not run here and the cache lacked its answers: the
+    run did not check what it was asked to) unless `skipped_pass` (a fork's pull request, or
+    `gate.allow_skipped`), else `exit_code`. Incomplete before failed: a regression found beside a
+    suite that was not evaluated still exits 2, since fixing the setup comes first and both are said."""
+    comparisons = list(comparisons)
+    if any(c.verdict == "error" for c in comparisons):
+        return 3
+    if not skipped_pass and any(c.verdict == "skipped" for c in comparisons):
+        return 2
+    return exit_code(comparisons)
 
 
 # --- compare ---------------------------------------------------------------------------------

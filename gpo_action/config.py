@@ -169,6 +169,9 @@ class Gate(BaseModel):
     min_score: float | None = Field(default=None, ge=0, le=1, description="optional absolute floor for every suite")
     allow_removed: bool = Field(default=False, description="a suite on the base and not on the head passes the check "
                                                           "(else its verdict `removed` fails it)")
+    allow_skipped: bool = Field(default=False, description="a suite whose cases could not be evaluated (no key or "
+                                                          "model here) passes neutrally (else the run exits 2; a "
+                                                          "fork's pull request in the Action always passes neutrally)")
 
 
 class Budget(BaseModel):

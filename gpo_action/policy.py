@@ -11,7 +11,7 @@ user's own and applies; every difference is still listed, as a warning.
     policy.changes                      # what the head changes, and whether it was applied
 
 What the base decides (`enforce`):
-- `gate` (max_drop, alpha, min_score, allow_removed) and `max_error_rate`: when the check fails;
+- `gate` (max_drop, alpha, min_score, allow_removed, allow_skipped) and `max_error_rate`: when the check fails;
 - `optimize` (when, preset, steps, candidates, budget, deliver): what a fix may cost and where it goes;
 - `cache` (path, enabled): where responses are written;
 - in every model (`models.*`, a `suites:` entry's `model`, a suite file's `model`) the fields that

@@ -43,6 +43,10 @@ from gpo_action.report.comment import pr_comment
 from gpo_action.report.jsonreport import INTERRUPTED, write_json
 
 NoteFn = Callable[[str], None]
+# Why a fork's pull request passes with suites that could not be evaluated: the neutral answer is the
+# right one there (a maintainer's push, with the secrets, gives the verdict); anywhere else it is exit 2.
+FORK_SKIPS = ("this is a pull request from a fork, and GitHub gives a fork's workflow no secrets: "
+              "what needs a key was not evaluated, which is expected here and does not fail the check")
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,6 @@ class Outcome:
 def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes: NoteFn | None = None,
             on_progress=None, on_step=None) -> Outcome:
     """Run the pipeline as the module docstring says; the Outcome carries the exit code."""
-    from gpo_action.llm.availability import missing_key_envs, model_status
     from gpo_action.workspace import Workspace
 
     secrets.reset(env)
@@ -78,9 +81,9 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     report_path = _output_path(options.report_path, REPORT_FILE, ws.root, ws.config.tree, "the JSON report")
     junit_path = _output_path(options.junit_path, JUNIT_FILE, ws.root, ws.config.tree, "the JUnit report")
     guard = _loop_guard(ws.root, event)
-    missing = missing_key_envs(ws.config)
-    ws.client.skip_uncached(lambda model: _reason(model_status(model, env, missing)))
-    result = run(workspace=ws, base=options.base, env=env, notes=say, on_progress=on_progress, policy=policy)
+    ws.skip_unavailable(env)
+    result = run(workspace=ws, base=options.base, env=env, notes=say, on_progress=on_progress, policy=policy,
+                 skips_pass=FORK_SKIPS if env.get("GITHUB_ACTIONS") and pull.is_fork else None)
     mask()                                          # and those the suites name
     fixes = None
     if options.mode == "fix" and result.comparisons and guard is None:
@@ -111,10 +114,6 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     outputs = {"proposed": "true" if fixes is not None and fixes.proposed else "false", "junit-path": junit_path or ""}
     publish_run(result, report_path, stream, env, markdown=summary, outputs=outputs)
     return outcome
-
-
-def _reason(status) -> str | None:
-    return None if status.available else status.reason
 
 
 def _policy(ws, options: Options, env: Mapping[str, str], event) -> Policy:
@@ -227,4 +226,4 @@ def _write_reports(outcome: Outcome, options: Options, junit_path: str | None) -
         write_atomic(options.markdown_path, outcome.comment)
 
 
-__all__ = ["Outcome", "execute", "report_data"]
+__all__ = ["Outcome", "execute", "report_data", "FORK_SKIPS"]

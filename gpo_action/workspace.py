@@ -101,6 +101,19 @@ class Workspace:
             self._client = LLMClient(settings, cache=cache, notes=self.notes, base_dir=self.root, env=cfg.environ)
         return self._client
 
+    def skip_unavailable(self, env: Mapping[str, str] | None = None) -> None:
+        """Serve every model that cannot run with `env` (None: the config's) from the cache only (no key,
+        no llama-cpp: `llm.availability`): its other cases end as "Skipped" instead of being sent to fail."""
+        from gpo_action.llm.availability import missing_key_envs, model_status
+
+        env, missing = self.config.environ if env is None else env, missing_key_envs(self.config)
+
+        def reason(model: ModelConfig) -> str | None:
+            status = model_status(model, env, missing)
+            return None if status.available else status.reason
+
+        self.client.skip_uncached(reason)
+
     def jobs(self, suites: Sequence[Suite]) -> list[EvalJob]:
         return [EvalJob(s, load_template(self.root / s.prompt, tree=self.config.tree), self.task_model(s))
                 for s in suites]
@@ -127,13 +140,16 @@ def _same_file(root: Path, given: str, suite_path: str) -> bool:
 
 def eval_exit_code(results: Sequence[SuiteResult], max_error_rate: float) -> int:
     """3 when a suite's provider errors exceed the tolerance, else 2 when a case went past a render
-    limit (bad input, though every other case was evaluated), else 1 when a suite is below its
-    floor, else 0."""
+    limit (bad input, though every other case was evaluated) or was skipped (its model cannot run
+    here and the cache lacked it: `skip_unavailable`; an eval that evaluated nothing does not pass),
+    else 1 when a suite is below its floor, else 0."""
+    from gpo_action.compare import skipped_count
+
     for r in results:
-        provider_errors = r.errors - render_limited([r])
+        provider_errors = r.errors - render_limited([r]) - skipped_count(r)
         if provider_errors and provider_errors / len(r.cases) > max_error_rate:
             return 3
-    if render_limited(results):
+    if render_limited(results) or any(skipped_count(r) for r in results):
         return 2
     if any(r.below_min for r in results):
         return 1

@@ -284,6 +284,21 @@ def test_a_fork_without_a_key_evaluates_the_cache_and_passes_neutrally(world, gi
     assert "GPO_TEST_KEY is not set" in body and "> - triage: skipped 30 of 30 cases on head\n" in body
     assert "not optimized" not in body                                # a skipped suite is not a failure
     assert "regressed=false" in outputs and "skipped" in summary
+    assert "this does not fail the check:** this is a pull request from a fork, and GitHub gives a fork's " \
+           "workflow no secrets" in body                              # it says why neutral is right here
+    assert "::error" not in result.output and "exit-code=0" in outputs
+
+
+def test_a_same_repository_pull_request_without_its_key_fails_with_exit_2_and_the_fix(world, github, openai_server):
+    result, outputs, summary = world.run(world.head, deliver="comment", key=None)
+    assert result.exit_code == 2, result.output
+    assert openai_server.total == 0                                   # nothing could be evaluated, nothing was sent
+    [comment] = bot_comments(github)
+    body = shown(comment["body"])
+    assert "[!CAUTION]" in body and "Nothing was evaluated, so the check fails (exit 2)" in body
+    assert "GPO_TEST_KEY is not set" in body and "Fix: set GPO_TEST_KEY (in GitHub Actions: from a secret" in body
+    assert "exit-code=2" in outputs and "Nothing was evaluated" in shown(summary)
+    assert "::error title=gpo-action%3A not evaluated::1 suite could not be evaluated here" in result.output
 
 
 # ---- whose comment is ours --------------------------------------------------------------------

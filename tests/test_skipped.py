@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from gpo_action.compare import Gate, compare, exit_code
+from gpo_action.compare import Comparison, Gate, compare, exit_code, run_exit_code
 from gpo_action.config import load_config
 from gpo_action.llm.availability import missing_key_envs, model_status, unavailable_models
 from gpo_action.llm.cache import ResponseCache
@@ -126,3 +126,16 @@ def test_provider_errors_still_count_next_to_skipped_cases():
     result = compare(base, head, Gate(), max_error_rate=0.05)
     assert result.verdict == "error" and result.head_errors == 5 and result.head_skipped == 5
     assert any("5 of 25 cases errored on head" in n for n in result.notes)
+
+
+def test_a_run_that_skipped_a_suite_exits_2_unless_skipping_may_pass():
+    def verdict(v: str) -> Comparison:
+        return Comparison(suite=v, verdict=v, base_score=None, head_score=None)
+
+    skipped, regressed, error, unchanged = (verdict(v) for v in ("skipped", "regressed", "error", "unchanged"))
+    assert run_exit_code([unchanged, skipped]) == 2
+    assert run_exit_code([regressed, skipped]) == 2                  # incomplete comes before failed
+    assert run_exit_code([error, skipped]) == 3                      # provider errors come first
+    assert run_exit_code([unchanged, skipped], skipped_pass=True) == 0
+    assert run_exit_code([regressed, skipped], skipped_pass=True) == 1
+    assert exit_code([skipped]) == 0                                 # "skipped" never fails the gate itself

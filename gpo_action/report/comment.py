@@ -92,7 +92,12 @@ def spent_text(spent: Mapping[str, Any]) -> str:
 
 
 def skipped_notice(result, skipped_models: Mapping[str, str]) -> str:
-    """The plain statement of what could not be evaluated, and why ("" when nothing was skipped)."""
+    """The plain statement of what could not be evaluated, why, and whether that fails the check
+    ("" when nothing was skipped): neutral where the run says why it may pass (`skips_pass`: a fork's
+    pull request, `gate.allow_skipped`), else a failure (exit 2) with the fix."""
+    from gpo_action.llm.availability import fix_text
+    from gpo_action.report.formats import run_counts
+
     counts = [(c.suite, c.base_skipped, c.head_skipped) for c in result.comparisons
               if getattr(c, "base_skipped", 0) or getattr(c, "head_skipped", 0)]
     if not skipped_models and not counts:
@@ -102,15 +107,26 @@ def skipped_notice(result, skipped_models: Mapping[str, str]) -> str:
         for r in results:
             if r is not None:
                 sizes[(r.name, side)] = len(r.cases)
+    totals = run_counts(result)
+    nothing = bool(totals) and all(skipped == total for _, skipped, total in totals)
     models = "; ".join(f"{code(name)}: {cell(reason)}" for name, reason in skipped_models.items())
-    lines = ["> [!WARNING]",
-             f"> **Not everything was evaluated.** No usable key for {models or 'some models'}. Secrets are not "
-             "given to workflows of pull requests from forks; this run used what the response cache (`.gpo/`) "
-             "or a replay file holds and skipped the rest."]
+    passes = getattr(result, "skips_pass", None)
+    what = "Nothing was evaluated" if nothing else "Not everything was evaluated"
+    if passes:
+        lines = ["> [!NOTE]",
+                 f"> **{what}; this does not fail the check:** {cell(passes)}. No usable key for "
+                 f"{models or 'some models'}; this run used what the response cache (`.gpo/`) or a replay file "
+                 "holds and skipped the rest."]
+    else:
+        lines = ["> [!CAUTION]",
+                 f"> **{what}, so the check fails (exit 2):** no usable key or model for {models or 'some models'}, "
+                 "and the response cache (`.gpo/`) did not hold the answers. A check that checked nothing does not "
+                 f"pass. {cell(fix_text(skipped_models))}."]
     for suite, base, head in counts:
         where = [f"{n} of {sizes.get((suite, side), '?')} cases on {side}" for side, n in (("base", base), ("head", head)) if n]
         lines.append(f"> - {cell(suite)}: skipped {', '.join(where)}")
-    lines.append("> Suites with skipped cases get the neutral verdict *skipped*; the check does not fail for them.")
+    if passes:
+        lines.append("> Suites with skipped cases get the neutral verdict *skipped*; the check does not fail for them.")
     return "\n".join(lines) + "\n"
 
 
@@ -338,6 +354,7 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
         if fix is not None:
             full, short = fix_section(fix, delivery.get(c.suite))
             parts.append(_Part(full + "\n", level=4, short=short + "\n"))
+
     parts += [_Part(flipped_section(c) + "\n", level=1) for c in result.comparisons
               if c.verdict != "unchanged" or c.flipped]
     others = [(c, changes.get(c.suite)) for c in result.comparisons if not c.failed and c.suite not in fix_of]

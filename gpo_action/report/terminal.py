@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from gpo_action.report.formats import format_cost, format_delta, format_p, pct, verdict_label
+from gpo_action.report.formats import format_cost, format_delta, format_p, pct, run_counts, unevaluated_text, verdict_label
 from gpo_action.results import SuiteResult
 
 
@@ -64,13 +64,19 @@ def outcome_renderable(outcome):
 
     from gpo_action.report.comment import holdout_text, location_text, refinement_text  # loads the optimizer: not for `eval`
 
-    parts = [run_table(outcome.result)]
-    parts += [Text(f"{c.suite}: unchanged, but {c.power_note}", style="yellow") for c in outcome.result.comparisons
+    result = outcome.result
+    parts = [run_table(result)]
+    parts += [Text(f"{c.suite}: unchanged, but {c.power_note}", style="yellow") for c in result.comparisons
               if c.power_note]
     if outcome.guard:
         parts.append(Text(f"gpo-action: {outcome.guard}", style="yellow"))
     for name, reason in outcome.skipped_models.items():
         parts.append(Text(f"skipped (served from the cache only): {name}: {reason}", style="yellow"))
+    unevaluated = unevaluated_text(run_counts(result), outcome.skipped_models)
+    if unevaluated and result.skips_pass:
+        parts.append(Text(f"skipped: {unevaluated} This does not fail the run: {result.skips_pass}.", style="yellow"))
+    elif unevaluated:
+        parts.append(Text(f"error: {unevaluated} (this fails the run, exit 2: a check that checked nothing does not pass)", style="red"))
     for fix in outcome.fixes.fixes if outcome.fixes is not None else ():
         if fix.result is None:
             parts.append(Text(f"fix {fix.suite}: {fix.skipped}", style="yellow"))
