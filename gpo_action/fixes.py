@@ -11,8 +11,9 @@ One budget for the whole pull request: gpo.yaml's `optimize.budget` (calls, doll
 tokens; `budget_usd` overrides the dollars) is split across the suites to fix, in order, each
 getting an equal share of what the earlier ones left (`share_of`): so the total can never be
 exceeded, and what a quick suite leaves unused goes to the next. The report states the total and
-each suite's share. A suite whose task or optimizer model cannot run here (no key) is not
-optimized, and says why.
+each suite's share. A suite whose task or optimizer model cannot run here (no key), or whose share
+has a cap at zero, is not optimized, and says why (`Fix.skipped`); so does every suite the stage
+passes over (`FixReport.unfixed`: its verdict is not one `optimize.when` fixes, or it was removed).
 
 A regressed suite whose base prompt exists is first searched for the edits of the change that
 cause the drop (`optimize.localize`, on by default; see `optimize/localize.py`): the engine scores
@@ -79,6 +80,7 @@ class FixReport:
     when: str = "regression"
     total: Mapping[str, float] = field(default_factory=dict)   # the pull request's caps
     notes: tuple[str, ...] = ()
+    unfixed: Mapping[str, str] = field(default_factory=dict)   # suite -> why the fix stage passed it over
 
     @property
     def spent(self) -> dict[str, float]:
@@ -94,13 +96,36 @@ class FixReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"when": self.when, "total": dict(self.total), "spent": self.spent, "notes": list(self.notes),
-                "fixes": [f.to_dict() for f in self.fixes]}
+                "fixes": [f.to_dict() for f in self.fixes], "unfixed": dict(self.unfixed)}
 
 
 def wants_fix(verdict: str, when: str) -> bool:
     if when not in WHEN_VERDICTS:
         raise ValueError(f"unknown optimize.when {when!r} (known: {', '.join(WHEN_VERDICTS)})")
     return verdict in WHEN_VERDICTS[when]
+
+
+def why_not_chosen(verdict: str, when: str, has_head: bool = True) -> str | None:
+    """Why the fix stage passes over a suite with `verdict` under `optimize.when` (None: it is chosen)."""
+    if not has_head:
+        return "no fix: the suite is not on the head, so there is no prompt to fix"
+    if wants_fix(verdict, when):
+        return None
+    if when == "never":
+        return "no fix: optimize.when is never"
+    fixes = ", ".join(v for v in ("regressed", "below-min", "improved", "unchanged") if v in WHEN_VERDICTS[when])
+    return f"no fix: its verdict {verdict} is not one that optimize.when: {when} fixes ({fixes})"
+
+
+def _zero_caps(share: BudgetLimits, total: BudgetLimits) -> str | None:
+    """Why a suite's share has no room at all (a cap at zero), or None."""
+    empty = [cap for cap in _CAPS if getattr(share, cap) is not None and getattr(share, cap) <= 0]
+    if not empty:
+        return None
+    cap = empty[0]
+    if getattr(total, cap) <= 0:
+        return f"not optimized: the budget is zero (optimize.budget.{cap}: {getattr(total, cap):g})"
+    return f"not optimized: no budget left (the suites before it spent the pull request's {cap}, {getattr(total, cap):g})"
 
 
 def total_budget(section, budget_usd: float | None = None) -> BudgetLimits:
@@ -163,8 +188,11 @@ def fix_failures(ws, run_result, *, when: str | None = None, budget_usd: float |
     overrides = {k: v for k, v in (limits or {}).items() if v is not None}
     total = BudgetLimits(**{**total_budget(section, budget_usd).model_dump(), **overrides})
     changes = {c.name: c for c in run_result.changes}
-    chosen = [c for c in run_result.comparisons
-              if wants_fix(c.verdict, when) and changes.get(c.suite) is not None and changes[c.suite].head is not None]
+    has_head = {c.suite: changes.get(c.suite) is not None and changes[c.suite].head is not None
+                for c in run_result.comparisons}
+    unfixed = {c.suite: why for c in run_result.comparisons
+               if (why := why_not_chosen(c.verdict, when, has_head[c.suite])) is not None}
+    chosen = [c for c in run_result.comparisons if c.suite not in unfixed]
     fixes: list[Fix] = []
     spent: dict[str, float] = {}
     for index, comparison in enumerate(chosen):
@@ -175,7 +203,7 @@ def fix_failures(ws, run_result, *, when: str | None = None, budget_usd: float |
                 and change.base is not None else None)
         plan = replace(plan, budget=share, run_dir=run_dir_for(ws, FIX_RUNS_DIR, comparison.suite), base=base,
                        max_drop=ws.config.gate.max_drop)
-        why = _cannot_run(ws.client, plan)
+        why = _zero_caps(share, total) or _cannot_run(ws.client, plan)
         if why is not None:
             fixes.append(Fix(comparison.suite, comparison.verdict, change.prompt, share.caps(), skipped=why))
             continue
@@ -189,7 +217,7 @@ def fix_failures(ws, run_result, *, when: str | None = None, budget_usd: float |
     if chosen and len(chosen) > 1:
         notes = (f"one budget for the pull request, split across {len(chosen)} suites in order: each got an equal "
                  "share of what the suites before it left",)
-    return FixReport(tuple(fixes), when, total.caps(), notes)
+    return FixReport(tuple(fixes), when, total.caps(), notes, unfixed)
 
 
 def _cannot_run(client, plan) -> str | None:

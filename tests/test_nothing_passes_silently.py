@@ -1,10 +1,11 @@
 """Nothing passes silently (issue 15, point 5): a run, eval or pre-commit hook that could not evaluate
-for want of a model or a key exits 2 and says the fix; an "unchanged" verdict of a suite too small
-to detect the gate's drop says so. Real CLI, real git repositories under tmp, litellm over HTTP to
+for want of a model or a key exits 2 and says the fix; `--optimize` says why no fix ran; an
+"unchanged" verdict of a suite too small to detect the gate's drop says so. Real CLI, real git repositories under tmp, litellm over HTTP to
 the scripted server."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -108,9 +109,9 @@ def test_a_run_without_its_key_exits_2_naming_the_key_and_calls_nothing(keyless,
     data = json.loads((keyless / "out.json").read_text())
     assert data["exit_code"] == 2 and data["skips_pass"] is None
     assert [c["verdict"] for c in data["comparisons"]] == ["skipped"]
-    md = (keyless / "out.md").read_text()
+    md = html.unescape((keyless / "out.md").read_text())
     assert "[!CAUTION]" in md and "Nothing was evaluated, so the check fails (exit 2)" in md
-    assert "OPENAI&#95;API&#95;KEY is not set" in md or "OPENAI_API_KEY is not set" in md
+    assert "`openai/scripted`: OPENAI_API_KEY is not set" in md and "Fix: set OPENAI_API_KEY" in md
 
 
 def test_eval_without_its_key_exits_2_with_the_fix_and_calls_nothing(keyless, openai_server):
@@ -174,13 +175,47 @@ def test_gate_allow_skipped_lets_such_suites_pass_and_says_so(tmp_path, openai_s
     assert "[!NOTE]" in md and "this does not fail the check" in md and "[!CAUTION]" not in md
 
 
-# ---- an unchanged verdict that says little ------------------------------------------------------------
+# ---- --optimize says why no fix ran, and an unchanged verdict that says little ------------------------
 
 @pytest.fixture
 def repo(tmp_path, openai_server, monkeypatch):
     root = local_run_repo(tmp_path / "repo", openai_server, monkeypatch)
     monkeypatch.chdir(root)
     return root
+
+
+def test_optimize_on_an_unchanged_verdict_says_why_no_fix_ran(repo, openai_server):
+    pull_request_branch(repo, HARMLESS, "reworded")
+    result = invoke("run", "--base", "main", "--optimize", "--json", "out.json")
+    assert result.exit_code == 0, result.output
+    assert ("fix triage: no fix: its verdict unchanged is not one that optimize.when: regression fixes "
+            "(regressed)") in flat(result.stdout)
+    data = json.loads((repo / "out.json").read_text())
+    assert data["fixes"]["fixes"] == [] and "optimize.when: regression" in data["fixes"]["unfixed"]["triage"]
+    assert openai_server.total == 60                                 # the comparison only: no optimizer call
+
+
+def test_optimize_with_a_zero_budget_says_so_and_calls_no_optimizer(repo, openai_server):
+    pull_request_branch(repo, BAD, "shorter prompt")
+    result = invoke("run", "--base", "main", "--optimize", "--budget-usd", "0", "--markdown", "out.md")
+    assert result.exit_code == 1, result.output
+    assert "fix triage: not optimized: the budget is zero (optimize.budget.max_usd: 0)" in flat(result.stdout)
+    assert openai_server.total == 60
+    assert "**Fix:** not optimized: the budget is zero" in html.unescape((repo / "out.md").read_text())
+
+
+def test_a_failing_suite_that_optimize_when_leaves_out_says_so_in_the_comment(repo, openai_server):
+    git(repo, "checkout", "-qb", "pr")
+    (repo / "prompts" / "floor.j2").write_text(BAD)                  # scores 1/3 of the cases
+    suite = (repo / "evals" / "triage.yaml").read_text().replace("prompts/triage.j2", "prompts/floor.j2")
+    (repo / "evals" / "floor.yaml").write_text("min_score: 0.9\n" + suite)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a new suite under its floor")
+    result = invoke("run", "--base", "main", "--optimize", "--markdown", "out.md")
+    assert result.exit_code == 1, result.output
+    why = "no fix: its verdict below-min is not one that optimize.when: regression fixes (regressed)"
+    assert f"fix floor: {why}" in flat(result.stdout)
+    assert f"**Fix:** {why}" in html.unescape((repo / "out.md").read_text())
 
 
 def test_an_unchanged_verdict_of_a_small_suite_says_what_it_could_detect(repo, openai_server):

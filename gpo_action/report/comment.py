@@ -354,6 +354,8 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
         if fix is not None:
             full, short = fix_section(fix, delivery.get(c.suite))
             parts.append(_Part(full + "\n", level=4, short=short + "\n"))
+        elif fixes is not None and c.suite in fixes.unfixed:
+            parts.append(_Part(f"**Fix:** {cell(fixes.unfixed[c.suite])}\n\n"))
 
     parts += [_Part(flipped_section(c) + "\n", level=1) for c in result.comparisons
               if c.verdict != "unchanged" or c.flipped]

@@ -77,6 +77,8 @@ def outcome_renderable(outcome):
         parts.append(Text(f"skipped: {unevaluated} This does not fail the run: {result.skips_pass}.", style="yellow"))
     elif unevaluated:
         parts.append(Text(f"error: {unevaluated} (this fails the run, exit 2: a check that checked nothing does not pass)", style="red"))
+    for suite, why in outcome.fixes.unfixed.items() if outcome.fixes is not None else ():
+        parts.append(Text(f"fix {suite}: {why}", style="yellow"))
     for fix in outcome.fixes.fixes if outcome.fixes is not None else ():
         if fix.result is None:
             parts.append(Text(f"fix {fix.suite}: {fix.skipped}", style="yellow"))
