@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from gpo_action.stats import EXACT_SIGN_FLIP_MAX, bootstrap_ci, mcnemar_exact, sign_flip_test
+from gpo_action.stats import EXACT_SIGN_FLIP_MAX, mcnemar_exact, sign_flip_test
 
 
 # --- mcnemar_exact -----------------------------------------------------------------------------
@@ -131,65 +131,6 @@ def test_sign_flip_graded_signal_and_noise() -> None:
     centred = [d - sum(shifted) / len(shifted) for d in shifted]
     assert sign_flip_test(shifted) < 0.001
     assert sign_flip_test(centred) > 0.5
-
-
-# --- bootstrap_ci ------------------------------------------------------------------------------
-
-def _draws(n: int, seed: int) -> list[float]:
-    rng = random.Random(seed)
-    return [rng.choice((-1.0, 0.0, 0.0, 1.0)) * rng.random() for _ in range(n)]
-
-
-@pytest.mark.parametrize("n", [10, 250, 600])      # 600 > 256 takes the random.choices path
-def test_bootstrap_ci_contains_the_mean(n: int) -> None:
-    diffs = _draws(n, seed=n)
-    low, high = bootstrap_ci(diffs)
-    mean = sum(diffs) / n
-    assert low < mean < high
-    assert min(diffs) <= low and high <= max(diffs)
-
-
-def test_bootstrap_ci_shrinks_with_n() -> None:
-    widths = []
-    for n in (40, 160, 640):
-        low, high = bootstrap_ci(_draws(n, seed=1), seed=1)
-        widths.append(high - low)
-    assert widths[0] > widths[1] > widths[2]
-    assert widths[0] / widths[2] == pytest.approx(4.0, rel=0.3)   # width ~ 1/sqrt(n)
-
-
-def test_bootstrap_ci_width_matches_normal_theory() -> None:
-    diffs = _draws(400, seed=4)
-    n = len(diffs)
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / n)
-    low, high = bootstrap_ci(diffs)
-    assert high - low == pytest.approx(2 * 1.959964 * sd / math.sqrt(n), rel=0.1)
-    assert (low + high) / 2 == pytest.approx(mean, abs=0.1 * (high - low))
-
-
-def test_bootstrap_ci_level_follows_alpha() -> None:
-    diffs = _draws(100, seed=9)
-    low95, high95 = bootstrap_ci(diffs, alpha=0.05)
-    low80, high80 = bootstrap_ci(diffs, alpha=0.2)
-    assert low95 < low80 < high80 < high95
-
-
-def test_bootstrap_ci_is_deterministic_by_seed() -> None:
-    diffs = _draws(250, seed=0)
-    assert bootstrap_ci(diffs, seed=3) == bootstrap_ci(list(diffs), seed=3)
-    assert len({bootstrap_ci(diffs, seed=s) for s in range(5)}) > 1
-
-
-def test_bootstrap_ci_edge_cases() -> None:
-    assert bootstrap_ci([0.25] * 30) == (0.25, 0.25)
-    assert bootstrap_ci([0.0]) == (0.0, 0.0)
-    with pytest.raises(ValueError):
-        bootstrap_ci([])
-    with pytest.raises(ValueError):
-        bootstrap_ci([1.0, 0.0], alpha=1.5)
-    with pytest.raises(ValueError):
-        bootstrap_ci([1.0, float("nan")])
 
 
 def test_one_sided_halves_the_two_sided_p_on_the_side_of_a_gain_and_is_at_least_half_otherwise():
