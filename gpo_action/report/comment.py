@@ -356,7 +356,6 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
             parts.append(_Part(full + "\n", level=4, short=short + "\n"))
         elif fixes is not None and c.suite in fixes.unfixed:
             parts.append(_Part(f"**Fix:** {cell(fixes.unfixed[c.suite])}\n\n"))
-
     parts += [_Part(flipped_section(c) + "\n", level=1) for c in result.comparisons
               if c.verdict != "unchanged" or c.flipped]
     others = [(c, changes.get(c.suite)) for c in result.comparisons if not c.failed and c.suite not in fix_of]
