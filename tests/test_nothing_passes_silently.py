@@ -17,7 +17,7 @@ import yaml
 from click.testing import CliRunner
 
 from gpo_action.cli import main
-from tests.support.projects import BAD, GOOD, TICKETS, answer_by_prompt, git, local_run_repo, pull_request_branch
+from tests.support.projects import BAD, answer_by_prompt, git, local_run_repo, make_repo, pull_request_branch
 
 ROOT = Path(__file__).resolve().parents[1]
 PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -39,27 +39,17 @@ def flat(text: str) -> str:
 
 
 def two_suite_repo(root: Path, url: str, *, gate: str = "") -> Path:
-    """A run project with two suites on the same prompt: `triage` on the task model (key in
-    GPO_TEST_KEY), `other` on a model whose key is OTHER_KEY."""
-    root.mkdir(parents=True)
-    git(root, "-c", "init.defaultBranch=main", "init", "-q")
-    git(root, "config", "user.email", "t@example.com")
-    git(root, "config", "user.name", "t")
-    (root / "prompts").mkdir()
-    (root / "evals").mkdir()
-    (root / ".gitignore").write_text(".gpo/\n")
+    """`make_repo`'s project with a second suite on the same prompt: `triage` on the task model (key
+    in GPO_TEST_KEY), `other` on a model whose key is OTHER_KEY."""
+    make_repo(root, url)
     (root / "gpo.yaml").write_text(
         f'models:\n  task: {{model: openai/scripted, api_base: "{url}/v1", api_key_env: GPO_TEST_KEY}}\n'
         "suites:\n  - eval: evals/triage.yaml\n  - eval: evals/other.yaml\n"
         f'    model: {{model: openai/other, api_base: "{url}/v1", api_key_env: OTHER_KEY}}\n'
         "concurrency: 8\ntimeout: 5\nretries: {max: 1, base: 0.01}\n" + gate)
-    (root / "prompts" / "triage.j2").write_text(GOOD)
-    cases = "".join(f"  - vars: {{ticket: '{t}'}}\n    expected: {c}\n" for t, c in TICKETS.items())
-    for name in ("triage", "other"):
-        (root / "evals" / f"{name}.yaml").write_text(
-            "prompt: prompts/triage.j2\nassert:\n  - {type: icontains, value: '{{ expected }}'}\ncases:\n" + cases)
+    (root / "evals" / "other.yaml").write_text((root / "evals" / "triage.yaml").read_text())
     git(root, "add", "-A")
-    git(root, "commit", "-qm", "base")
+    git(root, "commit", "-qm", "two suites")
     return root
 
 
