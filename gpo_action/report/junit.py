@@ -155,14 +155,15 @@ def _case(suite: ET.Element, classname: str, case: CaseResult, counts: _Counts) 
             error.text = cut(clean(case.error), TEXT_CHARS)
     elif not case.passed:
         counts.failures += 1
-        reasons = list(_reasons(case))
+        reasons = list(failure_reasons(case))
         failure = ET.SubElement(element, "failure", {"type": "assertion",
                                                      "message": cut(clean("; ".join(reasons)), MESSAGE_CHARS)})
         failure.text = _failure_text(case, reasons)
 
 
-def _reasons(case: CaseResult) -> Iterable[str]:
-    """Why each failed sample failed: its failed assertions (`type: reason`), else its score."""
+def failure_reasons(case: CaseResult) -> Iterable[str]:
+    """Why each failed sample failed: its failed assertions (`type: reason`), else its score; each
+    prefixed `sample N: ` when the case has repeats (also the HTML report's list of reasons)."""
     many = len(case.samples) > 1
     for number, sample in enumerate(case.samples, 1):
         if sample.passed:
@@ -199,4 +200,4 @@ def _verdict(suite: ET.Element, comparison, counts: _Counts) -> None:
         ET.SubElement(element, "failure", {"type": "gate", "message": clean(message)}).text = text
 
 
-__all__ = ["case_name", "clean", "cut", "eval_junit", "run_junit"]
+__all__ = ["case_name", "clean", "cut", "eval_junit", "failure_reasons", "run_junit"]
