@@ -7,7 +7,8 @@ github-token, config, base, mode (fix | check), deliver (comma-separated: commen
 commit; empty = gpo.yaml's `optimize.deliver`), budget-usd (overrides `optimize.budget.max_usd`),
 comment-author (the bot login a GitHub App's installation token posts as; default github-actions[bot]),
 trust-head-config (true: the head's gpo.yaml is the policy; see action.yml for the risk).
-Outputs: regressed, improved, removed, proposed, verdicts, exit-code, report-path.
+Outputs: regressed, improved, removed, proposed, verdicts, exit-code, report-path, junit-path,
+html-path.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from gpo_action.github.commands import add_mask
 
 MODES_OF_RUN = ("fix", "check")
 INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd", "comment-author", "trust-head-config")
-OUTPUTS = ("regressed", "improved", "removed", "proposed", "verdicts", "exit-code", "report-path", "junit-path")
+OUTPUTS = ("regressed", "improved", "removed", "proposed", "verdicts", "exit-code", "report-path", "junit-path",
+           "html-path")
 REPORT_FILE = ".gpo/report.json"
 JUNIT_FILE = ".gpo/junit.xml"                       # the Action always writes JUnit XML here
+HTML_FILE = ".gpo/report.html"                      # and the HTML report here
 LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?")
 
 
@@ -42,6 +45,7 @@ class Options:
     report_path: str | None = None                  # the JSON report (None: none, unless in Actions)
     markdown_path: str | None = None
     junit_path: str | None = None                   # JUnit XML (None: none, unless in Actions)
+    html_path: str | None = None                    # the HTML report (None: none, unless in Actions)
     steps: int | None = None                        # optimizer overrides (the demo keeps them small)
     candidates: int | None = None
     limits: Mapping[str, float] = field(default_factory=dict)
@@ -90,7 +94,7 @@ def options_from_inputs(env: Mapping[str, str]) -> Options:
                    mode=_input(env, "mode") or "fix", deliver=parse_deliver(_input(env, "deliver")),
                    budget_usd=budget_usd, token=_input(env, "github-token") or None,
                    comment_author=_input(env, "comment-author") or None, report_path=REPORT_FILE,
-                   junit_path=JUNIT_FILE, trust_head_config=_flag(env, "trust-head-config"))
+                   junit_path=JUNIT_FILE, html_path=HTML_FILE, trust_head_config=_flag(env, "trust-head-config"))
 
 
 def mask_secrets(stream: IO[str], masked: set[str]) -> None:
@@ -102,4 +106,4 @@ def mask_secrets(stream: IO[str], masked: set[str]) -> None:
 
 
 __all__ = ["Options", "options_from_inputs", "parse_deliver", "mask_secrets", "INPUTS", "OUTPUTS", "MODES_OF_RUN",
-           "REPORT_FILE", "JUNIT_FILE"]
+           "REPORT_FILE", "JUNIT_FILE", "HTML_FILE"]

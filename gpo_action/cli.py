@@ -165,12 +165,16 @@ def main() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="gpo.yaml to use (default: ./gpo.yaml).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the full results as JSON here.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write JUnit XML here (one testcase per case).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write an HTML report here (one self-contained file: every case, its output and reasons).")
 @_handle_errors
-def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: str | None, junit_path: str | None) -> None:
+def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: str | None, junit_path: str | None,
+                 html_path: str | None) -> None:
     """Evaluate the current prompts on their suites (all, or the SUITES named)."""
     from rich.console import Console
 
     from gpo_action.files import write_atomic
+    from gpo_action.report.htmlreport import html_report
     from gpo_action.report.jsonreport import eval_report, interrupted_report, write_json
     from gpo_action.report.junit import eval_junit
     from gpo_action.report.formats import eval_counts, unevaluated_text
@@ -185,21 +189,27 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
             with _stopped_by_signals(ws.client), progress_bar(_stderr_console(), "evaluating") as on_progress:
                 results = ws.evaluate(chosen, on_progress=on_progress)
         except KeyboardInterrupt:  # the calls in flight have ended: the cache does not change under the report
-            partial = ws.evaluate_cached(chosen) if json_path or junit_path else ()
+            partial = ws.evaluate_cached(chosen) if json_path or junit_path or html_path else ()
+            report = interrupted_report(partial, ws.client.usage.to_dict())
             if json_path:  # the partial report: what finished, and which cases are missing
-                write_json(json_path, interrupted_report(partial, ws.client.usage.to_dict()))
+                write_json(json_path, report)
             if junit_path:  # the missing cases are errors (NotEvaluated)
                 write_atomic(junit_path, eval_junit(partial))
+            if html_path:
+                write_atomic(html_path, html_report(report))
             raise
     code = eval_exit_code(results, ws.config.max_error_rate)
     Console().print(eval_table(results))
     unevaluated = unevaluated_text(eval_counts(results), ws.client.skipped_models)
     if unevaluated:
         click.echo(f"error: {unevaluated}", err=True)
+    report = eval_report(results, ws.client.usage.to_dict(), code)
     if json_path:
-        write_json(json_path, eval_report(results, ws.client.usage.to_dict(), code))
+        write_json(json_path, report)
     if junit_path:
         write_atomic(junit_path, eval_junit(results))
+    if html_path:
+        write_atomic(html_path, html_report(report))
     sys.exit(code)
 
 
@@ -230,14 +240,16 @@ def _finish_run(outcome) -> None:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the full result as JSON here.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Also write the pull-request comment (Markdown) here.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write JUnit XML here (a testcase per case and side, one per verdict).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write an HTML report here (every case, base and head side by side; the fix when one ran).")
 @click.option("--optimize/--no-optimize", default=False, help="Try a bounded GPO fix of failing suites (per optimize.when).")
 @click.option("--deliver", help="Deliver fixes: comma-separated comment, suggestion, commit (default: optimize.deliver).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the comment and review it would post here.")
 @click.option("--budget-usd", type=click.FloatRange(min=0), help="Dollar cap of all fixes together (default: optimize.budget.max_usd).")
 @click.option("--trust-head-config", is_flag=True, help="In GitHub Actions, judge by the head's gpo.yaml, not the base's (locally it always is).")
 @_handle_errors
-def run_command(base, config_path, json_path, markdown_path, junit_path, optimize, deliver, out_dir, budget_usd,
-                trust_head_config) -> None:
+def run_command(base, config_path, json_path, markdown_path, junit_path, html_path, optimize, deliver, out_dir,
+                budget_usd, trust_head_config) -> None:
     """Compare prompts and suites with the base revision; exit 1 on a regression."""
     import os
 
@@ -248,7 +260,7 @@ def run_command(base, config_path, json_path, markdown_path, junit_path, optimiz
     options = Options(config=config_path, base=base, mode="fix" if optimize else "check", deliver=parse_deliver(deliver),
                       budget_usd=budget_usd, token=os.environ.get("GITHUB_TOKEN") if deliver else None,
                       out_dir=out_dir, report_path=json_path, markdown_path=markdown_path, junit_path=junit_path,
-                      trust_head_config=trust_head_config)
+                      html_path=html_path, trust_head_config=trust_head_config)
     with _stopped_by_signals(), progress_bar(_stderr_console(), "evaluating base and head") as on_progress:
         outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_progress=on_progress,
                           on_step=_step_printer())

@@ -18,8 +18,9 @@ the summary); then the Actions outputs, job summary and annotations, and the JSO
 
 The Action's inputs (`Options`, `options_from_inputs`, from `INPUT_<NAME>` variables: the Docker runner
 sets them, the composite action.yml's last step passes each one under the same name) are `action_inputs.py`.
-The Action always writes the JSON report to `.gpo/report.json` and JUnit XML to `.gpo/junit.xml`
-(outputs report-path, junit-path).
+The Action always writes the JSON report to `.gpo/report.json`, JUnit XML to `.gpo/junit.xml` and
+the HTML report (`report/htmlreport.py`) to `.gpo/report.html` (outputs report-path, junit-path,
+html-path).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 
 from gpo_action import gitrepo, secrets
-from gpo_action.action_inputs import JUNIT_FILE, REPORT_FILE, Options, mask_secrets
+from gpo_action.action_inputs import HTML_FILE, JUNIT_FILE, REPORT_FILE, Options, mask_secrets
 from gpo_action.basehead import LOCAL_RUN, RunResult, base_revision, run
 from gpo_action.config import CACHE_FILE_SUFFIXES
 from gpo_action.containment import Origin, contain
@@ -80,6 +81,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     mask()                                          # the values the head's and the base's api_key_env name
     report_path = _output_path(options.report_path, REPORT_FILE, ws.root, ws.config.tree, "the JSON report")
     junit_path = _output_path(options.junit_path, JUNIT_FILE, ws.root, ws.config.tree, "the JUnit report")
+    html_path = _output_path(options.html_path, HTML_FILE, ws.root, ws.config.tree, "the HTML report")
     guard = _loop_guard(ws.root, event)
     ws.skip_unavailable(env)
     result = run(workspace=ws, base=options.base, env=env, notes=say, on_progress=on_progress, policy=policy,
@@ -92,7 +94,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
                                  candidates=options.candidates, limits=options.limits, on_step=on_step)
         except KeyboardInterrupt:   # SIGTERM or Ctrl-C (the CLI's): the verdicts are known, the fixes are not
             _write_interrupted(Outcome(result, exit_code=INTERRUPTED, skipped_models=ws.client.skipped_models,
-                                       report_path=report_path))
+                                       report_path=report_path), html_path)
             raise
     skipped = ws.client.skipped_models
     ws.close()  # no model call after this point: stop the worker processes now
@@ -107,11 +109,14 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     else:
         comment = pr_comment(result, fixes, skipped_models=skipped, notes=notes)
     outcome = Outcome(result, fixes, delivery, comment, result.exit_code, skipped, guard, report_path)
-    _write_reports(outcome, options, junit_path)
+    _write_reports(outcome, options, junit_path, html_path)
     if junit_path and env.get("GITHUB_ACTIONS"):
         say(f"JUnit XML report: {junit_path} (output junit-path)")
+    if html_path and env.get("GITHUB_ACTIONS"):
+        say(f"HTML report: {html_path} (output html-path; every case's outputs, for an upload-artifact step)")
     summary = comment + "".join(f"\n> {n}\n" for n in (delivery.notes if delivery else ()))
-    outputs = {"proposed": "true" if fixes is not None and fixes.proposed else "false", "junit-path": junit_path or ""}
+    outputs = {"proposed": "true" if fixes is not None and fixes.proposed else "false", "junit-path": junit_path or "",
+               "html-path": html_path or ""}
     publish_run(result, report_path, stream, env, markdown=summary, outputs=outputs)
     return outcome
 
@@ -204,17 +209,24 @@ def report_data(outcome: Outcome) -> dict[str, Any]:
     return data
 
 
-def _write_interrupted(outcome: Outcome) -> None:
-    """The partial JSON report of a run stopped in the fix stage (as eval's `interrupted_report`):
-    the comparison and its verdicts, no fixes, `"interrupted": true`, exit code 130. The stopped
-    fix's run directory (`.gpo/fix/<suite>`) is saved by the optimizer itself."""
+def _write_interrupted(outcome: Outcome, html_path: str | None) -> None:
+    """The partial JSON (and HTML) report of a run stopped in the fix stage (as eval's
+    `interrupted_report`): the comparison and its verdicts, no fixes, `"interrupted": true`, exit
+    code 130. The stopped fix's run directory (`.gpo/fix/<suite>`) is saved by the optimizer itself."""
+    from gpo_action.files import write_atomic
+    from gpo_action.report.htmlreport import html_report
+
+    data = {**report_data(outcome), "interrupted": True}
     if outcome.report_path:
         Path(outcome.report_path).parent.mkdir(parents=True, exist_ok=True)
-        write_json(outcome.report_path, {**report_data(outcome), "interrupted": True})
+        write_json(outcome.report_path, data)
+    if html_path:
+        write_atomic(html_path, html_report(data))
 
 
-def _write_reports(outcome: Outcome, options: Options, junit_path: str | None) -> None:
+def _write_reports(outcome: Outcome, options: Options, junit_path: str | None, html_path: str | None) -> None:
     from gpo_action.files import write_atomic
+    from gpo_action.report.htmlreport import html_report
     from gpo_action.report.junit import run_junit
 
     if outcome.report_path:
@@ -222,6 +234,8 @@ def _write_reports(outcome: Outcome, options: Options, junit_path: str | None) -
         write_json(outcome.report_path, report_data(outcome))
     if junit_path:
         write_atomic(junit_path, run_junit(outcome.result))
+    if html_path:
+        write_atomic(html_path, html_report(report_data(outcome)))
     if options.markdown_path:
         write_atomic(options.markdown_path, outcome.comment)
 

@@ -160,6 +160,9 @@ def test_first_run_comments_and_suggests_then_a_push_updates_the_same_comment(wo
     assert "junit-path=.gpo/junit.xml" in outputs and "JUnit XML report: .gpo/junit.xml" in result.stderr
     junit = validated((world.work / ".gpo/junit.xml").read_text(encoding="utf-8"))
     assert junit.find("testsuite/testcase[@name='verdict']/failure").get("message").startswith("regressed")
+    assert "html-path=.gpo/report.html" in outputs and "HTML report: .gpo/report.html" in result.stderr
+    page = (world.work / ".gpo/report.html").read_text(encoding="utf-8")
+    assert page.count('<tr id="s0-c') == len(TICKETS) and '<svg class="trajectory"' in page   # the fix ran
     [comment] = bot_comments(github)
     body = comment["body"]
     assert "| triage | 🔴 regressed | 100.0 | 33.3 |" in body

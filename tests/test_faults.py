@@ -150,9 +150,9 @@ def test_every_case_has_exactly_one_outcome_under_faults_and_a_rerun_completes_o
 # ---- two processes, one cache -----------------------------------------------------------------------
 
 
-def eval_process(root: Path, out: str) -> subprocess.Popen:
+def eval_process(root: Path, out: str, *more: str) -> subprocess.Popen:
     env = {**os.environ, "GPO_TEST_KEY": KEY, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "gpo_action", "eval", "--json", out], cwd=root, env=env,
+    return subprocess.Popen([sys.executable, "-m", "gpo_action", "eval", "--json", out, *more], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -176,13 +176,13 @@ def test_two_processes_evaluating_against_one_cache_both_complete(env):
 
 
 def interrupted_run(root: Path, server: ScriptedOpenAIServer, sig: int, n: int) -> tuple[subprocess.Popen, str]:
-    """Start `eval --json out.json` as a process; the server answers the first ANSWERED requests and
+    """Start `eval --json out.json --html out.html` as a process; the server answers the first ANSWERED requests and
     holds every later one (a hang, longer than the client's timeout), so however slowly this test
     is scheduled the run cannot finish before `sig` is sent. The server answers normally again
     afterwards, for a resume."""
     server.enqueue_faults(*["ok"] * ANSWERED)
     server.set_fault_rates(phang=1.0)
-    proc = eval_process(root, "out.json")
+    proc = eval_process(root, "out.json", "--html", "out.html")
     deadline = time.monotonic() + 60
     while (server.outcomes["ok"] < ANSWERED or not cached_rows(root)) and time.monotonic() < deadline \
             and proc.poll() is None:
@@ -252,3 +252,6 @@ def test_a_stopped_run_writes_a_partial_report_saying_what_is_missing(env, sig):
         suite = data["suites"][0]
         assert len(suite["cases"]) == SLOW_N
         assert sum(1 for c in suite["cases"] if c["error"] is None) == len(kept)
+        page = (env / "out.html").read_text(encoding="utf-8")        # the partial page: every case, the missing ones errors
+        assert f"faults: {len(missing)} cases not evaluated." in page and page.count('<tr id="s0-c') == SLOW_N
+        assert page.count('<span class="status s-error">') == len(missing)

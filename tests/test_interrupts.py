@@ -92,10 +92,14 @@ def test_a_stopped_run_optimize_saves_the_fix_stage_state_and_a_partial_report(t
         pull_request_branch(repo, BAD, "a worse prompt")
         run_dir = repo / ".gpo/fix/triage"
         # base and head (30 cases each) are answered, and one call of the fix stage; the rest is held
-        proc = stopped_mid_run(["run", "--base", "main", "--optimize", "--json", str(tmp_path / "run.json")], repo,
+        proc = stopped_mid_run(["run", "--base", "main", "--optimize", "--json", str(tmp_path / "run.json"),
+                                "--html", str(tmp_path / "run.html")], repo,
                                server, 61, signal.SIGTERM, ready=lambda: state_of(run_dir) is not None)
         assert proc.returncode == 130 and "interrupted" in proc.err, proc.err
         assert state_of(run_dir)["status"] == "interrupted"
         report = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))   # the verdicts, no fixes
         assert report["interrupted"] is True and report["exit_code"] == 130 and report["fixes"] is None
         assert report["regressed"] == ["triage"] and len(report["head_results"][0]["cases"]) == 30
+        page = (tmp_path / "run.html").read_text(encoding="utf-8")   # the same, as a page: the verdicts, no fix
+        assert "Interrupted: a partial report." in page and page.count('<tr id="s0-c') == 30
+        assert '<span class="verdict v-regressed">regressed</span>' in page and 'class="fix"' not in page
