@@ -23,7 +23,8 @@ KEY = "sk-html-test-key-5a7d3c"
 CANARY = "canary-<&>-4f9e1b7d-secret"          # escaping would change it: it must be scrubbed before
 PNG = b"\x89PNG\r\n\x1a\n"
 CASES = {"paid twice": "billing", "app crashes": "bug", "dark mode?": "other", "refund please": "billing"}
-HEAD = "Please classify the support ticket as billing, bug, or other.\nTicket: {{ ticket }}\nReply with the category only.\n"
+HEAD = ("Please classify the support ticket as billing, bug, or other.\nTicket: {{ ticket }}\n"
+        "Reply with the category only.\n")
 TICKET_LIST = list(TICKETS)
 ALWAYS_WRONG = TICKET_LIST[3]      # a billing ticket both prompts get wrong: failed, not flipped
 HEAD_ONLY = TICKET_LIST[4]         # a bug ticket only the head prompt gets right: fixed (fail -> pass)
@@ -217,3 +218,49 @@ def test_a_report_of_no_known_kind_is_refused():
     with pytest.raises(ValueError, match="not a gpo-action report"):
         html_report({"kind": "optimize"})
 
+
+
+def test_every_field_a_pull_request_or_a_model_writes_is_text_and_a_long_output_is_cut():
+    from gpo_action.report.htmlreport import TEXT_CHARS
+    from gpo_action.report.jsonreport import eval_report
+    from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
+
+    evil = "<script>alert(1)</script>\x00\x1b[31m"
+    long = "y" * (TEXT_CHARS * 2)
+    samples = (SampleResult(evil, 0.0, False, (Check("equals", False, 0.0, f"reason {evil}"),)),
+               SampleResult(long, 1.0, True))
+    errored = SampleResult(None, error=f"boom {evil}", error_type=f"Type{evil}")
+    suite = SuiteResult(f"suite {evil}", f"evals/{evil}.yaml", "p.j2", f"model {evil}",
+                        (CaseResult(f"id {evil}", {"v": evil}, f"expected {evil}", samples),
+                         CaseResult("b", {}, None, (errored,))))
+    page = html_report(eval_report([suite], {}, 1))
+    doc = lxml_html.fromstring(page)
+    assert not doc.xpath("//script") and "\x00" not in page and "\x1b" not in page
+    text = doc.text_content()
+    for shown in ("suite <script>alert(1)</script>", "id <script>", "v=<script>", "expected <script>",
+                  "reason <script>", "boom <script>", "model <script>"):
+        assert shown in text, shown
+    first, second = doc.xpath("//tr[@id='s0-c0']//pre[@class='output']")
+    assert first.text_content() == "<script>alert(1)</script>[31m"
+    assert second.text_content() == "y" * TEXT_CHARS + f"... (cut: {len(long)} characters in all)"
+    assert [s.text_content() for s in doc.xpath("//tr[@id='s0-c0']//div[@class='sample']")] == \
+        ["sample 1: fail, score 0.0", "sample 2: pass, score 100.0"]
+
+
+def test_a_suite_gone_from_the_head_shows_its_base_cases_judged_on_the_base():
+    from gpo_action.compare import Gate, compare
+    from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
+
+    wrong = SampleResult("no", 0.0, False, (Check("equals", False, 0.0, "expected 'yes'"),))
+    right = SampleResult("yes", 1.0, True)
+    base = SuiteResult("gone", "evals/gone.yaml", "p.j2", "m",
+                       (CaseResult("a", {}, "yes", (right,)), CaseResult("b", {}, "yes", (wrong,))))
+    comparison = compare(base, None, Gate(max_drop=0.02, alpha=0.05, min_score=None))
+    data = {"kind": "run", "comparisons": [comparison.to_dict()], "base_results": [base.to_dict()],
+            "head_results": [None]}
+    doc = lxml_html.fromstring(html_report(data))
+    assert doc.xpath("//table[@class='verdicts']//span[@class='verdict v-removed']")[0].text_content() == "removed"
+    assert [(r.get("data-case-id"), r.get("class")) for r in doc.xpath("//tr[contains(@class, 'case')]")] == \
+        [("a", "case"), ("b", "case failed")]
+    assert [s.text_content() for s in doc.xpath("//tr[@id='s0-c1']//span[contains(@class, 'status')]")] == \
+        ["fail", "not on this side"]

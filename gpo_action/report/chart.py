@@ -91,7 +91,8 @@ def trajectory_svg(points: Sequence, title: str) -> str:
              f'<text x="{_LEFT}" y="16" class="chart-title">{name}</text>']
     for tick in (0.0, 0.5, 1.0):
         parts.append(f'<line class="grid" x1="{_LEFT}" x2="{_LEFT + width}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>')
-        parts.append(f'<text class="axis" x="{_LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{round(100 * tick)}</text>')
+        parts.append(f'<text class="axis" x="{_LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">'
+                     f'{round(100 * tick)}</text>')
     for i, point in enumerate(points):
         if point.step_best is not None:
             top = y(point.step_best)

@@ -13,8 +13,9 @@ the side that is judged (the head; the base when the suite is gone from the head
 either side has an error (a provider error, a skipped or a not evaluated case).
 
 Every text in it is hostile (a pull request's prompt and cases, a model's output): each is
-scrubbed of the run's secrets and of the characters HTML does not allow (`junit.clean`), cut at
-`TEXT_CHARS`, and escaped by Jinja2's autoescape. The page has no script at all, and its
+scrubbed of the run's secrets (before it is escaped, so a secret holding `&` or `<` is still
+found) and of the characters HTML does not allow (`junit.clean`), cut (an output at `TEXT_CHARS`),
+and escaped by Jinja2's autoescape. The page has no script at all, and its
 Content-Security-Policy (`default-src 'none'`) lets it load nothing and run nothing, so even a
 mistake in escaping could not execute or fetch.
 """
@@ -28,6 +29,7 @@ from typing import Any, Mapping, Sequence
 
 from gpo_action.compare import Comparison
 from gpo_action.fixes import ChartPoint
+from gpo_action.llm.types import SKIPPED
 from gpo_action.report.chart import trajectory_svg
 from gpo_action.report.formats import format_cost, format_delta, format_p, pct, verdict_label
 from gpo_action.report.junit import clean, cut, failure_reasons
@@ -79,7 +81,8 @@ class Row:
     @property
     def classes(self) -> str:
         marks = ["case", f"flip-{self.flip}" if self.flip else ""]
-        marks += [name for name, on in (("flipped", self.flip), ("failed", self.failed), ("errors", self.errored)) if on]
+        marks += [name for name, on in (("flipped", self.flip), ("failed", self.failed), ("errors", self.errored))
+                  if on]
         return " ".join(m for m in marks if m)
 
 
@@ -204,10 +207,10 @@ def _paired_rows(index: int, base: SuiteResult | None, head: SuiteResult | None)
         base_cases[key] = case
     rows, number = [], 0
     for key, case in _keyed(head.cases if head else ()):
-        rows.append(_row(index, number, base_cases.pop(key, None), case, two_sided=True))
+        rows.append(_row(index, number, base_cases.pop(key, None), case))
         number += 1
     for case in base_cases.values():
-        rows.append(_row(index, number, case, None, two_sided=True))
+        rows.append(_row(index, number, case, None))
         number += 1
     return rows
 
@@ -219,10 +222,9 @@ def _keyed(cases: Sequence[CaseResult]):
         yield (case.case_id, seen[case.case_id]), case
 
 
-def _row(index: int, number: int, base: CaseResult | None, head: CaseResult | None, two_sided: bool = False) -> Row:
-    """One case; on `eval` (not two-sided) the one side is `head`."""
+def _row(index: int, number: int, base: CaseResult | None, head: CaseResult | None) -> Row:
+    """One case (on `eval` the one side is `head`); a suite gone from the head is judged on its base."""
     judged = head if head is not None else base
-    assert judged is not None
     flip = None
     if base is not None and head is not None and base.error is None and head.error is None \
             and base.passed != head.passed:
@@ -237,15 +239,14 @@ def _row(index: int, number: int, base: CaseResult | None, head: CaseResult | No
 
 
 def _side(case: CaseResult) -> Side:
-    from gpo_action.llm.types import SKIPPED
-
     if case.error is not None:
         status = "skipped" if case.error_type == SKIPPED else "error"
     else:
         status = "pass" if case.passed else "fail"
     samples = tuple(Sample(n, s.passed, pct(s.score), None if s.output is None else text(s.output))
                     for n, s in enumerate(case.samples, 1))
-    reasons = tuple(text(r, 2_000) for r in failure_reasons(case)) if status == "fail" else ()
+    # every failed sample's reasons, also in a case that passes by its pass rate (repeats)
+    reasons = tuple(text(r, 2_000) for r in failure_reasons(case)) if case.error is None else ()
     return Side(status, pct(case.score), samples, reasons,
                 None if case.error is None else text(case.error, 4_000),
                 None if case.error_type is None else text(case.error_type, 100))
