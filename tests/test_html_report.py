@@ -17,7 +17,8 @@ from lxml import html as lxml_html
 from gpo_action.cli import main
 from gpo_action.report.htmlreport import html_report
 from tests.support.browser import HitCounter, chromium
-from tests.support.projects import CATEGORIES, GOOD, TICKETS, git, make_repo, write_config
+from tests.support.projects import (CATEGORIES, TICKETS, git, local_run_repo, pull_request_branch,
+                                    write_triage_eval)
 
 KEY = "sk-html-test-key-5a7d3c"
 CANARY = "canary-<&>-4f9e1b7d-secret"          # escaping would change it: it must be scrubbed before
@@ -33,16 +34,6 @@ HEAD_ONLY = TICKET_LIST[4]         # a bug ticket only the head prompt gets righ
 def hostile(url: str) -> str:
     return (f"<script>document.title = 'pwned'</script><img src=\"{url}/pixel.png\" onerror=\"document.title = "
             f"'pwned'\"><link rel=stylesheet href=\"{url}/style.css\"> and the key {CANARY}")
-
-
-def write_project(root: Path, url: str) -> None:
-    (root / "prompts").mkdir()
-    (root / "evals").mkdir()
-    write_config(root, url, concurrency=1, retries=0)
-    (root / "prompts" / "triage.j2").write_text("Classify: billing, bug or other.\nTicket: {{ ticket }}\n")
-    cases = "".join(f"  - vars: {{ticket: {t!r}}}\n    expected: {e}\n" for t, e in CASES.items())
-    (root / "evals" / "triage.yaml").write_text(
-        "prompt: prompts/triage.j2\nassert:\n  - {type: icontains, value: '{{ expected }}'}\ncases:\n" + cases)
 
 
 @pytest.fixture
@@ -99,7 +90,7 @@ def test_eval_html_shows_every_case_filters_them_and_runs_nothing_it_shows(tmp_p
     monkeypatch.setenv("GPO_TEST_KEY", KEY)
     monkeypatch.setenv("GPO_CANARY_API_KEY", CANARY)
     monkeypatch.chdir(tmp_path)
-    write_project(tmp_path, openai_server.url)
+    write_triage_eval(tmp_path, openai_server.url, CASES)
     openai_server.add_rule(r"paid twice", "billing")
     openai_server.add_rule(r"app crashes", hostile(pixel.url))
     openai_server.add_rule(r"dark mode", "other")
@@ -156,16 +147,12 @@ def reply(body, index):
 
 def test_run_html_sets_base_and_head_side_by_side_with_the_fix(tmp_path, openai_server, monkeypatch, browser):
     assert (TICKETS[ALWAYS_WRONG], TICKETS[HEAD_ONLY]) == (CATEGORIES[0], CATEGORIES[1])   # billing, bug
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    repo = local_run_repo(tmp_path / "repo", openai_server, monkeypatch)
     openai_server.set_reply(reply)
-    repo = make_repo(tmp_path / "repo", openai_server.url, GOOD)
     with open(repo / "gpo.yaml", "a", encoding="utf-8") as config:
         config.write("optimize: {steps: 1, candidates: 2}\n")
     git(repo, "commit", "-qam", "a small fix budget")
-    git(repo, "checkout", "-qb", "pr")
-    (repo / "prompts" / "triage.j2").write_text(HEAD)
-    git(repo, "commit", "-qam", "reword the prompt")
+    pull_request_branch(repo, HEAD, "reword the prompt")
     monkeypatch.chdir(repo)
     result = CliRunner().invoke(main, ["run", "--base", "main", "--optimize", "--html", str(tmp_path / "run.html"),
                                        "--json", str(tmp_path / "run.json")], catch_exceptions=False)

@@ -12,27 +12,17 @@ from gpo_action.cli import main
 from gpo_action.report.junit import TEXT_CHARS, eval_junit
 from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
 from tests.support.junit import validated
-from tests.support.projects import BAD, local_run_repo, pull_request_branch, write_config
+from tests.support.projects import BAD, local_run_repo, pull_request_branch, write_triage_eval
 
 KEY = "sk-junit-canary-8c1f2e"
 CASES = {"paid twice": "billing", "app crashes": "bug", "dark mode?": "other", "refund please": "billing"}
-
-
-def write_project(root, url):
-    (root / "prompts").mkdir()
-    (root / "evals").mkdir()
-    write_config(root, url, concurrency=1, retries=0)
-    (root / "prompts" / "triage.j2").write_text("Classify: billing, bug or other.\nTicket: {{ ticket }}\n")
-    cases = "".join(f"  - vars: {{ticket: {t!r}}}\n    expected: {e}\n" for t, e in CASES.items())
-    (root / "evals" / "triage.yaml").write_text(
-        "prompt: prompts/triage.j2\nassert:\n  - {type: icontains, value: '{{ expected }}'}\ncases:\n" + cases)
 
 
 @pytest.fixture
 def project(tmp_path, openai_server, monkeypatch):
     monkeypatch.setenv("GPO_TEST_KEY", KEY)
     monkeypatch.chdir(tmp_path)
-    write_project(tmp_path, openai_server.url)
+    write_triage_eval(tmp_path, openai_server.url, CASES)
     return tmp_path
 
 

@@ -2,7 +2,8 @@
 
 - `write_config(root, url, ...)`: the gpo.yaml of an eval project: the task model is the scripted
   server at `url` (its key in GPO_TEST_KEY), the suites are evals/*.yaml, the cache is
-  .gpo/cache.sqlite. Each test file writes its own prompts and suites beside it.
+  .gpo/cache.sqlite. Each test file writes its own prompts and suites beside it, or
+  `write_triage_eval(root, url, cases)` writes both with one triage suite.
 - `make_repo(root, url, prompt=GOOD)`: a git repository on `main` with one committed triage suite
   of 30 `TICKETS` (a `gpo-action run` project, key in OPENAI_API_KEY); `answer_by_prompt` is the
   server's reply for it, `local_run_repo` sets up all three for a local run; `pull_request_branch`
@@ -36,6 +37,18 @@ def write_config(root: Path, url: str, *, concurrency: int = 4, timeout: float =
         lines.append(f"max_error_rate: {max_error_rate}")
     lines.append("cache: {path: .gpo/cache.sqlite}")
     (root / "gpo.yaml").write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+
+
+def write_triage_eval(root: Path, url: str, cases: dict[str, str]) -> None:
+    """An `eval` project at `root`: `write_config` (one request at a time, no retry) and one triage
+    suite, a case per `cases` item (ticket -> expected category, checked by icontains)."""
+    (root / "prompts").mkdir()
+    (root / "evals").mkdir()
+    write_config(root, url, concurrency=1, retries=0)
+    (root / "prompts" / "triage.j2").write_text("Classify: billing, bug or other.\nTicket: {{ ticket }}\n")
+    listed = "".join(f"  - vars: {{ticket: {t!r}}}\n    expected: {e}\n" for t, e in cases.items())
+    (root / "evals" / "triage.yaml").write_text(
+        "prompt: prompts/triage.j2\nassert:\n  - {type: icontains, value: '{{ expected }}'}\ncases:\n" + listed)
 
 
 # ---- the `gpo-action run` project -----------------------------------------------------------------
