@@ -18,8 +18,9 @@ from aiohttp import web
 
 from tests.support.background import BackgroundServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Debian's paths; GPO_CHROMIUM / GPO_CHROMEDRIVER name another pair (a GitHub runner's Chrome and its driver)
+CHROMIUM = Path(os.environ.get("GPO_CHROMIUM") or "/usr/bin/chromium")
+CHROMEDRIVER = Path(os.environ.get("GPO_CHROMEDRIVER") or "/usr/bin/chromedriver")
 INSTALL = "apt-get install -y chromium chromium-driver"
 
 
