@@ -30,6 +30,26 @@ def _stderr_console():
     return Console(stderr=True)
 
 
+# The width of stdout when it is no terminal (a pipe, a file, every CI log): wide enough that no
+# table column is cut to `ticket-r…`; rich's 80 columns are for the terminal it cannot measure.
+PIPE_WIDTH = 4096
+
+
+def _stdout_console():
+    """The Console every command prints its result on: the terminal's, on a TTY; else one
+    PIPE_WIDTH wide (lines are as long as their content: nothing rendered here pads to the width)
+    whose text is never wrapped (`soft_wrap`: a long output `show` prints stays one line). Asked of
+    the stream itself, not of rich: FORCE_COLOR (common in CI) makes rich take a pipe for a
+    terminal of 80 columns; colours still follow rich's rules."""
+    from rich.console import Console
+
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        tty = False
+    return Console() if tty else Console(width=PIPE_WIDTH, soft_wrap=True)
+
+
 def _handle_errors(func):
     """Map our error roots to exit codes in one place; any other exception is an internal error
     (exit 4), shown with its traceback."""
@@ -171,8 +191,6 @@ def main() -> None:
 def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: str | None, junit_path: str | None,
                  html_path: str | None) -> None:
     """Evaluate the current prompts on their suites (all, or the SUITES named)."""
-    from rich.console import Console
-
     from gpo_action.files import write_atomic
     from gpo_action.report.htmlreport import html_report
     from gpo_action.report.jsonreport import eval_report, interrupted_report, write_json
@@ -199,7 +217,7 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
                 write_atomic(html_path, html_report(report))
             raise
     code = eval_exit_code(results, ws.config.max_error_rate)
-    Console().print(eval_table(results))
+    _stdout_console().print(eval_table(results))
     unevaluated = unevaluated_text(eval_counts(results), ws.client.skipped_models)
     if unevaluated:
         click.echo(f"error: {unevaluated}", err=True)
@@ -221,12 +239,10 @@ def _step_printer():
 
 def _finish_run(outcome) -> None:
     """Print what a run found (table, fixes, notes) and exit with its code."""
-    from rich.console import Console
-
     from gpo_action.report.terminal import outcome_renderable
 
     if outcome.result.comparisons or outcome.guard:
-        Console().print(outcome_renderable(outcome))
+        _stdout_console().print(outcome_renderable(outcome))
     for note in outcome.result.notes:
         click.echo(note, err=True)
     for change in outcome.result.policy.changes:
@@ -290,15 +306,13 @@ def demo_command(quick: bool, keep_dir: str | None) -> None:
     """The whole pull-request pipeline offline on the bundled model: a pull request's edit breaks a prompt,
     the edit is found and a fix proposed, and the comment and review it would post are printed. Exits 0
     when a fix was proposed (the check itself fails: exit 1 in CI), 1 when the demo did not get there."""
-    from rich.console import Console
-
     from gpo_action.demo import demo_exit_code, run_demo
     from gpo_action.report.terminal import outcome_renderable
 
     with _stopped_by_signals():
         outcome, shown = run_demo(keep_dir, quick=quick, notes=_notes(), say=lambda m: click.echo(m, err=True),
                                   on_step=_step_printer())
-    Console().print(outcome_renderable(outcome))
+    _stdout_console().print(outcome_renderable(outcome))
     click.echo(shown)
     sys.exit(demo_exit_code(outcome))
 
@@ -317,8 +331,6 @@ def demo_command(quick: bool, keep_dir: str | None) -> None:
 def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool, resume: bool, steps: int | None,
                      candidates: int | None, max_calls: int | None, config_path: str | None) -> None:
     """Propose a better prompt for SUITE within the budget: GPO, scored on dev, guarded on holdout."""
-    from rich.console import Console
-
     from gpo_action.optimize.plan import optimize_exit_code, plan_optimization, project_plan, run_plan, write_proposal
     from gpo_action.report.optimize import projection_table, result_renderable, step_line
 
@@ -327,12 +339,12 @@ def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool,
     with Workspace.open(config_path, notes=_notes(), env=os.environ) as ws:
         plan = plan_optimization(ws, suite, preset=preset, steps=steps, candidates=candidates, max_calls=max_calls)
         if dry_run:
-            Console().print(projection_table(project_plan(plan, ws.client)))
+            _stdout_console().print(projection_table(project_plan(plan, ws.client)))
             return
         with _stopped_by_signals(ws.client):  # the engine saves its state, then the interrupt goes on
             result = run_plan(plan, ws.client, resume=resume,
                               on_step=lambda report: click.echo(step_line(report), err=True))
-    Console().print(result_renderable(result))
+    _stdout_console().print(result_renderable(result))
     if write and result.proposed:
         click.echo(f"wrote {write_proposal(result, ws.root)}", err=True)
     sys.exit(optimize_exit_code(result))
