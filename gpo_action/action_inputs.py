@@ -21,12 +21,13 @@ from gpo_action import secrets
 from gpo_action.delivery import MODES
 from gpo_action.errors import InputError
 from gpo_action.github.commands import add_mask
+from gpo_action.report.lastreport import LAST_REPORT
 
 MODES_OF_RUN = ("fix", "check")
 INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd", "comment-author", "trust-head-config")
 OUTPUTS = ("regressed", "improved", "removed", "proposed", "verdicts", "exit-code", "report-path", "junit-path",
            "html-path")
-REPORT_FILE = ".gpo/report.json"
+REPORT_FILE = LAST_REPORT                           # the Action's JSON report is the last report (`show`)
 JUNIT_FILE = ".gpo/junit.xml"                       # the Action always writes JUnit XML here
 HTML_FILE = ".gpo/report.html"                      # and the HTML report here
 LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from gpo_action import gitrepo, gitsnapshot
+from gpo_action import __version__, gitrepo, gitsnapshot
 from gpo_action.compare import Comparison, Gate, compare, compare_removed, run_exit_code
 from gpo_action.config import CONFIG_FILE
 from gpo_action.errors import InputError
@@ -71,6 +71,7 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "tool": "gpo-action",
+            "version": __version__,
             "kind": "run",
             "base": self.base_sha,
             "head": self.head,

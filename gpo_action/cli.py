@@ -193,9 +193,10 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     """Evaluate the current prompts on their suites (all, or the SUITES named)."""
     from gpo_action.files import write_atomic
     from gpo_action.report.htmlreport import html_report
-    from gpo_action.report.jsonreport import eval_report, interrupted_report, write_json
+    from gpo_action.report.jsonreport import eval_report, interrupted_report
     from gpo_action.report.junit import eval_junit
     from gpo_action.report.formats import eval_counts, unevaluated_text
+    from gpo_action.report.lastreport import last_report_path, save_report
     from gpo_action.report.progress import progress_bar
     from gpo_action.report.terminal import eval_table
     from gpo_action.workspace import Workspace, eval_exit_code
@@ -203,14 +204,15 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     with Workspace.open(config_path, notes=_notes(), env=os.environ) as ws:
         ws.skip_unavailable()
         chosen = ws.suites(suites)
+        last = last_report_path(ws.root, ws.config.tree)  # `gpo-action show` reads it; refused before any call
         try:
             with _stopped_by_signals(ws.client), progress_bar(_stderr_console(), "evaluating") as on_progress:
                 results = ws.evaluate(chosen, on_progress=on_progress)
         except KeyboardInterrupt:  # the calls in flight have ended: the cache does not change under the report
-            partial = ws.evaluate_cached(chosen) if json_path or junit_path or html_path else ()
+            partial = ws.evaluate_cached(chosen)
             report = interrupted_report(partial, ws.client.usage.to_dict())
-            if json_path:  # the partial report: what finished, and which cases are missing
-                write_json(json_path, report)
+            # the partial report: what finished, and which cases are missing
+            save_report(report, last, json_path)
             if junit_path:  # the missing cases are errors (NotEvaluated)
                 write_atomic(junit_path, eval_junit(partial))
             if html_path:
@@ -222,8 +224,7 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     if unevaluated:
         click.echo(f"error: {unevaluated}", err=True)
     report = eval_report(results, ws.client.usage.to_dict(), code)
-    if json_path:
-        write_json(json_path, report)
+    save_report(report, last, json_path)
     if junit_path:
         write_atomic(junit_path, eval_junit(results))
     if html_path:

@@ -18,9 +18,10 @@ the summary); then the Actions outputs, job summary and annotations, and the JSO
 
 The Action's inputs (`Options`, `options_from_inputs`, from `INPUT_<NAME>` variables: the Docker runner
 sets them, the composite action.yml's last step passes each one under the same name) are `action_inputs.py`.
-The Action always writes the JSON report to `.gpo/report.json`, JUnit XML to `.gpo/junit.xml` and
-the HTML report (`report/htmlreport.py`) to `.gpo/report.html` (outputs report-path, junit-path,
-html-path).
+Every run saves its JSON report to the project's `.gpo/report.json` (`report.lastreport`: the last
+report, which `gpo-action show` reads), and to `Options.report_path` too when that is another file.
+The Action always writes JUnit XML to `.gpo/junit.xml` and the HTML report (`report/htmlreport.py`)
+to `.gpo/report.html` (outputs report-path, junit-path, html-path).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from gpo_action.github.event import load_event
 from gpo_action.github.runner import publish_run
 from gpo_action.policy import Policy, load_base_config, resolve_policy
 from gpo_action.report.comment import pr_comment
-from gpo_action.report.jsonreport import INTERRUPTED, write_json
+from gpo_action.report.jsonreport import INTERRUPTED
+from gpo_action.report.lastreport import last_report_path, save_report
 
 NoteFn = Callable[[str], None]
 # Why a fork's pull request passes with suites that could not be evaluated: the neutral answer is the
@@ -82,6 +84,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     report_path = _output_path(options.report_path, REPORT_FILE, ws.root, ws.config.tree, "the JSON report")
     junit_path = _output_path(options.junit_path, JUNIT_FILE, ws.root, ws.config.tree, "the JUnit report")
     html_path = _output_path(options.html_path, HTML_FILE, ws.root, ws.config.tree, "the HTML report")
+    last = last_report_path(ws.root, ws.config.tree)
     guard = _loop_guard(ws.root, event)
     ws.skip_unavailable(env)
     result = run(workspace=ws, base=options.base, env=env, notes=say, on_progress=on_progress, policy=policy,
@@ -94,7 +97,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
                                  candidates=options.candidates, limits=options.limits, on_step=on_step)
         except KeyboardInterrupt:   # SIGTERM or Ctrl-C (the CLI's): the verdicts are known, the fixes are not
             _write_interrupted(Outcome(result, exit_code=INTERRUPTED, skipped_models=ws.client.skipped_models,
-                                       report_path=report_path), html_path)
+                                       report_path=report_path), html_path, last)
             raise
     skipped = ws.client.skipped_models
     ws.close()  # no model call after this point: stop the worker processes now
@@ -109,7 +112,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     else:
         comment = pr_comment(result, fixes, skipped_models=skipped, notes=notes)
     outcome = Outcome(result, fixes, delivery, comment, result.exit_code, skipped, guard, report_path)
-    _write_reports(outcome, options, junit_path, html_path)
+    _write_reports(outcome, options, junit_path, html_path, last)
     if junit_path and env.get("GITHUB_ACTIONS"):
         say(f"JUnit XML report: {junit_path} (output junit-path)")
     if html_path and env.get("GITHUB_ACTIONS"):
@@ -209,7 +212,7 @@ def report_data(outcome: Outcome) -> dict[str, Any]:
     return data
 
 
-def _write_interrupted(outcome: Outcome, html_path: str | None) -> None:
+def _write_interrupted(outcome: Outcome, html_path: str | None, last: Path) -> None:
     """The partial JSON (and HTML) report of a run stopped in the fix stage (as eval's
     `interrupted_report`): the comparison and its verdicts, no fixes, `"interrupted": true`, exit
     code 130. The stopped fix's run directory (`.gpo/fix/<suite>`) is saved by the optimizer itself."""
@@ -217,21 +220,18 @@ def _write_interrupted(outcome: Outcome, html_path: str | None) -> None:
     from gpo_action.report.htmlreport import html_report
 
     data = {**report_data(outcome), "interrupted": True}
-    if outcome.report_path:
-        Path(outcome.report_path).parent.mkdir(parents=True, exist_ok=True)
-        write_json(outcome.report_path, data)
+    save_report(data, last, outcome.report_path)
     if html_path:
         write_atomic(html_path, html_report(data))
 
 
-def _write_reports(outcome: Outcome, options: Options, junit_path: str | None, html_path: str | None) -> None:
+def _write_reports(outcome: Outcome, options: Options, junit_path: str | None, html_path: str | None,
+                   last: Path) -> None:
     from gpo_action.files import write_atomic
     from gpo_action.report.htmlreport import html_report
     from gpo_action.report.junit import run_junit
 
-    if outcome.report_path:
-        Path(outcome.report_path).parent.mkdir(parents=True, exist_ok=True)
-        write_json(outcome.report_path, report_data(outcome))
+    save_report(report_data(outcome), last, outcome.report_path)
     if junit_path:
         write_atomic(junit_path, run_junit(outcome.result))
     if html_path:

@@ -247,6 +247,7 @@ def test_a_stopped_run_writes_a_partial_report_saying_what_is_missing(env, sig):
         kept = set(cached_texts(env))
         data = report(env)
         assert data["interrupted"] is True and data["exit_code"] == 130
+        assert report(env, ".gpo/report.json") == data  # saved as the last report too (`gpo-action show`)
         missing = data["missing"]["faults"]
         assert {f"Say w{m[1:]}" for m in missing} == {message(i) for i in range(SLOW_N)} - kept
         suite = data["suites"][0]
