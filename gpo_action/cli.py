@@ -351,6 +351,29 @@ def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool,
     sys.exit(optimize_exit_code(result))
 
 
+@main.command("show")
+@click.argument("suite", required=False)
+@click.option("--failed", is_flag=True, help="Only cases that failed (on the head, for a run report).")
+@click.option("--flipped", is_flag=True, help="Only cases that passed on one side and failed on the other (a run report).")
+@click.option("--errors", is_flag=True, help="Only cases that errored (on either side).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Report to read (default: the last one, .gpo/report.json).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="gpo.yaml whose project's last report to read (default: ./gpo.yaml).")
+@click.option("--max-chars", type=click.IntRange(min=1), help="Cut each input, expected value and output at this many characters (default: whole).")
+@_handle_errors
+def show_command(suite: str | None, failed: bool, flipped: bool, errors: bool, report_path: str | None,
+                 config_path: str | None, max_chars: int | None) -> None:
+    """Print each case of the last eval or run report (or of SUITE): input, expected, output(s), reasons.
+    The filters may be combined: a case is shown when it matches any."""
+    from pathlib import Path
+
+    from gpo_action.report.cases import report_renderable
+    from gpo_action.report.lastreport import last_report_path, load_report
+
+    path = report_path or last_report_path(Path(config_path or "gpo.yaml").parent)
+    only = [name for name, on in (("failed", failed), ("flipped", flipped), ("errors", errors)) if on]
+    _stdout_console().print(report_renderable(load_report(path), suite=suite, only=only, max_chars=max_chars))
+
+
 @main.command("init")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @_handle_errors
