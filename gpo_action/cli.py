@@ -201,7 +201,8 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     from gpo_action.report.terminal import eval_table
     from gpo_action.workspace import Workspace, eval_exit_code
 
-    with Workspace.open(config_path, notes=_notes(), env=os.environ) as ws:
+    note = _notes()
+    with Workspace.open(config_path, notes=note, env=os.environ) as ws:
         ws.skip_unavailable()
         chosen = ws.suites(suites)
         last = last_report_path(ws.root, ws.config.tree)  # `gpo-action show` reads it; refused before any call
@@ -212,7 +213,7 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
             partial = ws.evaluate_cached(chosen)
             report = interrupted_report(partial, ws.client.usage.to_dict())
             # the partial report: what finished, and which cases are missing
-            save_report(report, last, json_path)
+            save_report(report, last, json_path, notes=note)
             if junit_path:  # the missing cases are errors (NotEvaluated)
                 write_atomic(junit_path, eval_junit(partial))
             if html_path:
@@ -224,7 +225,7 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     if unevaluated:
         click.echo(f"error: {unevaluated}", err=True)
     report = eval_report(results, ws.client.usage.to_dict(), code)
-    save_report(report, last, json_path)
+    save_report(report, last, json_path, notes=note)
     if junit_path:
         write_atomic(junit_path, eval_junit(results))
     if html_path:

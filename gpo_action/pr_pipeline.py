@@ -97,7 +97,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
                                  candidates=options.candidates, limits=options.limits, on_step=on_step)
         except KeyboardInterrupt:   # SIGTERM or Ctrl-C (the CLI's): the verdicts are known, the fixes are not
             _write_interrupted(Outcome(result, exit_code=INTERRUPTED, skipped_models=ws.client.skipped_models,
-                                       report_path=report_path), html_path, last)
+                                       report_path=report_path), html_path, last, say)
             raise
     skipped = ws.client.skipped_models
     ws.close()  # no model call after this point: stop the worker processes now
@@ -112,7 +112,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     else:
         comment = pr_comment(result, fixes, skipped_models=skipped, notes=notes)
     outcome = Outcome(result, fixes, delivery, comment, result.exit_code, skipped, guard, report_path)
-    _write_reports(outcome, options, junit_path, html_path, last)
+    _write_reports(outcome, options, junit_path, html_path, last, say)
     if junit_path and env.get("GITHUB_ACTIONS"):
         say(f"JUnit XML report: {junit_path} (output junit-path)")
     if html_path and env.get("GITHUB_ACTIONS"):
@@ -212,7 +212,7 @@ def report_data(outcome: Outcome) -> dict[str, Any]:
     return data
 
 
-def _write_interrupted(outcome: Outcome, html_path: str | None, last: Path) -> None:
+def _write_interrupted(outcome: Outcome, html_path: str | None, last: Path, say: NoteFn) -> None:
     """The partial JSON (and HTML) report of a run stopped in the fix stage (as eval's
     `interrupted_report`): the comparison and its verdicts, no fixes, `"interrupted": true`, exit
     code 130. The stopped fix's run directory (`.gpo/fix/<suite>`) is saved by the optimizer itself."""
@@ -220,18 +220,18 @@ def _write_interrupted(outcome: Outcome, html_path: str | None, last: Path) -> N
     from gpo_action.report.htmlreport import html_report
 
     data = {**report_data(outcome), "interrupted": True}
-    save_report(data, last, outcome.report_path)
+    save_report(data, last, outcome.report_path, notes=say)
     if html_path:
         write_atomic(html_path, html_report(data))
 
 
 def _write_reports(outcome: Outcome, options: Options, junit_path: str | None, html_path: str | None,
-                   last: Path) -> None:
+                   last: Path, say: NoteFn) -> None:
     from gpo_action.files import write_atomic
     from gpo_action.report.htmlreport import html_report
     from gpo_action.report.junit import run_junit
 
-    save_report(report_data(outcome), last, outcome.report_path)
+    save_report(report_data(outcome), last, outcome.report_path, notes=say)
     if junit_path:
         write_atomic(junit_path, run_junit(outcome.result))
     if html_path:

@@ -291,3 +291,17 @@ def test_a_committed_gpo_symlink_out_of_the_repository_is_refused(repo, tmp_path
     shown = cli("show")
     assert shown.exit_code == 2 and "outside" in shown.stderr
     assert list(outside.iterdir()) == [] and openai_server.total == 0  # refused before any call
+
+
+def test_a_last_report_that_cannot_be_written_is_a_note_not_a_failure(tmp_path, openai_server, monkeypatch):
+    monkeypatch.setenv("GPO_TEST_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    write_project(tmp_path, openai_server.url)
+    config = tmp_path / "gpo.yaml"
+    config.write_text(config.read_text().replace(".gpo/cache.sqlite", "cache/responses.sqlite"))
+    (tmp_path / ".gpo").write_text("a file where the directory would be\n")
+    scripted_answers(openai_server)
+    result = cli("eval", "--json", "out.json")
+    assert result.exit_code == 0, result.stderr
+    assert "the last report could not be saved at .gpo/report.json" in result.stderr
+    assert json.loads((tmp_path / "out.json").read_text())["exit_code"] == 0  # the copy asked for is written

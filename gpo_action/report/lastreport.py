@@ -3,7 +3,7 @@
 `gpo-action show` reads it back.
 
     path = last_report_path(ws.root, ws.config.tree)     # contained, before anything is paid for
-    save_report(data, path, json_path)                   # atomic and scrubbed (`write_json`)
+    save_report(data, path, json_path, notes=say)        # atomic and scrubbed (`write_json`)
     report = load_report(path)                           # -> SavedReport, or an InputError
 
 Reading it back is reading a file anything may have left there: it is parsed into results
@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from gpo_action import __version__
 from gpo_action.compare import Comparison
@@ -37,13 +37,23 @@ def last_report_path(root: str | os.PathLike, tree: str | os.PathLike | None = N
     return contain(LAST_REPORT, root, tree, Origin(None, None, ""), subject=f"the last report {LAST_REPORT!r}")
 
 
-def save_report(data: Mapping[str, Any], last: str | os.PathLike, also: str | os.PathLike | None = None) -> None:
-    """Write `data` to `last` and, when given and another file, to `also` (the `--json` path)."""
+def save_report(data: Mapping[str, Any], last: str | os.PathLike, also: str | os.PathLike | None = None, *,
+                notes: Callable[[str], None] | None = None) -> None:
+    """Write `data` to `also` (the `--json` path: asked for, so a failure raises) and to `last`
+    unless that is the same file. The last report was not asked for: a failure to write it (a
+    read-only checkout, `.gpo` a file) is one note, never the command's end (as for the cache)."""
     from gpo_action.report.jsonreport import write_json
 
-    write_json(str(last), dict(data))
-    if also is not None and Path(os.path.realpath(also)) != Path(os.path.realpath(last)):
+    if also is not None:
         write_json(str(also), dict(data))
+        if Path(os.path.realpath(also)) == Path(os.path.realpath(last)):
+            return
+    try:
+        write_json(str(last), dict(data))
+    except OSError as exc:
+        if notes is not None:
+            notes(f"the last report could not be saved at {_shown(last)} ({exc.strerror or exc}): "
+                  "`gpo-action show` will not see this run")
 
 
 @dataclass(frozen=True)
