@@ -25,7 +25,7 @@ from gpo_action.report.formats import format_cost, pct
 from gpo_action.report.markdown import MARKER, VERDICT_ICON, cell, clip, code, escape_pre, flipped_section, verdict_table
 
 MAX_CHARS = 65_000
-MAX_DIFF_CHARS = 6_000
+MAX_WORD_DIFF_CHARS = 6_000                # a word diff in the comment (delivery.MAX_FIX_DIFF_CHARS: a fix's diff)
 MAX_EDIT_CHARS = 400                      # one located edit, quoted in the comment
 
 
@@ -46,7 +46,7 @@ class _Part:
     kept: bool = field(default=True)
 
 
-def word_diff_html(old: str, new: str, limit: int = MAX_DIFF_CHARS) -> str:
+def word_diff_html(old: str, new: str, limit: int = MAX_WORD_DIFF_CHARS) -> str:
     """The word diff of old -> new in a `<pre>`, deletions in <del>, insertions in <ins>, HTML escaped,
     cut after about `limit` characters of text."""
     out, used = [], 0
