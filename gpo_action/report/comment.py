@@ -65,10 +65,6 @@ def _tagged(kind: str, text: str) -> str:
     return escaped if kind == "equal" or not text else f"<{kind[:3]}>{escaped}</{kind[:3]}>"
 
 
-def _money(cost: float | None) -> str:
-    return format_cost(cost or 0.0)
-
-
 def budget_text(caps: Mapping[str, float]) -> str:
     parts = []
     if caps.get("max_calls") is not None:
@@ -87,7 +83,7 @@ def spent_text(spent: Mapping[str, Any]) -> str:
     calls = f"{n:,} call{'s' * (n != 1)}"
     if "task_calls" in spent:
         calls += f" (task {spent.get('task_calls', 0)}, optimizer {spent.get('optimizer_calls', 0)})"
-    return (f"{calls}, {spent.get('tokens', 0):,} tokens, {_money(spent.get('cost'))}, "
+    return (f"{calls}, {spent.get('tokens', 0):,} tokens, {format_cost(spent.get('cost'))}, "
             f"{spent.get('seconds', 0.0):.0f} s")
 
 
@@ -375,7 +371,7 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
 def _footer(result, fixes) -> str:
     usage = result.usage or {}
     text = (f"\nEvaluation: {usage.get('calls', 0)} model calls ({usage.get('cache_hits', 0)} from cache), "
-            f"{usage.get('tokens', 0):,} tokens, {_money(usage.get('cost'))}. "
+            f"{usage.get('tokens', 0):,} tokens, {format_cost(usage.get('cost'))}. "
             f"Base {code(result.base_sha[:12])}, head: {cell(result.head)}.\n")
     if fixes is not None and fixes.fixes:
         n = len(fixes.fixes)
