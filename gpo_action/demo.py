@@ -175,7 +175,7 @@ def render_found(outcome, review: dict | None) -> list[str]:
     """The demo's conclusion in a few lines: the verdict, the located edit, the fix with its figures
     and word diff, the suggestion's lines, and what the GPO refinement found."""
     from gpo_action.optimize.results import pct
-    from gpo_action.report.comment import location_text, refinement_text
+    from gpo_action.report.fixtext import location_text, refinement_text
 
     lines = []
     for c in outcome.result.comparisons:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from gpo_action.optimize.diffs import diff_stats, word_diff
-from gpo_action.optimize.results import TEST_NAMES, holdout_figures, p_text, versus_base
+from gpo_action.optimize.results import TEST_NAMES, p_text, versus_base
 from gpo_action.report.chart import trajectory_chart
+from gpo_action.report.fixtext import holdout_text, location_text, refinement_text
 from gpo_action.report.formats import format_cost, pct
 from gpo_action.report.markdown import MARKER, VERDICT_ICON, cell, clip, code, escape_pre, flipped_section, verdict_table
 
@@ -185,18 +186,6 @@ def change_diff(change) -> str:
     return "" if old == new else word_diff_html(old, new)
 
 
-def holdout_text(result) -> str:
-    """The holdout figures of an optimisation, in words: "holdout 53.3 → 86.7, p = 0.004, 15 cases"."""
-    if not result.holdout_guard:
-        return "no holdout cases (suite too small)"
-    if result.best == result.original:
-        return f"holdout {pct(result.original_holdout)}"
-    if result.best_holdout is None:
-        return f"holdout {pct(result.original_holdout)} (the best candidate was not checked on it)"
-    return holdout_figures(result.original_holdout, result.best_holdout, result.holdout_p, result.holdout_paired,
-                           arrow="→")
-
-
 def holdout_rule(result) -> str:
     """Why the best candidate was or was not proposed, by the significance rule ("" when it was not tested);
     for a located revert also how it compares with the base prompt."""
@@ -221,34 +210,6 @@ def holdout_rule(result) -> str:
         return (f"Not proposed: the gain on the {cases} is not significant by {test} ({p_text(result.holdout_p)}); "
                 "a fix is proposed only when it is.")
     return f"Not proposed: it does not beat the head prompt on the {cases} (a fix must, by {test})."
-
-
-def location_text(location: Mapping[str, Any] | None, show) -> str:
-    """What locating the regression found, in one line ("" when it did not run); `show` quotes an edit."""
-    if not location:
-        return ""
-    from gpo_action.optimize.localize import Location, location_sentence
-
-    found = Location.from_dict(location)
-    count = f"{found.evaluations} dev evaluations, at most {found.bound} for {found.hunks} edits"
-    return f"{location_sentence(found, location.get('edits') or (), show)} ({count})."
-
-
-def refinement_text(result, show=str) -> str:
-    """What the GPO refinement after a located revert found, in one line ("" when no revert was
-    located); `show` escapes the parts that are not ours (rejection reasons, a stop reason)."""
-    location = result.location or {}
-    if not location.get("fix_id"):
-        return ""
-    if not result.steps_done:
-        return f"no GPO step ran after the located revert ({show(result.stop_reason or 'no budget left')})."
-    scored = max(0, result.evaluated - 2)          # the head prompt and the located revert are not candidates
-    rejected = sum(result.rejected.values())
-    why = (" (" + ", ".join(f"{show(k)} {v}" for k, v in sorted(result.rejected.items())) + ")") if rejected else ""
-    found = (f"none beat it on dev ({pct(location.get('fixed_score'))})" if result.located_fix
-             else f"the best beat it on dev: {pct(location.get('fixed_score'))} → {pct(result.best_dev)}")
-    return (f"{result.steps_done} GPO step{'s' * (result.steps_done != 1)} from the located revert: {scored} "
-            f"candidate{'s' * (scored != 1)} scored, {rejected} rejected{why}; {found}.")
 
 
 def fix_section(fix, delivery: DeliveryNote | None) -> tuple[str, str]:

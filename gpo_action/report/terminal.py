@@ -62,7 +62,7 @@ def outcome_renderable(outcome):
     """A pull-request run in the terminal: the verdict table, then one line per fix (or the loop guard)."""
     from rich.console import Group
 
-    from gpo_action.report.comment import holdout_text, location_text, refinement_text  # loads the optimizer: not for `eval`
+    from gpo_action.report.fixtext import holdout_text, location_text, refinement_text  # loads the optimizer: not for `eval`
 
     result = outcome.result
     parts = [run_table(result)]
