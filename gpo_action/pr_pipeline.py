@@ -111,7 +111,8 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
         comment = delivery.comment
     else:
         comment = pr_comment(result, fixes, skipped_models=skipped, notes=notes)
-    outcome = Outcome(result, fixes, delivery, comment, result.exit_code, skipped, guard, report_path)
+    outcome = Outcome(result, fixes=fixes, delivery=delivery, comment=comment, exit_code=result.exit_code,
+                      skipped_models=skipped, guard=guard, report_path=report_path)
     _write_reports(outcome, options, junit_path, html_path, last, say)
     if junit_path and env.get("GITHUB_ACTIONS"):
         say(f"JUnit XML report: {junit_path} (output junit-path)")

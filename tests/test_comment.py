@@ -56,7 +56,8 @@ def test_chart_points_follow_the_trajectory(tmp_path):
         PromptRecord("c", 2, "p2", 0.6, 10, parent="a"),
         PromptRecord("d", 2, "p3", 0.9, 4, complete=False, parent="a"),     # raced out: not a full score
         StepRecord(2, 40, "a", candidates=3, selected="c"),
-        FinalRecord("c", "p2", 0.4, 0.6, 0.5, 0.55, 3, True, "improved"),
+        FinalRecord(best="c", prompt="p2", original_dev=0.4, best_dev=0.6, original_holdout=0.5,
+                    best_holdout=0.55, edit_words=3, proposed=True, message="improved"),
     ]
     path = tmp_path / "trajectory.jsonl"
     path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
