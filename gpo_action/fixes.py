@@ -26,12 +26,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from gpo_action.optimize.results import OptimizeResult
 from gpo_action.optimize.spec import BudgetLimits
 from gpo_action.optimize.rundir import read_records
 from gpo_action.optimize.trajectory import PromptRecord
+
+if TYPE_CHECKING:
+    from gpo_action.llm.client import LLMClient
 
 WHEN_VERDICTS: dict[str, frozenset[str]] = {
     "never": frozenset(),
@@ -220,17 +223,14 @@ def fix_failures(ws, run_result, *, when: str | None = None, budget_usd: float |
     return FixReport(tuple(fixes), when, total.caps(), notes, unfixed)
 
 
-def _cannot_run(client, plan) -> str | None:
-    check = getattr(client, "skip_reason", None)
-    if check is None:
-        return None
+def _cannot_run(client: LLMClient, plan) -> str | None:
     from gpo_action.assertions import needs_llm
 
     roles = [("task", plan.job.model), ("optimizer", plan.optimizer_model)]
     if plan.judge is not None and any(needs_llm(a) for case in plan.job.suite.cases for a in case.asserts):
         roles.append(("judge", plan.judge))
     for role, model in roles:
-        reason = check(model)
+        reason = client.skip_reason(model)
         if reason is not None:
             return f"not optimized: the {role} model {model.name} cannot run here ({reason})"
     return None
