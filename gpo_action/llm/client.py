@@ -1,4 +1,5 @@
-"""`LLMClient`: the one place that talks to models, and the only async code of gpo-action.
+"""`LLMClient`: the one place that talks to models; gpo-action's async code is here and in its
+helpers (`llm/embeddings.py`, `llm/retries.py`, `llm/worker_pool.py`).
 
     client = LLMClient(ClientSettings(concurrency=16), cache=ResponseCache(".gpo/cache.sqlite"))
     responses = client.complete(requests)          # sync; results in request order
