@@ -192,6 +192,8 @@ def test_an_input_slot_filled_with_text_or_another_number_gets_its_placeholder_b
     assert user("Review: good.\nReview: bad.") == kept.replace("{{ review }}.", "good.\nReview: bad.")
     assert user("Review: good.", lead="[1] Is this review positive?") == (
         "{{ review }} " + kept.replace("{{ review }}.", "good."))
+    bullet = parse_template("Reviews:\n- {{ review }}\n", "p.j2")              # a label with no letter
+    assert View(bullet).read("Reviews:\n- great").source == "Reviews:\n- great\n"
     twice = parse_template("Review: {{ review }}\nAgain: {{ review }}\n", "p.j2")
     assert View(twice).read("Review: nice\nAgain: nice").source == "Review: nice\nAgain: nice\n"  # not once
 

@@ -334,12 +334,14 @@ def _cut(text: str, original: str) -> str:
 
 
 def _put_in_slot(text: str, label: str, token: str, tail: str) -> str:
-    """`text` with the rest of its one line that starts with `label` (stripped) replaced by `token`,
-    and by `tail` after it when the reply's line ends with that too (`Review: [1].`); `text` as it
-    is without exactly one such line."""
+    """`text` with the rest of its one line that starts with `label` (stripped; it must hold a
+    letter) replaced by `token`, and by `tail` after it when the reply's line ends with that too
+    (`Review: [1].`); `text` as it is without exactly one such line."""
     name, space = label.strip(), label[len(label.rstrip()):]
+    if not re.search(r"[^\W\d_]", name):  # a label names the input ("Review:"); "-" or "1." does not
+        return text
     lines = text.split("\n")
-    found = [i for i, line in enumerate(lines) if name and line.lstrip().startswith(name)]
+    found = [i for i, line in enumerate(lines) if line.lstrip().startswith(name)]
     if len(found) != 1:
         return text
     line = lines[found[0]]
