@@ -39,11 +39,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Sequence
+from collections import Counter
+from typing import Any, Mapping, Sequence
 
 from rapidfuzz.distance import Levenshtein
 
 from gpo_action.errors import TemplateError
+from gpo_action.optimize.trajectory import prompt_id
 from gpo_action.optimize.views import Reading, View
 from gpo_action.suites import Case
 from gpo_action.templates import PromptTemplate, frozen_regions, parse_template
@@ -144,3 +146,44 @@ def check_candidate(source: str, original: PromptTemplate, cases: Sequence[Case]
         except TemplateError:
             return None, "render"
     return candidate, None
+
+
+@dataclass
+class SortedReplies:
+    """One step's replies, sorted: `new`, the safe candidates never seen before as (source, template,
+    edit distance to the current prompt); `known`, the records of prompts seen before; `rejected`,
+    counts by reason; `duplicates`, replies repeating a prompt of this step or an earlier one."""
+
+    new: list[tuple[str, PromptTemplate, int]]
+    known: list[Any]
+    rejected: Counter[str]
+    duplicates: int
+
+
+def sort_replies(replies: Sequence[Any], current: str, view: View, form: ReplyForm, *, original: PromptTemplate,
+                 cases: Sequence[Case], records: Mapping[str, Any], max_chars: int,
+                 max_words: int | None) -> SortedReplies:
+    """Read each reply (`read_reply`), drop what `records` (by prompt id) or an earlier reply holds,
+    check the rest (`check_candidate`) and, with `max_words`, their edit distance to `current`."""
+    new, known, rejected, duplicates, seen = [], [], Counter(), 0, set()
+    for reply in replies:
+        reading = read_reply(reply.text or "", view, max_chars, form) if reply.ok else None
+        source, why = (reading.source, reading.reason) if reading else (None, "optimizer-error")
+        if source is not None and (source in seen or prompt_id(source) in records):
+            duplicates += 1
+            if source not in seen:
+                known.append(records[prompt_id(source)])
+            seen.add(source)
+            continue
+        parsed = None
+        if source is not None:
+            seen.add(source)
+            parsed, why = check_candidate(source, original, cases)
+        if why is None:
+            distance = edit_words(current, source)
+            if max_words is None or distance <= max_words:
+                new.append((source, parsed, distance))
+                continue
+            why = "over-budget"
+        rejected["no-markers" if reading and not reading.marked else why] += 1  # an unmarked reply fails
+    return SortedReplies(new, known, rejected, duplicates)

@@ -43,8 +43,7 @@ from gpo_action.llm.client import BUDGET_EXHAUSTED, CallLimit
 from gpo_action.llm.completer import BudgetedCompleter
 from gpo_action.llm.types import LLMRequest, ModelConfig
 from gpo_action.optimize import metaprompts as M
-from gpo_action.optimize.candidates import (ReplyForm, allowed_words, check_candidate, edit_words, read_reply,
-                                            reply_form)
+from gpo_action.optimize.candidates import ReplyForm, allowed_words, edit_words, reply_form, sort_replies
 from gpo_action.optimize.directions import get_direction
 from gpo_action.optimize.holdout import decide, holdout_test
 from gpo_action.optimize.ledger import Ledger, upfront_tokens
@@ -313,7 +312,11 @@ class _Run:
         replies, reason = self._ask(meta, t * SAMPLE_STRIDE, self.spec.candidates, reserve, f"step {t}", form)
         if reason is not None:
             return reason
-        new, pool, rejected, duplicates = self._sort(replies, current, budget_words, view, form)
+        max_words = (allowed_words(budget_words, self.spec.budget_slack)
+                     if self.spec.enforce_budget and budget_words is not None else None)
+        found = sort_replies(replies, current.prompt, view, form, original=self.template, cases=self.suite.cases,
+                             records=self.records, max_chars=self.spec.max_candidate_chars, max_words=max_words)
+        new, pool, rejected, duplicates = found.new, found.known, found.rejected, found.duplicates
         evals, complete, reason = self._score([p for _, p, _ in new], reserve)
         raced_out = 0
         for (source, _, distance), evaluation, full in zip(new, evals, complete):
@@ -344,33 +347,6 @@ class _Run:
                              duplicates=duplicates, raced_out=raced_out, rejected=dict(rejected),
                              step_best=max(scored, default=None))
         return None
-
-    def _sort(self, replies, current: PromptRecord, budget_words: int | None, view: View, form: ReplyForm):
-        """The replies as (new safe candidates [(source, template, distance)], records of prompts seen
-        before, rejections by reason, number of duplicates)."""
-        new, known, rejected, duplicates, seen = [], [], Counter(), 0, set()
-        for reply in replies:
-            reading = read_reply(reply.text or "", view, self.spec.max_candidate_chars, form) if reply.ok else None
-            source, why = (reading.source, reading.reason) if reading else (None, "optimizer-error")
-            if source is not None and (source in seen or prompt_id(source) in self.records):
-                duplicates += 1
-                if source not in seen:
-                    known.append(self.records[prompt_id(source)])
-                seen.add(source)
-                continue
-            parsed = None
-            if source is not None:
-                seen.add(source)
-                parsed, why = check_candidate(source, self.template, self.suite.cases)
-            if why is None:
-                distance = edit_words(current.prompt, source)
-                if not (self.spec.enforce_budget and budget_words is not None
-                        and distance > allowed_words(budget_words, self.spec.budget_slack)):
-                    new.append((source, parsed, distance))
-                    continue
-                why = "over-budget"
-            rejected["no-markers" if reading and not reading.marked else why] += 1  # an unmarked reply fails
-        return new, known, rejected, duplicates
 
     def _report_step(self, t: int) -> None:
         self._report(t, **self._pending)
