@@ -39,14 +39,15 @@ from typing import Any, Callable
 
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob
-from gpo_action.llm.client import BUDGET_EXHAUSTED, CallLimit
+from gpo_action.llm.client import CallLimit
 from gpo_action.llm.completer import BudgetedCompleter
-from gpo_action.llm.types import LLMRequest, ModelConfig
+from gpo_action.llm.types import ModelConfig
 from gpo_action.optimize import metaprompts as M
-from gpo_action.optimize.candidates import ReplyForm, allowed_words, edit_words, reply_form, sort_replies
+from gpo_action.optimize.asking import OptimizerAsk
+from gpo_action.optimize.candidates import allowed_words, edit_words, reply_form, sort_replies
 from gpo_action.optimize.directions import get_direction
 from gpo_action.optimize.holdout import decide, holdout_test
-from gpo_action.optimize.ledger import Ledger, upfront_tokens
+from gpo_action.optimize.ledger import Ledger
 from gpo_action.optimize.locating import Regression, RegressionSearch
 from gpo_action.optimize.refiners import get_refiner
 from gpo_action.optimize.results import OptimizeResult, StepReport, pct as _pct
@@ -143,6 +144,7 @@ class _Run:
             **({"locate": [base, max_drop]} if base is not None else {}),
         })
         self.ledger = Ledger(client, stoppers_for(spec, budget), clock=clock)
+        self.ask = OptimizerAsk(client, self.ledger, optimizer_model, spec.temperature, suite.name)
         self.scorer = Scorer(client, self.ledger, suite, model, judge)
         self.state = RunState(self.fingerprint, similarity=self._similarity_name())
         self.records: dict[str, PromptRecord] = {}
@@ -309,7 +311,7 @@ class _Run:
         meta = self.refiner.build(self.sources, context)
         form = reply_form(view, prefill=self.client.supports(self.optimizer_model, "prefill"),
                           stop=self.client.supports(self.optimizer_model, "stop"))
-        replies, reason = self._ask(meta, t * SAMPLE_STRIDE, self.spec.candidates, reserve, f"step {t}", form)
+        replies, reason = self.ask(meta, t * SAMPLE_STRIDE, self.spec.candidates, reserve, f"step {t}", form)
         if reason is not None:
             return reason
         max_words = (allowed_words(budget_words, self.spec.budget_slack)
@@ -357,30 +359,6 @@ class _Run:
         evals, reason = self.scorer.evaluate(templates, self.dev, reserve)
         return evals, [e is not None for e in evals], reason
 
-    def _ask(self, text: str, sample: int, n: int, reserve, what: str, form: ReplyForm = ReplyForm()):
-        """n optimizer replies to `text` (one request where the provider supports n), asked for in
-        `form` (pre-filled, stop strings); (replies, stop reason)."""
-        messages, params = ({"role": "user", "content": text},), {"temperature": self.spec.temperature}
-        if form.prefill:
-            messages += ({"role": "assistant", "content": form.prefill},)
-        if form.stop:
-            params["stop"] = list(form.stop)
-        request = LLMRequest(self.optimizer_model, messages, params, sample, f"optimize/{self.suite.name}/{what}")
-        limit, reason = self.ledger.admit("optimizer", 1, upfront_tokens([request], n), reserve)
-        if reason is not None:
-            return [], reason
-        with self.ledger.charge("optimizer"):
-            replies = self.client.complete_n(request, n, limit=limit)
-        fresh = [r for r in replies if r.ok and not r.cached]
-        if fresh:
-            self.ledger.observe("optimizer", sum(r.prompt_tokens + r.completion_tokens for r in fresh),
-                                sum(r.cost for r in fresh))
-        if any(r.ok for r in replies):
-            return replies, None
-        if any(r.error_type == BUDGET_EXHAUSTED for r in replies):
-            return [], self.ledger.stop_reason() or "max_optimizer_calls"
-        return [], f"optimizer-error: {replies[0].error}" if replies else "optimizer-error"
-
     def _reflect(self, t: int, current: PromptRecord, reserve) -> tuple[str | None, str | None]:
         """The optimizer's analysis of the current prompt's failed dev cases (None when none failed)."""
         result = self.results.get(current.id)
@@ -398,7 +376,7 @@ class _Run:
         context = {"task": self.suite.description, "current": {"prompt": view.show(current.prompt)},
                    "failures": [M.failure_view(cases[c.case_id], c, view.label) for c in failed]}
         text = M.render_metaprompt(self.sources, "reflection.j2", context)
-        replies, reason = self._ask(text, t * SAMPLE_STRIDE, 1, reserve, f"step {t} reflection")
+        replies, reason = self.ask(text, t * SAMPLE_STRIDE, 1, reserve, f"step {t} reflection")
         return (replies[0].text if replies and replies[0].ok else None), reason
 
     # ---- the end ---------------------------------------------------------------------------
