@@ -159,11 +159,6 @@ def _suite_result(job: EvalJob, responses, judged, offset: int, seconds: float) 
             index = c_index * repeats + s
             samples.append(score_sample(case, responses[index], judged, offset + index, job.suite.threshold))
         results.append(CaseResult(case.id, case.vars, case.expected, tuple(samples), case.source))
-    limited = [c.error or "" for c in results if c.error_type == RENDER_LIMIT]
-    notes = ()
-    if limited:
-        count = "1 case" if len(limited) == 1 else f"{len(limited)} cases"
-        notes = (f"{count} went past a render limit (recorded as errors): {_listed(limited)}",)
     return SuiteResult(
         name=job.suite.name,
         path=job.suite.path,
@@ -172,8 +167,17 @@ def _suite_result(job: EvalJob, responses, judged, offset: int, seconds: float) 
         cases=tuple(results),
         seconds=seconds,
         min_score=job.suite.min_score,
-        notes=notes,
+        notes=suite_notes(results),
     )
+
+
+def suite_notes(cases: Sequence[CaseResult]) -> tuple[str, ...]:
+    """What a suite's result says of its cases as a whole: those that went past a render limit."""
+    limited = [c.error or "" for c in cases if c.error_type == RENDER_LIMIT]
+    if not limited:
+        return ()
+    count = "1 case" if len(limited) == 1 else f"{len(limited)} cases"
+    return (f"{count} went past a render limit (recorded as errors): {_listed(limited)}",)
 
 
 def score_sample(case: Case, response: LLMResponse, judged, request_index: int, threshold: float | None) -> SampleResult:
