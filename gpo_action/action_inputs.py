@@ -6,15 +6,20 @@ Inputs of the Action (`options_from_inputs`, from the runner's `INPUT_<NAME>` va
 github-token, config, base, mode (fix | check), deliver (comma-separated: comment, suggestion,
 commit; empty = gpo.yaml's `optimize.deliver`), budget-usd (overrides `optimize.budget.max_usd`),
 comment-author (the bot login a GitHub App's installation token posts as; default github-actions[bot]),
-trust-head-config (true: the head's gpo.yaml is the policy; see action.yml for the risk).
+trust-head-config (true: the head's gpo.yaml is the policy; see action.yml for the risk), shard
+(K/N: evaluate that shard's cases and write its partial only); mode merge takes every partial
+under `gpo-partials/` instead of evaluating, adds each `cache.sqlite` there to the run's cache,
+then goes on as mode fix.
 Outputs: regressed, improved, removed, proposed, verdicts, exit-code, report-path, junit-path,
-html-path.
+html-path, partial-path.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Mapping
 
 from gpo_action import secrets
@@ -22,14 +27,17 @@ from gpo_action.delivery import MODES
 from gpo_action.errors import InputError
 from gpo_action.github.commands import add_mask
 from gpo_action.report.lastreport import LAST_REPORT
+from gpo_action.shards import Shard
 
 MODES_OF_RUN = ("fix", "check")
-INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd", "comment-author", "trust-head-config")
+INPUTS = ("github-token", "config", "base", "mode", "deliver", "budget-usd", "comment-author", "trust-head-config",
+          "shard")
 OUTPUTS = ("regressed", "improved", "removed", "proposed", "verdicts", "exit-code", "report-path", "junit-path",
-           "html-path")
+           "html-path", "partial-path")
 REPORT_FILE = LAST_REPORT                           # the Action's JSON report is the last report (`show`)
 JUNIT_FILE = ".gpo/junit.xml"                       # the Action always writes JUnit XML here
 HTML_FILE = ".gpo/report.html"                      # and the HTML report here
+PARTIALS_DIR = "gpo-partials"                     # mode merge: the shards' partials, where download-artifact puts them
 LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?")
 
 
@@ -51,6 +59,10 @@ class Options:
     candidates: int | None = None
     limits: Mapping[str, float] = field(default_factory=dict)
     trust_head_config: bool = False                 # in Actions: the head's gpo.yaml is the policy
+    shard: Shard | None = None                      # evaluate this shard's cases and write its partial, nothing else
+    partials: tuple[str, ...] = ()                  # merge: take every outcome from these shards' partials
+    partial_path: str | None = None                 # where a shard writes its partial (None: .gpo/partial-K-of-N.json)
+    merge_caches: tuple[str, ...] = ()              # merge: the shards' cache files, added to this run's cache first
 
     def __post_init__(self) -> None:
         if self.mode not in MODES_OF_RUN:
@@ -60,6 +72,8 @@ class Options:
             raise InputError(f"unknown delivery {unknown[0]!r}", hint=f"use some of: {', '.join(MODES)}")
         if self.budget_usd is not None and self.budget_usd < 0:
             raise InputError(f"budget-usd must be 0 or more, got {self.budget_usd}")
+        if self.shard is not None and self.partials:
+            raise InputError("a shard evaluates its cases; a merge takes them from partials: not both at once")
         if self.comment_author is not None and not LOGIN.fullmatch(self.comment_author):
             raise InputError(f"comment-author must be a GitHub login such as my-app[bot], got {self.comment_author!r}")
 
@@ -85,17 +99,30 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise InputError(f"{name} must be true or false, got {value!r}")
 
 
+def merge_partials(directory: str | os.PathLike = PARTIALS_DIR) -> tuple[str, ...]:
+    """Mode merge: every shard's partial (`partial-K-of-N.json`) under `directory`, sorted."""
+    found = tuple(sorted(str(path) for path in Path(directory).rglob("partial-*-of-*.json") if path.is_file()))
+    if not found:
+        raise InputError(f"mode merge found no partial report (partial-K-of-N.json) under {directory}/",
+                         hint=f"download every shard's artifact there first (actions/download-artifact, path: {PARTIALS_DIR})")
+    return found
+
+
 def options_from_inputs(env: Mapping[str, str]) -> Options:
     budget = _input(env, "budget-usd")
     try:
         budget_usd = float(budget) if budget else None
     except ValueError:
         raise InputError(f"budget-usd must be a number of dollars, got {budget!r}") from None
+    mode, shard = _input(env, "mode") or "fix", _input(env, "shard")
+    partials = merge_partials() if mode == "merge" else ()
+    caches = tuple(sorted(str(p) for p in Path(PARTIALS_DIR).rglob("cache.sqlite") if p.is_file())) if partials else ()
     return Options(config=_input(env, "config") or None, base=_input(env, "base") or None,
-                   mode=_input(env, "mode") or "fix", deliver=parse_deliver(_input(env, "deliver")),
+                   mode="fix" if mode == "merge" else mode, deliver=parse_deliver(_input(env, "deliver")),
                    budget_usd=budget_usd, token=_input(env, "github-token") or None,
                    comment_author=_input(env, "comment-author") or None, report_path=REPORT_FILE,
-                   junit_path=JUNIT_FILE, html_path=HTML_FILE, trust_head_config=_flag(env, "trust-head-config"))
+                   junit_path=JUNIT_FILE, html_path=HTML_FILE, trust_head_config=_flag(env, "trust-head-config"),
+                   shard=Shard.parse(shard) if shard else None, partials=partials, merge_caches=caches)
 
 
 def mask_secrets(stream: IO[str], masked: set[str]) -> None:

@@ -13,9 +13,10 @@ suite's floor and model before the comparison.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -25,8 +26,10 @@ from gpo_action.config import CONFIG_FILE
 from gpo_action.errors import InputError
 from gpo_action.evaluate import EvalJob, ProgressFn, evaluate_jobs
 from gpo_action.github.event import Event, load_event
+from gpo_action.partials import Partial, PartialJob, check_partials, merged_results, summed_usage
 from gpo_action.policy import Policy, confine_jobs, load_base_config, resolve_policy
 from gpo_action.results import SuiteResult
+from gpo_action.shards import Shard, shard_job
 from gpo_action.workspace import Workspace
 
 NoteFn = Callable[[str], None]
@@ -62,6 +65,7 @@ class RunResult:
     project_dir: str = "."           # the config root, relative to the repository root
     policy: Policy = field(default_factory=Policy)
     skips_pass: str | None = None    # why suites that could not be evaluated pass (a fork; gate.allow_skipped)
+    partial: Partial | None = None   # a shard's run (`shard`): its outcomes, to merge; no verdicts
 
     @property
     def head(self) -> str:
@@ -101,6 +105,22 @@ def _identity(job: EvalJob) -> dict[str, Any]:
         "model changed": (job.model.name, tuple(sorted(job.model.public_params().items(), key=str))),
         "settings changed": (suite.repeats, suite.threshold),
     }
+
+
+def job_identity(job: EvalJob) -> str:
+    """A hash of what `job` evaluates (its suite's name and `_identity`): equal on every shard and
+    the merge of one run."""
+    return hashlib.sha256(repr((job.suite.name, _identity(job))).encode("utf-8")).hexdigest()
+
+
+def run_fingerprint(policy: Policy, gate: Gate, max_error_rate: float, seed: int, changes: Sequence[SuiteChange],
+                    labelled: Sequence[tuple[str, EvalJob, str]]) -> str:
+    """What a shard's partial must share with the merge's run: the policy, the gate, the seed, the
+    changes and every job's identity."""
+    data = (policy.to_dict(), gate.to_dict(), max_error_rate, seed,
+            [(c.name, c.reasons, c.prompt, c.base_name) for c in changes],
+            [(side, job.suite.name, identity) for side, job, identity in labelled])
+    return hashlib.sha256(repr(data).encode("utf-8")).hexdigest()
 
 
 def pair_jobs(base_jobs: Sequence[EvalJob], head_jobs: Sequence[EvalJob],
@@ -159,6 +179,8 @@ def run(
     workspace: Workspace | None = None,
     policy: Policy | None = None,
     skips_pass: str | None = None,
+    shard: Shard | None = None,
+    partials: Sequence[Partial] = (),
 ) -> RunResult:
     """Compare the working tree's prompts and suites with the base revision's; see module doc.
 
@@ -167,12 +189,16 @@ def run(
     is the one the workspace's config was made under (`pr_pipeline.execute` makes it); None: the
     head's own applies and what it changes from the base is listed (`local_policy`). A suite that could
     not be evaluated (verdict "skipped") makes the run exit 2 unless `skips_pass` says why it may pass
-    (`pr_pipeline`: a fork's pull request) or the gate allows it (`gate.allow_skipped`)."""
+    (`pr_pipeline`: a fork's pull request) or the gate allows it (`gate.allow_skipped`).
+
+    `shard`: evaluate only the cases it holds and return them as `RunResult.partial`, with no
+    verdicts. `partials`: evaluate nothing; take every outcome from these shards' partials (the
+    merge), after checking they are exactly the shards of this run (`partials.check_partials`)."""
     env = os.environ if env is None else env
     say = notes or (lambda message: None)
     head_ws = workspace or Workspace.open(config_path, notes=say, env=env)
     try:
-        return _run(head_ws, base, env, say, on_progress, seed, policy, skips_pass)
+        return _run(head_ws, base, env, say, on_progress, seed, policy, skips_pass, shard, tuple(partials))
     finally:
         if workspace is None:  # opened here: stop its worker processes and close its cache
             head_ws.close()
@@ -194,17 +220,20 @@ def local_policy(head_ws: Workspace, base_sha: str, why: str = LOCAL_RUN) -> Pol
 
 
 def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: NoteFn, on_progress: ProgressFn | None,
-         seed: int, policy: Policy | None, skips_pass: str | None = None) -> RunResult:
+         seed: int, policy: Policy | None, skips_pass: str | None = None, shard: Shard | None = None,
+         partials: tuple[Partial, ...] = ()) -> RunResult:
     event: Event | None = load_event(env)
     with gitrepo.open_repo(head_ws.root) as repo:
         base_sha = base_revision(repo, base, event)
         subdir = gitrepo.to_repo_path(repo, head_ws.root)
+        head_sha = gitrepo.head_sha(repo) if shard is not None or partials else ""
         changed = gitrepo.changed_files(repo, base_sha, None)
         if policy is None:
             policy = local_policy(head_ws, base_sha)
         if not _relevant(changed, subdir):
-            return RunResult(base_sha, project_dir=subdir, policy=policy,
-                             notes=("nothing to evaluate: no prompt, suite or config changed",))
+            return _nothing(RunResult(base_sha, project_dir=subdir, policy=policy,
+                                      notes=("nothing to evaluate: no prompt, suite or config changed",)),
+                            shard, partials, head_sha)
         renamed = _project_renames(gitrepo.renamed_files(repo, base_sha, None), subdir)
         tmp = tempfile.TemporaryDirectory(prefix="gpo-base-")
         snapshot = gitsnapshot.materialize(repo, base_sha, subdir, tmp.name)
@@ -221,16 +250,31 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
                          and _identity(b) == _identity(h))
         changes = plan_changes(pairs)
         if not changes:
-            return RunResult(base_sha, project_dir=subdir, policy=policy, notes=tuple(run_notes) + (
-                "nothing to evaluate: files changed, but no suite would evaluate differently",))
+            return _nothing(RunResult(base_sha, project_dir=subdir, policy=policy, notes=tuple(run_notes) + (
+                "nothing to evaluate: files changed, but no suite would evaluate differently",)),
+                shard, partials, head_sha)
         compared = [c for c in changes if c.head is not None]
-        jobs = [job for c in compared for job in (c.base, c.head) if job is not None]
-        results = iter(evaluate_jobs(jobs, head_ws.client, judge=head_ws.config.model("judge"), on_progress=on_progress))
+        labelled = [(side, job, job_identity(job)) for c in compared
+                    for side, job in (("base", c.base), ("head", c.head)) if job is not None]
+        gate = Gate.from_config(head_ws.config)
+        max_error_rate = head_ws.config.max_error_rate
+        fingerprint = run_fingerprint(policy, gate, max_error_rate, seed, changes, labelled) if shard or partials else ""
+        if partials:
+            check_partials(partials, base=base_sha, head=head_sha, fingerprint=fingerprint)
+            evaluated = merged_results(partials, labelled)
+        else:
+            jobs = [shard_job(job, shard) if shard is not None else job for _, job, _ in labelled]
+            evaluated = evaluate_jobs(jobs, head_ws.client, judge=head_ws.config.model("judge"), on_progress=on_progress)
+        if shard is not None:
+            jobs_done = tuple(PartialJob(side, identity, r) for (side, _, identity), r in zip(labelled, evaluated))
+            partial = Partial(shard, base_sha, head_sha, fingerprint, jobs_done, head_ws.client.usage.to_dict())
+            return RunResult(base_sha, changes=tuple(changes), usage=partial.usage, notes=tuple(run_notes),
+                             project_dir=subdir, policy=policy, partial=partial)
+        results = iter(evaluated)
         pairs_done = [(next(results) if c.base is not None else None, next(results)) for c in compared]
     run_notes.extend(f"suite {r.name} ({side}): {note}" for pair in pairs_done
                      for side, r in zip(("base", "head"), pair) if r is not None for note in r.notes)
-    gate = Gate.from_config(head_ws.config)
-    comparisons = [compare(b, h, gate, max_error_rate=head_ws.config.max_error_rate, seed=seed) for b, h in pairs_done]
+    comparisons = [compare(b, h, gate, max_error_rate=max_error_rate, seed=seed) for b, h in pairs_done]
     removed = [c for c in changes if c.head is None]
     comparisons += [compare_removed(c.name, gate) for c in removed]
     base_results = [b for b, _ in pairs_done] + [None] * len(removed)
@@ -241,9 +285,19 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
     code = run_exit_code(comparisons, skipped_pass=skips_pass is not None)
     return RunResult(
         base_sha, changes=tuple(changes), comparisons=tuple(comparisons), base_results=tuple(base_results),
-        head_results=tuple(head_results), usage=head_ws.client.usage.to_dict(), notes=tuple(run_notes), exit_code=code,
+        head_results=tuple(head_results), usage=summed_usage(partials) if partials else head_ws.client.usage.to_dict(),
+        notes=tuple(run_notes), exit_code=code,
         project_dir=subdir, policy=policy, skips_pass=skips_pass,
     )
+
+
+def _nothing(result: RunResult, shard: Shard | None, partials: tuple[Partial, ...], head_sha: str) -> RunResult:
+    """A run with nothing to evaluate: a shard's partial holds nothing; a merge still checks its partials."""
+    if partials:
+        check_partials(partials, base=result.base_sha, head=head_sha, fingerprint="")
+    if shard is not None:
+        return replace(result, partial=Partial(shard, result.base_sha, head_sha, ""))
+    return result
 
 
 def _project_renames(renames: Mapping[str, str], subdir: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import click
 
 from gpo_action import __version__
-from gpo_action.errors import GpoError
+from gpo_action.errors import GpoError, InputError
 
 INTERNAL_ERROR = 4
 
@@ -265,24 +265,90 @@ def _finish_run(outcome) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the comment and review it would post here.")
 @click.option("--budget-usd", type=click.FloatRange(min=0), help="Dollar cap of all fixes together (default: optimize.budget.max_usd).")
 @click.option("--trust-head-config", is_flag=True, help="In GitHub Actions, judge by the head's gpo.yaml, not the base's (locally it always is).")
+@click.option("--shard", "shard", metavar="K/N",
+              help="Evaluate only shard K of N of the cases and write its partial report (no verdict); see `merge`.")
+@click.option("--partial", "partial_path", type=click.Path(dir_okay=False),
+              help="With --shard: write the partial here (default: .gpo/partial-K-of-N.json).")
 @_handle_errors
 def run_command(base, config_path, json_path, markdown_path, junit_path, html_path, optimize, deliver, out_dir,
-                budget_usd, trust_head_config) -> None:
+                budget_usd, trust_head_config, shard, partial_path) -> None:
     """Compare prompts and suites with the base revision; exit 1 on a regression."""
+    from gpo_action.shards import Shard
+
+    if partial_path and not shard:
+        raise InputError("--partial names where a shard's partial goes", hint="give --shard K/N with it")
+    _run_pipeline(base=base, config=config_path, report_path=json_path, markdown_path=markdown_path,
+                  junit_path=junit_path, html_path=html_path, optimize=optimize, deliver=deliver, out_dir=out_dir,
+                  budget_usd=budget_usd, trust_head_config=trust_head_config,
+                  shard=Shard.parse(shard) if shard else None, partial_path=partial_path)
+
+
+@main.command("merge")
+@click.argument("partials", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--base", "base", help="Base revision the shards compared with (as given to them).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="gpo.yaml to use (default: ./gpo.yaml).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the full result as JSON here.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Also write the pull-request comment (Markdown) here.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write JUnit XML here.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML report here.")
+@click.option("--optimize/--no-optimize", default=False, help="Try a bounded GPO fix of failing suites (per optimize.when), once.")
+@click.option("--deliver", help="Deliver fixes: comma-separated comment, suggestion, commit (default: optimize.deliver).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the comment and review it would post here.")
+@click.option("--budget-usd", type=click.FloatRange(min=0), help="Dollar cap of all fixes together (default: optimize.budget.max_usd).")
+@click.option("--trust-head-config", is_flag=True, help="As the shards were run with it.")
+@_handle_errors
+def merge_command(partials, base, config_path, json_path, markdown_path, junit_path, html_path, optimize, deliver,
+                  out_dir, budget_usd, trust_head_config) -> None:
+    """Merge the partials of `run --shard K/N` (every shard, once) into the one run's verdicts, as
+    `run` on the same checkout would give them; exit 1 on a regression."""
+    _run_pipeline(base=base, config=config_path, report_path=json_path, markdown_path=markdown_path,
+                  junit_path=junit_path, html_path=html_path, optimize=optimize, deliver=deliver, out_dir=out_dir,
+                  budget_usd=budget_usd, trust_head_config=trust_head_config, partials=tuple(partials))
+
+
+def _run_pipeline(*, optimize: bool, deliver: str | None, **fields) -> None:
+    """`run` and `merge`: the pull-request pipeline with these options, printed, and its exit code."""
     import os
 
     from gpo_action.action_inputs import Options, parse_deliver
     from gpo_action.pr_pipeline import execute
     from gpo_action.report.progress import progress_bar
 
-    options = Options(config=config_path, base=base, mode="fix" if optimize else "check", deliver=parse_deliver(deliver),
-                      budget_usd=budget_usd, token=os.environ.get("GITHUB_TOKEN") if deliver else None,
-                      out_dir=out_dir, report_path=json_path, markdown_path=markdown_path, junit_path=junit_path,
-                      html_path=html_path, trust_head_config=trust_head_config)
+    options = Options(mode="fix" if optimize else "check", deliver=parse_deliver(deliver),
+                      token=os.environ.get("GITHUB_TOKEN") if deliver else None, **fields)
     with _stopped_by_signals(), progress_bar(_stderr_console(), "evaluating base and head") as on_progress:
         outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_progress=on_progress,
                           on_step=_step_printer())
     _finish_run(outcome)
+
+
+@main.group("cache")
+def cache_group() -> None:
+    """The response cache (.gpo/cache.sqlite by default)."""
+
+
+@cache_group.command("merge")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--into", "dest", required=True, type=click.Path(dir_okay=False), help="The cache to add them to (made if missing).")
+@_handle_errors
+def cache_merge_command(sources: tuple[str, ...], dest: str) -> None:
+    """Add the responses of each SOURCE cache (e.g. every shard's) that DEST lacks; safe while
+    another process reads DEST."""
+    from pathlib import Path
+
+    from gpo_action.llm.cache import CacheMergeError, ResponseCache
+
+    for source in sources:
+        if not Path(source).is_file():
+            raise InputError(f"no cache file at {source}", hint="name each shard's .gpo/cache.sqlite")
+    with ResponseCache(dest, notes=lambda message: click.echo(f"note: {message}", err=True)) as cache:
+        for source in sources:
+            try:
+                added = cache.merge_from(source)
+            except CacheMergeError as exc:
+                raise InputError(str(exc)) from None
+            click.echo(f"{source}: {added} responses added", err=True)
+        click.echo(f"{dest}: {len(cache)} responses")
 
 
 @main.command("action")
@@ -377,14 +443,15 @@ def show_command(suite: str | None, failed: bool, flipped: bool, errors: bool, r
 
 @main.command("init")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.option("--matrix", type=int, metavar="N", help="A workflow that evaluates over N shard jobs and merges them in one job.")
 @_handle_errors
-def init_command(force: bool) -> None:
+def init_command(force: bool, matrix: int | None) -> None:
     """Write gpo.yaml, one prompt, one suite and a workflow into the current directory."""
     from pathlib import Path
 
     from gpo_action.scaffold import write_scaffold
 
-    for path in write_scaffold(Path.cwd(), force=force):
+    for path in write_scaffold(Path.cwd(), force=force, matrix=matrix):
         rel = path.relative_to(Path.cwd())
         click.echo(f"added .gpo/ to {rel}" if rel.name == ".gitignore" else f"wrote {rel}")
     click.echo("next: gpo-action eval")

@@ -43,6 +43,7 @@ from gpo_action.github.runner import publish_run
 from gpo_action.policy import Policy, load_base_config, resolve_policy
 from gpo_action.report.comment import pr_comment
 from gpo_action.report.jsonreport import INTERRUPTED
+from gpo_action.partials import Partial, default_partial_path, load_partial
 from gpo_action.report.lastreport import last_report_path, save_report
 
 NoteFn = Callable[[str], None]
@@ -75,6 +76,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     mask = (lambda: mask_secrets(stream, masked)) if env.get("GITHUB_ACTIONS") else (lambda: None)
     mask()
     say = notes or (lambda message: None)
+    partials = tuple(load_partial(path) for path in options.partials)  # bad input before anything is paid for
     event = load_event(env)
     pull = PullContext.from_event(event)
     head_ws = Workspace.open(options.config, notes=say, env=env)
@@ -84,12 +86,20 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     report_path = _output_path(options.report_path, REPORT_FILE, ws.root, ws.config.tree, "the JSON report")
     junit_path = _output_path(options.junit_path, JUNIT_FILE, ws.root, ws.config.tree, "the JUnit report")
     html_path = _output_path(options.html_path, HTML_FILE, ws.root, ws.config.tree, "the HTML report")
+    if options.shard is not None:
+        given = options.partial_path or default_partial_path(options.shard)
+        partial_path = _output_path(given, default_partial_path(options.shard), ws.root, ws.config.tree, "the partial report")
     last = last_report_path(ws.root, ws.config.tree)
     guard = _loop_guard(ws.root, event)
     ws.skip_unavailable(env)
+    _merge_caches(ws, options.merge_caches, say)
     result = run(workspace=ws, base=options.base, env=env, notes=say, on_progress=on_progress, policy=policy,
-                 skips_pass=FORK_SKIPS if env.get("GITHUB_ACTIONS") and pull.is_fork else None)
+                 skips_pass=FORK_SKIPS if env.get("GITHUB_ACTIONS") and pull.is_fork else None,
+                 shard=options.shard, partials=partials)
     mask()                                          # and those the suites name
+    if result.partial is not None:                  # a shard: its partial is all it leaves; the merge judges
+        ws.close()
+        return _write_partial(result, partial_path, env, say)
     fixes = None
     if options.mode == "fix" and result.comparisons and guard is None:
         try:
@@ -202,6 +212,34 @@ def _output_path(given: str | None, default: str, root: Path, tree: Path, what: 
         return str(path.relative_to(Path.cwd())) if path.is_absolute() else str(path)
     except ValueError:
         return str(path)
+
+
+def _merge_caches(ws, sources, say: NoteFn) -> None:
+    """Mode merge: the shards' caches into this run's, so the fix stage and the next run are warm. A
+    cache that cannot be merged is a note: it only saves calls."""
+    from gpo_action.llm.cache import CacheMergeError
+
+    cache = ws.client.cache if sources else None
+    for source in sources if cache is not None else ():
+        try:
+            say(f"cache {source}: {cache.merge_from(source)} responses added to {cache.path}")
+        except CacheMergeError as exc:
+            say(f"cache {source} not merged: {exc}")
+
+
+def _write_partial(result: RunResult, path: str, env: Mapping[str, str], say: NoteFn) -> Outcome:
+    """A shard's end: its partial (atomic, scrubbed), a line saying what it holds, the Actions output."""
+    from gpo_action.github.commands import set_outputs
+    from gpo_action.report.jsonreport import write_json
+
+    partial: Partial = result.partial
+    write_json(path, partial.to_dict())
+    suites = len({j.result.name for j in partial.jobs})
+    say(f"shard {partial.shard}: {partial.cases()} case results of {suites} suite(s) written to {path}; "
+        "`gpo-action merge` of every shard's partial gives the verdicts")
+    if env.get("GITHUB_ACTIONS"):
+        set_outputs({"partial-path": path}, env)
+    return Outcome(result, exit_code=0, report_path=path)
 
 
 def report_data(outcome: Outcome) -> dict[str, Any]:

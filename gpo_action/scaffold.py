@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gpo_action.errors import InputError
 from gpo_action.files import write_atomic
+from gpo_action.shards import MAX_SHARDS
 
 # Target path in the user's repository -> file shipped in gpo_action/scaffold/.
 SCAFFOLD = {
@@ -22,14 +23,25 @@ IGNORED = ".gpo/"                        # the response cache and the reports li
 IGNORES_GPO = {".gpo", ".gpo/", "/.gpo", "/.gpo/", ".gpo/*", "/.gpo/*", ".gpo/**", "/.gpo/**"}
 
 
-def write_scaffold(root: Path, force: bool = False) -> list[Path]:
-    """Write every scaffold file under `root`; refuse (writing nothing) if any exists, unless `force`."""
+MATRIX_WORKFLOW = "workflow_matrix.yml"  # `init --matrix N`: a shard job per K, then one merge job
+
+
+def write_scaffold(root: Path, force: bool = False, matrix: int | None = None) -> list[Path]:
+    """Write every scaffold file under `root`; refuse (writing nothing) if any exists, unless `force`.
+    `matrix`: the workflow runs the evaluation as that many shards and one merge job."""
+    if matrix is not None and not 2 <= matrix <= MAX_SHARDS:
+        raise InputError(f"--matrix must be 2 to {MAX_SHARDS} shards, got {matrix}")
     targets = {root / rel: name for rel, name in SCAFFOLD.items()}
     existing = [str(path.relative_to(root)) for path in targets if path.exists()]
     if existing and not force:
         raise InputError(f"would overwrite {', '.join(existing)}", hint="use --force to replace them")
     package = resources.files("gpo_action") / "scaffold"
     for path, name in targets.items():
+        if matrix is not None and name == "workflow.yml":
+            text = (package / MATRIX_WORKFLOW).read_text(encoding="utf-8")
+            text = text.replace("SHARD_LIST", ", ".join(str(k) for k in range(1, matrix + 1))).replace("SHARDS", str(matrix))
+            write_atomic(path, text)
+            continue
         write_atomic(path, (package / name).read_text(encoding="utf-8"))
     written = list(targets)
     if ignore_gpo(root / GITIGNORE):

@@ -384,7 +384,8 @@ def test_composite_action_installs_the_pins_and_this_checkout_then_runs_the_entr
 
 
 SAMPLES = {"github-token": "ghp_sample-token-123", "config": "sub/gpo.yaml", "base": "abc123", "mode": "check",
-           "deliver": "comment", "budget-usd": "1.5", "comment-author": "my-app[bot]", "trust-head-config": "true"}
+           "deliver": "comment", "budget-usd": "1.5", "comment-author": "my-app[bot]", "trust-head-config": "true",
+           "shard": "1/2"}
 
 
 @pytest.mark.parametrize("name", INPUTS)

@@ -92,6 +92,10 @@ def create_responses(db: sqlite3.Connection) -> None:
     )
 
 
+class CacheMergeError(Exception):
+    """A cache that cannot be merged in (`ResponseCache.merge_from`); the message names it."""
+
+
 class CacheCorruptError(Exception):
     """Internal: the file is not a usable database (never leaves this module)."""
 
@@ -149,6 +153,41 @@ class ResponseCache:
             return
         self._unsaved[key] = LLMResponse(text=row[1], prompt_tokens=row[2], completion_tokens=row[3],
                                          cost=row[4], cached=True)
+
+    def merge_from(self, source: str | os.PathLike[str]) -> int:
+        """Add the rows of the cache file `source` that this one lacks (a key already here is kept:
+        the same key is the same answer); the number added. One transaction per batch, so a process
+        reading this cache meanwhile sees each batch whole or not at all (WAL). Raises
+        `CacheMergeError` when `source` is not a cache of this schema, or this one cannot be written."""
+        if self.disabled or not self.writable or self._db is None:
+            raise CacheMergeError(f"the cache at {self.path} cannot be written")
+        try:
+            # not read-only: a copied cache may come with its -wal file, which sqlite must index to read
+            src = sqlite3.connect(Path(source), timeout=self.busy_timeout)
+        except sqlite3.Error as error:
+            raise CacheMergeError(f"{source} cannot be opened ({_describe(error)})") from None
+        try:
+            try:
+                version = self._version(src)
+                columns = [row[1] for row in src.execute("PRAGMA table_info(responses)")]
+            except sqlite3.DatabaseError as error:
+                raise CacheMergeError(f"{source} is not a response cache ({_describe(error)})") from None
+            if version != len(MIGRATIONS) or not columns:
+                raise CacheMergeError(f"{source} is not a response cache of this gpo-action's schema "
+                                      f"(schema {version}, this one {len(MIGRATIONS)})")
+            text = columns.index("text")
+            names = ", ".join(columns)
+            insert = f"INSERT OR IGNORE INTO responses ({names}) VALUES ({', '.join('?' * len(columns))})"
+            added = 0
+            rows = src.execute(f"SELECT {names} FROM responses")
+            while batch := rows.fetchmany(_BATCH):
+                clean = [(*row[:text], scrub(row[text]), *row[text + 1:]) for row in batch]
+                added += self._guarded(lambda db: _insert_batch(db, insert, clean), -1, "written")
+                if not self.writable:
+                    raise CacheMergeError(f"the cache at {self.path} cannot be written")
+            return added
+        finally:
+            src.close()
 
     def __len__(self) -> int:
         """The responses stored in the file."""
@@ -311,6 +350,19 @@ class ResponseCache:
             self.notes(message)
         else:
             log.warning("%s", message)
+
+
+def _insert_batch(db: sqlite3.Connection, insert: str, rows: list[tuple]) -> int:
+    before = db.total_changes
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(insert, rows)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return db.total_changes - before
 
 
 def _unusable(error: BaseException) -> bool:
