@@ -130,7 +130,7 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
         say(f"HTML report: {html_path} (output html-path; every case's outputs, for an upload-artifact step)")
     summary = comment + "".join(f"\n> {n}\n" for n in (delivery.notes if delivery else ()))
     outputs = {"proposed": "true" if fixes is not None and fixes.proposed else "false", "junit-path": junit_path or "",
-               "html-path": html_path or ""}
+               "html-path": html_path or "", "partial-path": ""}
     publish_run(result, report_path, stream, env, markdown=summary, outputs=outputs)
     return outcome
 
