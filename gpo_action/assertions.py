@@ -15,11 +15,17 @@ prompt (`rubric_messages()`) and grades the reply (`parse_rubric()`); it imports
 the reverse. `score_case()` aggregates the verdicts of a case (weights, threshold).
 Code assertions (`javascript`, `python`) are refused: nothing from a pull request is executed.
 User regexes (`regex`, `extract`) run through `gpo_action.patterns`: bounded input, and a timeout.
+
+Same-named types mean what they mean in promptfoo (its 0.121 source, checked by
+tests/test_promptfoo_semantics.py against recorded promptfoo verdicts): values are compared as
+JavaScript's `String(value)` (`jsvalues`), `contains-any`/`-all` strings split by promptfoo's comma
+rule (quotes keep commas), `equals` with a mapping or list compares parsed JSON and otherwise
+strings, `regex` takes JavaScript syntax (`jsregex`; `extract` stays Python syntax, it is ours).
+A value loaded from a `file://` reference (`filerefs.FileText`) is used as written, not rendered.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -28,6 +34,9 @@ from typing import Any, Callable, Iterable, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpo_action.errors import TemplateError
+from gpo_action.filerefs import FileText
+from gpo_action.jsregex import translate
+from gpo_action.jsvalues import js_parse_json, js_string, split_commas, utf16_units
 from gpo_action.patterns import MAX_REGEX_INPUT, PatternTimeout, compile_pattern, search
 from gpo_action.registry import Registry
 from gpo_action.schemas import check_schema, same_json, schema_problem, short_json
@@ -53,6 +62,7 @@ class Assertion(BaseModel):
     extract: str | None = Field(default=None, description="regex; the output is replaced by its first group (or whole match) before checking")
     normalize: tuple[Normalizer, ...] = Field(default=(), description="applied in order to output and value before comparing")
     threshold: float | None = Field(default=None, ge=0, description="pass mark for graded checkers (levenshtein: max distance; llm-rubric: min score)")
+    metric: str | None = Field(default=None, min_length=1, description="named score this assertion adds to (reported per metric); rendered with the case's vars")
 
 
 @dataclass(frozen=True)
@@ -124,14 +134,18 @@ _NORMALIZERS: dict[str, Callable[[str], str]] = {
 }
 
 
-def _compile_checked(pattern: Any, what: str, type_: str) -> Any:
-    """A user pattern, compiled by `gpo_action.patterns` (searched there with a timeout)."""
-    if not isinstance(pattern, str):
-        raise ValueError(f"assertion {type_!r}: {what} must be a string pattern, got {type(pattern).__name__}")
+def _compile_checked(pattern: Any, what: str, type_: str, *, javascript: bool = False) -> Any:
+    """A user pattern, compiled by `gpo_action.patterns` (searched there with a timeout);
+    `javascript`: the pattern is JavaScript syntax (the `regex` type), translated by `jsregex`."""
+    if not isinstance(pattern, str) or (javascript and pattern == ""):
+        got = "an empty string" if isinstance(pattern, str) else type(pattern).__name__
+        raise ValueError(f"assertion {type_!r}: {what} must be a string pattern, got {got}")
     try:
-        return compile_pattern(pattern)
+        return compile_pattern(translate(pattern) if javascript else pattern)
     except re.error as exc:
         raise ValueError(f"assertion {type_!r}: invalid {what} pattern {pattern!r}: {exc}") from None
+    except ValueError as exc:  # jsregex.JsRegexError: a construct not translated
+        raise ValueError(f"assertion {type_!r}: {what} pattern {pattern!r}: {exc}") from None
 
 
 def _normalize(value: Any, steps: tuple[str, ...]) -> Any:
@@ -147,6 +161,8 @@ def _normalize(value: Any, steps: tuple[str, ...]) -> Any:
 
 def _render_value(value: Any, context: dict[str, Any]) -> Any:
     """Render strings (also inside lists and mappings, e.g. a schema's `enum`) as templates."""
+    if isinstance(value, FileText):  # loaded from a file: used as written, as promptfoo does
+        return value
     if isinstance(value, str):
         return render_text(value, context, "<assertion value>") if "{" in value else value
     if isinstance(value, list):
@@ -226,11 +242,15 @@ def validate_assertion(assertion: Assertion) -> None:
                 raise ValueError(f"assertion {assertion.type!r}: value is not a valid template: {exc.message}") from None
     static = isinstance(value, str) and "{{" not in value and "{%" not in value
     if base == "regex" and (static or (value is not None and not isinstance(value, str))):
-        _compile_checked(value, "regex", assertion.type)
+        _compile_checked(value, "regex", assertion.type, javascript=True)
     if base in _LIST_CHECKERS and value is not None and not isinstance(value, (str, list)):
         raise ValueError(f"assertion {assertion.type!r}: value must be a list or a comma-separated string")
-    if base == "is-json" and isinstance(value, dict):
-        check_schema(value, "$", assertion.type)
+    if base in _LIST_CHECKERS and (static or isinstance(value, list)):
+        _items(value, assertion.type)
+    if base in _TEXT_RULES and value is not None and (static or not isinstance(value, str)):
+        _text(value, assertion.type)
+    if base == "is-json" and value is not None and (static or not isinstance(value, str)):
+        _schema(value, assertion.type)
     if spec.needs_llm and is_missing(value):
         raise ValueError(f"assertion {assertion.type!r}: needs a rubric in `value`")
 
@@ -242,16 +262,25 @@ def is_missing(value: Any) -> bool:
 
 # -- checkers -------------------------------------------------------------------------------------
 
+# promptfoo's rule per type for a single value: (numbers allowed, empty string allowed)
+_TEXT_RULES = {"contains": (True, False), "icontains": (True, False), "starts-with": (False, False),
+               "levenshtein": (False, True)}
+
+
 def _text(value: Any, name: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
+    """The value as the text promptfoo compares (`String(value)`); what promptfoo refuses raises."""
+    base = split_type(name)[0]
+    numbers, empty = _TEXT_RULES.get(base, (True, True))
     if value is None:
         raise ValueError(f"{name} needs a value (or the case's expected)")
-    raise ValueError(f"{name} needs a string value, got {type(value).__name__}")
+    if isinstance(value, str):
+        if value == "" and not empty:
+            raise ValueError(f"{name} needs a non-empty value")
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and numbers:
+        return js_string(value)
+    kinds = "a string or a number" if numbers else "a string"
+    raise ValueError(f"{name} needs {kinds} as its value, got {type(value).__name__}")
 
 
 def _verdict(ok: bool, yes: str, no: str) -> Verdict:
@@ -260,15 +289,19 @@ def _verdict(ok: bool, yes: str, no: str) -> Verdict:
 
 @checker("equals")
 def equals(output: str, value: Any, assertion: Assertion) -> Verdict:
-    if isinstance(value, str):
-        return _verdict(output == value, f"output equals {short_json(value)}", f"expected {short_json(value)}, got {short_json(output)}")
+    """promptfoo's rule: a mapping or list equals the output parsed as JSON; anything else is
+    compared as text (`String(value)`: 42 equals "42" but not "42.0", true equals "true")."""
     if value is None:
         raise ValueError("equals needs a value (or the case's expected)")
-    try:
-        parsed = json.loads(output)
-    except ValueError:
-        return Verdict(False, 0.0, f"output is not JSON; expected {short_json(value)}")
-    return _verdict(same_json(parsed, value), f"output equals {short_json(value)}", f"expected {short_json(value)}, got {short_json(output)}")
+    if isinstance(value, (dict, list)):
+        try:
+            parsed = js_parse_json(output)
+        except (ValueError, RecursionError):
+            return Verdict(False, 0.0, f"output is not JSON; expected {short_json(value)}")
+        return _verdict(same_json(parsed, value), f"output equals {short_json(value)}",
+                        f"expected {short_json(value)}, got {short_json(output)}")
+    text = js_string(value)
+    return _verdict(output == text, f"output equals {short_json(text)}", f"expected {short_json(text)}, got {short_json(output)}")
 
 
 @checker("contains")
@@ -285,13 +318,21 @@ def icontains(output: str, value: Any, assertion: Assertion) -> Verdict:
 
 
 def _items(value: Any, name: str) -> list[str]:
-    items = [s.strip() for s in value.split(",")] if isinstance(value, str) else value
+    """promptfoo's items: a list as is (each as `String(item)`), a string split by its comma rule
+    (`jsvalues.split_commas`: quoted fields keep their commas). An empty list checks nothing: refused."""
+    if isinstance(value, str):
+        if value == "":
+            raise ValueError(f"{name} needs a value (or the case's expected)")
+        items: Any = split_commas(value)
+    else:
+        items = value
     if not isinstance(items, list):
         raise ValueError(f"{name} needs a list or a comma-separated string")
-    items = [_text(item, name) for item in items if item != ""]
+    if any(isinstance(item, (dict, list)) for item in items):
+        raise ValueError(f"{name} needs a list of strings or numbers")
     if not items:
         raise ValueError(f"{name} needs at least one item")
-    return items
+    return [js_string(item) for item in items]
 
 
 def _any_all(output: str, value: Any, name: str, want_all: bool, fold: bool) -> Verdict:
@@ -330,10 +371,10 @@ _LIST_CHECKERS = frozenset({"contains-any", "contains-all", "icontains-any", "ic
 
 @checker("regex")
 def regex(output: str, value: Any, assertion: Assertion) -> Verdict:
-    pattern = _compile_checked(_text(value, "regex"), "regex", assertion.type)
-    found = search(pattern, output)  # bounded input and time: see gpo_action.patterns
-    return _verdict(found is not None, f"output matches {short_json(pattern.pattern)}",
-                    f"output does not match {short_json(pattern.pattern)}")
+    """JavaScript syntax (see `jsregex`), matched anywhere in the output seen as JavaScript sees it."""
+    pattern = _compile_checked(value, "regex", assertion.type, javascript=True)
+    found = search(pattern, utf16_units(output))  # bounded input and time: see gpo_action.patterns
+    return _verdict(found is not None, f"output matches {short_json(value)}", f"output does not match {short_json(value)}")
 
 
 @checker("starts-with")
@@ -342,16 +383,33 @@ def starts_with(output: str, value: Any, assertion: Assertion) -> Verdict:
     return _verdict(output.startswith(text), f"output starts with {short_json(text)}", f"output does not start with {short_json(text)}")
 
 
+def _schema(value: Any, type_: str) -> dict | None:
+    """is-json's schema: a mapping, or (as in promptfoo) a string holding it as YAML; None: no schema."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        from gpo_action.errors import InputError
+        from gpo_action.yamlsource import parse_yaml
+
+        try:
+            value = parse_yaml(value, "<is-json value>").data
+        except InputError as exc:
+            raise ValueError(f"assertion {type_!r}: the schema string is not YAML: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"assertion {type_!r}: schema at $ must be a mapping")
+    check_schema(value, "$", type_)
+    return value
+
+
 @checker("is-json", defaults_to_expected=False)
 def is_json(output: str, value: Any, assertion: Assertion) -> Verdict:
-    if isinstance(value, dict):
-        check_schema(value, "$", assertion.type)
+    schema = _schema(value, assertion.type)
     try:
-        data = json.loads(output)
-    except ValueError as exc:
+        data = js_parse_json(output)
+    except (ValueError, RecursionError) as exc:
         return Verdict(False, 0.0, f"output is not valid JSON: {exc}")
-    if isinstance(value, dict):
-        if problem := schema_problem(data, value, "$"):
+    if schema is not None:
+        if problem := schema_problem(data, schema, "$"):
             return Verdict(False, 0.0, f"JSON does not match the schema: {problem}")
         return Verdict(True, 1.0, "output is JSON matching the schema")
     return Verdict(True, 1.0, "output is valid JSON")
@@ -362,10 +420,10 @@ def levenshtein(output: str, value: Any, assertion: Assertion) -> Verdict:
     from rapidfuzz.distance import Levenshtein
 
     text = _text(value, "levenshtein")
-    distance = Levenshtein.distance(output, text)
+    distance = Levenshtein.distance(utf16_units(output), utf16_units(text))  # JavaScript counts UTF-16 units
     limit = DEFAULT_LEVENSHTEIN_THRESHOLD if assertion.threshold is None else assertion.threshold
-    score = 1.0 - Levenshtein.normalized_distance(output, text)
-    return Verdict(distance <= limit, score, f"Levenshtein distance {distance} {'<=' if distance <= limit else '>'} {limit:g}")
+    ok = distance <= limit  # scored 1 or 0, as in promptfoo
+    return Verdict(ok, 1.0 if ok else 0.0, f"Levenshtein distance {distance} {'<=' if ok else '>'} {limit:g}")
 
 
 @checker("llm-rubric", needs_llm=True, defaults_to_expected=False)
@@ -376,25 +434,23 @@ def llm_rubric(output: str, value: Any, assertion: Assertion) -> Verdict:
 # -- aggregation -------------------------------------------------------------------------------------
 
 def score_case(assertions: Iterable[Assertion], verdicts: Iterable[Verdict], threshold: float | None = None) -> tuple[float, bool]:
-    """Weighted mean of the scores, and whether the case passes.
+    """Weighted mean of the scores, and whether the case passes, as promptfoo computes them.
 
-    Weight 0 means reported only (unless every weight is 0: then the plain mean, and all count for
-    pass). Passed = every counted verdict passed; with a threshold, score >= threshold instead."""
+    Weight 0 means reported only: it never fails the case. When every weight is 0 the score is 0.
+    Passed = every assertion of weight > 0 passed; with a threshold, score >= threshold instead."""
     assertions, verdicts = list(assertions), list(verdicts)
     if not verdicts:
         raise ValueError("score_case needs at least one assertion")
     if len(assertions) != len(verdicts):
         raise ValueError(f"score_case got {len(assertions)} assertions but {len(verdicts)} verdicts")
-    total = sum(a.weight for a in assertions)
-    if total > 0:
-        score = sum(a.weight * v.score for a, v in zip(assertions, verdicts)) / total
-        counted = [v for a, v in zip(assertions, verdicts) if a.weight > 0]
-    else:
-        score = sum(v.score for v in verdicts) / len(verdicts)
-        counted = verdicts
+    total_score = total_weight = 0.0
+    for a, v in zip(assertions, verdicts):  # summed in promptfoo's order, so float ties agree
+        total_score += v.score * a.weight
+        total_weight += a.weight
+    score = total_score / total_weight if total_weight > 0 else 0.0
     if threshold is not None:
-        return score, score >= threshold - 1e-9
-    return score, all(v.passed for v in counted)
+        return score, score >= threshold
+    return score, all(v.passed for a, v in zip(assertions, verdicts) if a.weight != 0)
 
 
 __all__ = [

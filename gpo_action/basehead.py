@@ -103,7 +103,7 @@ def _identity(job: EvalJob) -> dict[str, Any]:
         "cases changed": tuple((c.id, dict(c.vars), repr(c.expected)) for c in suite.cases),
         "assertions changed": tuple(c.asserts for c in suite.cases),
         "model changed": (job.model.name, tuple(sorted(job.model.public_params().items(), key=str))),
-        "settings changed": (suite.repeats, suite.threshold),
+        "settings changed": (suite.repeats, suite.threshold, tuple(c.threshold for c in suite.cases)),
     }
 
 

@@ -25,7 +25,7 @@ from gpo_action.llm.types import LLMRequest, LLMResponse, ModelConfig
 from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
 from gpo_action.rubric import parse_rubric, rubric_messages
 from gpo_action.suites import Case, Suite
-from gpo_action.templates import PromptTemplate
+from gpo_action.templates import PromptTemplate, render_text
 
 ProgressFn = Callable[[int, int], None]
 
@@ -157,7 +157,8 @@ def _suite_result(job: EvalJob, responses, judged, offset: int, seconds: float) 
         samples = []
         for s in range(repeats):
             index = c_index * repeats + s
-            samples.append(score_sample(case, responses[index], judged, offset + index, job.suite.threshold))
+            threshold = case.threshold if case.threshold is not None else job.suite.threshold
+            samples.append(score_sample(case, responses[index], judged, offset + index, threshold))
         results.append(CaseResult(case.id, case.vars, case.expected, tuple(samples), case.source))
     return SuiteResult(
         name=job.suite.name,
@@ -208,9 +209,21 @@ def score_sample(case: Case, response: LLMResponse, judged, request_index: int, 
             verdicts.append(A.check(assertion, output, case.vars, case.expected))
     score, passed = A.score_case(case.asserts, verdicts, threshold)
     checks = tuple(
-        Check(a.type, v.passed, v.score, v.reason, a.weight) for a, v in zip(case.asserts, verdicts)
+        Check(a.type, v.passed, v.score, v.reason, a.weight, metric_name(a.metric, case.vars))
+        for a, v in zip(case.asserts, verdicts)
     )
     return SampleResult(output, score, passed, checks, **usage)
+
+
+def metric_name(metric: str | None, vars) -> str | None:
+    """An assertion's metric rendered with the case's vars (as promptfoo does); as written if it
+    does not render."""
+    if not metric or "{" not in metric:
+        return metric
+    try:
+        return render_text(metric, dict(vars), "<metric>") or metric
+    except TemplateError:
+        return metric
 
 
 class CachedAnswers:

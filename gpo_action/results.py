@@ -15,6 +15,30 @@ class Check:
     score: float
     reason: str = ""
     weight: float = 1.0
+    metric: str | None = None   # the named score it adds to (rendered)
+
+
+def metric_scores(checks) -> dict[str, float]:
+    """Per metric, the weighted mean score of the checks naming it (promptfoo's namedScores; 0 when
+    a metric's weights are all 0)."""
+    sums: dict[str, list[float]] = {}
+    for c in checks:
+        if c.metric:
+            entry = sums.setdefault(c.metric, [0.0, 0.0])
+            entry[0] += c.score * c.weight
+            entry[1] += c.weight
+    return {name: (s / w if w > 0 else 0.0) for name, (s, w) in sums.items()}
+
+
+def _mean_by_name(parts) -> dict[str, float]:
+    """The mean of each name over the mappings in `parts` that have it."""
+    totals: dict[str, list[float]] = {}
+    for part in parts:
+        for name, value in part.items():
+            entry = totals.setdefault(name, [0.0, 0])
+            entry[0] += value
+            entry[1] += 1
+    return {name: s / n for name, (s, n) in totals.items()}
 
 
 @dataclass(frozen=True)
@@ -93,6 +117,11 @@ class CaseResult:
         return sum(s.prompt_tokens + s.completion_tokens for s in self.samples)
 
     @property
+    def metrics(self) -> dict[str, float]:
+        """Per named metric, its score averaged over the samples that were scored."""
+        return _mean_by_name(metric_scores(s.checks) for s in self.samples if s.error is None)
+
+    @property
     def cost(self) -> float:
         return sum(s.cost for s in self.samples)
 
@@ -105,6 +134,7 @@ class CaseResult:
             "score": self.score,
             "passed": self.passed,
             "error": self.error,
+            **({"metrics": metrics} if (metrics := self.metrics) else {}),
             "samples": [_sample_dict(s) for s in self.samples],
         }
 
@@ -165,6 +195,11 @@ class SuiteResult:
         return sum(c.cost for c in self.cases)
 
     @property
+    def metrics(self) -> dict[str, float]:
+        """Per named metric, the mean over the cases that did not error and have it."""
+        return _mean_by_name(c.metrics for c in self.scored)
+
+    @property
     def below_min(self) -> bool:
         return self.min_score is not None and self.score is not None and self.score < self.min_score
 
@@ -183,6 +218,7 @@ class SuiteResult:
             "seconds": self.seconds,
             "min_score": self.min_score,
             "notes": list(self.notes),
+            **({"metrics": metrics} if (metrics := self.metrics) else {}),
             "cases": [c.to_dict() for c in self.cases],
         }
 

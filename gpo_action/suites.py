@@ -15,8 +15,10 @@ A suite file (YAML) names its prompt, default assertions and cases:
 `suites:`).
 Paths stored in `Suite` (`path`, `prompt`) are relative to the repository root (POSIX form) when
 inside it, absolute otherwise; `root / suite.prompt` opens the template either way.
-Every path a suite names (its prompt, case files and globs, a `replay/` model's file), and every
-suite file gpo.yaml's `suites:` names, stays inside the repository's working tree (`containment`).
+Every path a suite names (its prompt, case files and globs, a `replay/` model's file, `file://`
+references), and every suite file gpo.yaml's `suites:` names, stays inside the repository's
+working tree (`containment`). A var, `expected` or assertion value written `file://path` is read
+from that file at load (`filerefs`); a case's default id hashes its vars as written.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from gpo_action.casefiles import CASE_FILE_SUFFIXES, CaseRecord, find_case_files
 from gpo_action.config import SECRET_HINTS, Config, ModelSpec
 from gpo_action.containment import Origin, contain, contain_glob, tree_root
 from gpo_action.errors import ConfigError, SuiteError
+from gpo_action.filerefs import RefPlace, load_value, load_var
 from gpo_action.llm.types import ModelConfig, canonical_json
 from gpo_action.yamlsource import Loc, YamlDoc, load_yaml, validation_error
 
@@ -51,6 +54,7 @@ class Case:
     asserts: tuple[Assertion, ...] = ()       # the case's own assertions, suite defaults added at load
     source: str = ""                          # "evals/x.yaml:12" or "evals/cases.jsonl:3", for messages
     description: str = ""
+    threshold: float | None = None            # the case passes when its score >= this (overrides the suite's)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,7 @@ class Case:
             "asserts": [a.model_dump(mode="json") for a in self.asserts],
             "source": self.source,
             "description": self.description,
+            "threshold": self.threshold,
         }
 
     @classmethod
@@ -71,6 +76,7 @@ class Case:
             asserts=tuple(Assertion.model_validate(a) for a in data.get("asserts", ())),
             source=data.get("source", ""),
             description=data.get("description", ""),
+            threshold=data.get("threshold"),
         )
 
 
@@ -116,6 +122,7 @@ class CaseSpec(BaseModel):
     vars: dict[str, Any] = Field(description="template variables")
     expected: Any = Field(default=None, description="reference answer, available to assertions as `expected`")
     asserts: list[Assertion] = Field(default_factory=list, alias="assert", description="this case's assertions")
+    threshold: float | None = Field(default=None, ge=0, le=1, description="the case passes when its weighted score reaches this (overrides the suite's)")
 
     @model_validator(mode="before")
     @classmethod
@@ -160,6 +167,8 @@ class _Draft:
     asserts: tuple[Assertion, ...]
     file: str               # display path
     line: int | None
+    written: dict[str, Any]  # vars as written (file:// references unread): the default id hashes these
+    threshold: float | None = None
 
 
 def load_suite(path: str | Path, root: str | Path, *, env: Mapping[str, str] | None = None,
@@ -188,7 +197,9 @@ def load_suite(path: str | Path, root: str | Path, *, env: Mapping[str, str] | N
     prompt = _resolve_prompt(spec.prompt, file, root, tree, doc)
     if spec.model is not None:
         spec.model.contain_replay(root, tree, Origin(shown, doc.line_of(("model",)), "model", SuiteError))
-    defaults = tuple(spec.asserts)
+    place = RefPlace(root, file.parent, tree, shown)
+    defaults = tuple(_load_assertion(a, f"assert.{j}.value", doc.line_of(("assert", j, "value")), place)
+                     for j, a in enumerate(spec.asserts))
     for j, assertion in enumerate(defaults):
         _validate_assertion(assertion, shown, doc.line_of(("assert", j)), f"assert.{j}")
 
@@ -197,7 +208,7 @@ def load_suite(path: str | Path, root: str | Path, *, env: Mapping[str, str] | N
         if isinstance(item, dict) and "file" in item:
             drafts.extend(_file_cases(item, i, file, root, tree, doc))
         else:
-            drafts.append(_inline_case(item, i, doc))
+            drafts.append(_inline_case(item, i, doc, place))
     if not drafts:
         raise SuiteError("the suite has no cases", shown, doc.line_of(("cases",)),
                          hint="add `vars:` entries under `cases:` or a `file:` with rows")
@@ -231,7 +242,25 @@ def _resolve_prompt(prompt: str, suite_file: Path, root: Path, tree: Path, doc: 
                      hint="the path is relative to the repository root (the directory of gpo.yaml) or to the suite file")
 
 
-def _inline_case(item: Any, index: int, doc: YamlDoc) -> _Draft:
+def _load_assertion(assertion: Assertion, key: str, line: int | None, place: RefPlace) -> Assertion:
+    value = load_value(assertion.value, key, line, place)
+    return assertion if value is assertion.value else assertion.model_copy(update={"value": value})
+
+
+def _draft(spec: CaseSpec, key: str, line_of, place: RefPlace, line: int | None) -> _Draft:
+    """A validated case with its file:// references read; `line_of(loc)` finds a part's line
+    (`loc` relative to the case)."""
+    vars = {name: load_var(value, f"{key}vars.{name}", line_of(("vars", name)), place) for name, value in spec.vars.items()}
+    expected = load_value(spec.expected, f"{key}expected", line_of(("expected",)), place)
+    asserts = tuple(_load_assertion(a, f"{key}assert.{j}.value", line_of(("assert", j, "value")), place)
+                    for j, a in enumerate(spec.asserts))
+    for j, assertion in enumerate(asserts):
+        _validate_assertion(assertion, place.shown, line_of(("assert", j)), f"{key}assert.{j}")
+    return _Draft(spec.id, spec.description or "", vars, expected, asserts, place.shown, line, dict(spec.vars),
+                  spec.threshold)
+
+
+def _inline_case(item: Any, index: int, doc: YamlDoc, place: RefPlace) -> _Draft:
     loc: Loc = ("cases", index)
     if not isinstance(item, dict):
         raise SuiteError(f"cases.{index}: a case must be a mapping with `vars:` (or `file:`), found {type(item).__name__}",
@@ -241,10 +270,7 @@ def _inline_case(item: Any, index: int, doc: YamlDoc) -> _Draft:
     except ValidationError as exc:
         raise validation_error(exc, path=doc.path, error=SuiteError, model=CaseSpec,
                                line_of=doc.line_of, prefix=loc) from None
-    for j, assertion in enumerate(spec.asserts):
-        _validate_assertion(assertion, doc.path, doc.line_of(loc + ("assert", j)), f"cases.{index}.assert.{j}")
-    return _Draft(spec.id, spec.description or "", spec.vars, spec.expected, tuple(spec.asserts),
-                  doc.path, doc.line_of(loc))
+    return _draft(spec, f"cases.{index}.", lambda part: doc.line_of(loc + part), place, doc.line_of(loc))
 
 
 def _file_cases(item: dict, index: int, suite_file: Path, root: Path, tree: Path, doc: YamlDoc) -> list[_Draft]:
@@ -265,18 +291,17 @@ def _file_cases(item: dict, index: int, suite_file: Path, root: Path, tree: Path
             raise SuiteError(f"cases.{index}.file: cannot read {case_file.name!r} as cases", doc.path, line,
                              hint="case files are .jsonl or .csv")
         shown = display_path(case_file, root)
-        drafts.extend(_record_case(record, shown) for record in read_case_file(case_file, shown))
+        place = RefPlace(root, suite_file.parent, tree, shown)
+        drafts.extend(_record_case(record, place) for record in read_case_file(case_file, shown))
     return drafts
 
 
-def _record_case(record: CaseRecord, shown: str) -> _Draft:
+def _record_case(record: CaseRecord, place: RefPlace) -> _Draft:
     try:
         spec = CaseSpec.model_validate(record.data)
     except ValidationError as exc:
-        raise validation_error(exc, path=shown, error=SuiteError, model=CaseSpec, line=record.line) from None
-    for j, assertion in enumerate(spec.asserts):
-        _validate_assertion(assertion, shown, record.line, f"assert.{j}")
-    return _Draft(spec.id, spec.description or "", spec.vars, spec.expected, tuple(spec.asserts), shown, record.line)
+        raise validation_error(exc, path=place.shown, error=SuiteError, model=CaseSpec, line=record.line) from None
+    return _draft(spec, "", lambda part: record.line, place, record.line)
 
 
 def _validate_assertion(assertion: Assertion, shown: str, line: int | None, key: str) -> None:
@@ -293,7 +318,7 @@ def _settle(drafts: list[_Draft], defaults: tuple[Assertion, ...]) -> tuple[Case
     cases: list[Case] = []
     used: set[str] = set()
     for draft in drafts:
-        base = draft.id if draft.id is not None else case_hash(draft.vars)
+        base = draft.id if draft.id is not None else case_hash(draft.written)
         case_id, n = base, 1
         while case_id in used:
             n += 1
@@ -306,7 +331,7 @@ def _settle(drafts: list[_Draft], defaults: tuple[Assertion, ...]) -> tuple[Case
                                  hint="give it `expected:`, or `assert:` on the case or the suite")
             asserts = (DEFAULT_ASSERTION,)
         source = f"{draft.file}:{draft.line}" if draft.line else draft.file
-        cases.append(Case(case_id, draft.vars, draft.expected, asserts, source, draft.description))
+        cases.append(Case(case_id, draft.vars, draft.expected, asserts, source, draft.description, draft.threshold))
     return tuple(cases)
 
 

@@ -103,9 +103,10 @@ def test_not_variant_flips(type_, value, output, passes):
 
 def test_levenshtein_score_and_threshold():
     verdict = check(Assertion(type="levenshtein", value="kitten"), "sitting")
-    assert verdict.score == pytest.approx(1 - 3 / 7)
+    assert verdict.score == 1.0  # promptfoo scores a levenshtein assertion 1 or 0, not by distance
     assert "distance 3" in verdict.reason
-    assert not check(Assertion(type="levenshtein", value="kitten", threshold=2), "sitting").passed
+    failed = check(Assertion(type="levenshtein", value="kitten", threshold=2), "sitting")
+    assert not failed.passed and failed.score == 0.0
 
 
 # -- shared steps ---------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ def test_checker_exception_becomes_failed_verdict(exploding_checker):
     "assertion, reason",
     [
         (Assertion(type="contains"), "contains needs a value"),
-        (Assertion(type="contains", value={"a": 1}), "needs a string value, got dict"),
+        (Assertion(type="contains", value={"a": 1}), "needs a string or a number as its value, got dict"),
         (Assertion(type="contains-any", value=[]), "needs at least one item"),
         (Assertion(type="regex", value="(unclosed"), "invalid regex pattern"),
         (Assertion(type="is-json", value={"type": "object", "minProperties": 1}), "not supported"),
@@ -348,8 +349,9 @@ PASS, FAIL, HALF = Verdict(True, 1.0), Verdict(False, 0.0), Verdict(True, 0.5)
         ([1, 1], [PASS, FAIL], None, 0.5, False),
         ([3, 1], [PASS, FAIL], None, 0.75, False),
         ([1, 0], [PASS, FAIL], None, 1.0, True),         # weight 0: reported only
-        ([0, 0], [PASS, HALF], None, 0.75, True),        # all 0: plain mean, all count for pass
-        ([0, 0], [PASS, FAIL], None, 0.5, False),
+        ([0, 0], [PASS, HALF], None, 0.0, True),         # all 0: score 0 (promptfoo), nothing fails it
+        ([0, 0], [PASS, FAIL], None, 0.0, True),
+        ([0, 0], [PASS, PASS], 0.5, 0.0, False),         # ... but a threshold still judges that score
         ([3, 1], [PASS, FAIL], 0.7, 0.75, True),         # threshold overrides individual passes
         ([1, 1], [PASS, PASS], 1.1, 1.0, False),
         ([0.1, 0.2], [PASS, PASS], 1.0, 1.0, True),      # float sums do not fail an exact threshold

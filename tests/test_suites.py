@@ -106,7 +106,7 @@ def test_unknown_case_key_names_file_and_line(root):
         """)
     err = suite_error(path, root)
     assert err.line == 6
-    assert str(err).startswith("evals/s.yaml:6: cases.1.expeted: unknown key (allowed: id, description, vars, expected, assert)")
+    assert str(err).startswith("evals/s.yaml:6: cases.1.expeted: unknown key (allowed: id, description, vars, expected, assert, threshold)")
 
 
 def test_suite_level_schema_errors(root):
