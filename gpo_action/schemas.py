@@ -35,6 +35,8 @@ def same_json(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b
+    if isinstance(a, str) and isinstance(b, str):  # a str subclass (filerefs.FileText) is a string too
+        return a == b
     return type(a) is type(b) and a == b
 
 
