@@ -71,6 +71,8 @@ class _Translator:
         self.groups = _count_groups(source)
         self.names = set(re.findall(r"\(\?<([A-Za-z_][A-Za-z0-9_]*)>", source))
         self.quantified = 0  # the last thing written: 1 a quantifier, 2 a lazy quantifier, 0 anything else
+        self.repeatable = False  # may a quantifier follow (not at the start, after | or (, nor after ^ $ \b \B (?<=)
+        self.opened: list[bool] = []  # per open group: is it a lookbehind (which JavaScript does not repeat)
 
     def fail(self, message: str) -> JsRegexError:
         return JsRegexError(f"{message} (at position {self.i} of the pattern)")
@@ -80,7 +82,9 @@ class _Translator:
         while self.i < len(src):
             ch = src[self.i]
             was_quantified, self.quantified = self.quantified, 0
+            repeatable, self.repeatable = self.repeatable, True
             if ch == "\\":
+                self.repeatable = src[self.i + 1:self.i + 2] not in ("b", "B")
                 self.escape()
             elif ch == "[":
                 self.char_class()
@@ -94,6 +98,8 @@ class _Translator:
                     continue
                 if was_quantified:
                     raise self.fail(f"nothing to repeat before {ch!r} (JavaScript has no possessive or double quantifiers)")
+                if not repeatable:
+                    raise self.fail(f"nothing to repeat before {ch!r} (JavaScript does not repeat ^, $, \\b, \\B or a lookbehind)")
                 match = _QUANTIFIER.match(src, self.i) if ch == "{" else None
                 self.out.append(match.group(0) if match else ch)
                 self.i = match.end() if match else self.i + 1
@@ -104,12 +110,19 @@ class _Translator:
             elif ch == "^":
                 self.out.append(f"(?:^|(?<=[{_TERMINATORS}]))" if "m" in self.flags else "^")
                 self.i += 1
+                self.repeatable = False
             elif ch == "$":
                 self.out.append(f"(?=[{_TERMINATORS}]|\\Z)" if "m" in self.flags else "\\Z")
                 self.i += 1
-            elif ch in "|)":
+                self.repeatable = False
+            elif ch == "|":
                 self.out.append(ch)
                 self.i += 1
+                self.repeatable = False
+            elif ch == ")":
+                self.out.append(ch)
+                self.i += 1
+                self.repeatable = not (self.opened.pop() if self.opened else False)
             else:
                 self.out.append(_char(ord(ch)))
                 self.i += 1
@@ -224,6 +237,9 @@ class _Translator:
 
     def group(self) -> None:
         src, i = self.src, self.i
+        self.repeatable = False
+        behind = src.startswith(("(?<=", "(?<!"), i)
+        self.opened.append(behind)
         if not src.startswith("(?", i):
             self.out.append("(")
             self.i += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -139,6 +140,7 @@ def test_regex_matches_as_javascript_does(pattern, output, passes):
     ("/hello/i", "/pattern/flags"), (r"\u{41}", "u flag"), (r"\A", "not an escape"), (r"end\Z", "not an escape"),
     (r"(?P<x>a)", "not a JavaScript group"), (r"a*+", "nothing to repeat"), (r"(a)\2", "octal"),
     (r"a(?i)b", "not a JavaScript group"), (r"[z-a]", "backwards"), (r"\p{L}", "u flag"), ("", "empty"),
+    (r"\b+", "does not repeat"), (r"^*a", "does not repeat"), (r"(?<=a)?b", "does not repeat"),
 ])
 def test_regex_constructs_outside_the_subset_are_refused(pattern, problem):
     with pytest.raises(ValueError, match=re.escape(problem)):
@@ -164,6 +166,40 @@ def test_regexes_keep_their_timeout():
     # catastrophic backtracking: the search gives up (a failed verdict), it does not hang
     verdict = check(Assertion(type="regex", value="^(a|aa)+$"), "a" * 40 + "b")
     assert not verdict.passed and "gave up" in verdict.reason
+
+
+RANDOM_ATOMS = ["a", "b", ".", "\\d", "\\w", "\\s", "\\b", "\\B", "[ab]", "[^a]", "[a-c]", "[\\d-]", "^", "$",
+                "(a|b)", "(?:ab)", "(?=a)", "(?!b)", "(?<=a)", "(?<!a)", "x{2}", "a{,2}", "é", "😀", "\\u00e9", "[^]",
+                "\\.", "\\n", "(?<n>a)", "\\W", "\\S", "\\D", "|", "[\\s]", "[\\w.]", "\\x41", "\\cJ", "(a)\\1", "}", "]"]
+RANDOM_QUANTIFIERS = ["", "", "", "*", "+", "?", "*?", "{1,2}", "{2,}"]
+RANDOM_TEXT = ["a", "A", "b", "é", "É", "😀", "\n", "\r", " ", "\u00a0", "1", "\u0663", "_", "-", ".", "\u2028", "{", "}"]
+
+
+@pytest.mark.parametrize("flags", ["", "i", "m", "s"])
+def test_random_patterns_match_as_node_does(flags):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the differential check against JavaScript's RegExp needs it")
+    rng = random.Random(16)
+    pairs = [("".join(rng.choice(RANDOM_ATOMS) + rng.choice(RANDOM_QUANTIFIERS) for _ in range(rng.randint(1, 4))),
+              "".join(rng.choice(RANDOM_TEXT) for _ in range(rng.randint(0, 6)))) for _ in range(1500)]
+    script = ("const d = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+              "process.stdout.write(JSON.stringify(d.map(([p, t]) => { try { return new RegExp(p, process.argv[1])"
+              ".test(t) } catch (e) { return null } })));")
+    answers = json.loads(subprocess.run([node, "-e", script, flags], input=json.dumps(pairs), capture_output=True,
+                                        text=True, check=True).stdout)
+    prefix = f"(?{flags})" if flags else ""
+    wrong, compared = [], 0
+    for (pattern, text), theirs in zip(pairs, answers):
+        try:
+            validate_assertion(Assertion(type="regex", value=prefix + pattern))
+        except ValueError:
+            continue  # refused: never a different verdict
+        compared += 1
+        ours = check(Assertion(type="regex", value=prefix + pattern), text).passed
+        if ours != theirs:  # theirs None: JavaScript refuses a pattern gpo-action accepted
+            wrong.append((pattern, text, theirs, ours))
+    assert compared > 500 and wrong == []
 
 
 def test_translation_is_a_python_pattern():
