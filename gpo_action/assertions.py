@@ -70,6 +70,7 @@ class Verdict:
     passed: bool
     score: float
     reason: str = ""
+    error: bool = False   # the checker raised: the case fails whatever its weights and threshold (promptfoo's rule)
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def check(assertion: Assertion, output: str, vars: Mapping[str, Any] | None = No
     try:
         verdict = spec(output, value, assertion)
     except Exception as exc:  # promptfoo's rule: a failing checker is a failed assertion, not a crash
-        return Verdict(False, 0.0, f"{assertion.type} error: {exc}")
+        return Verdict(False, 0.0, f"{assertion.type} error: {exc}", error=True)
     return flip(verdict, base) if inverse else verdict
 
 
@@ -437,7 +438,9 @@ def score_case(assertions: Iterable[Assertion], verdicts: Iterable[Verdict], thr
     """Weighted mean of the scores, and whether the case passes, as promptfoo computes them.
 
     Weight 0 means reported only: it never fails the case. When every weight is 0 the score is 0.
-    Passed = every assertion of weight > 0 passed; with a threshold, score >= threshold instead."""
+    Passed = every assertion of weight > 0 passed; with a threshold, score >= threshold instead.
+    A checker that raised (`Verdict.error`) fails the case in every case, as a throwing assertion
+    makes promptfoo's test an error."""
     assertions, verdicts = list(assertions), list(verdicts)
     if not verdicts:
         raise ValueError("score_case needs at least one assertion")
@@ -448,6 +451,8 @@ def score_case(assertions: Iterable[Assertion], verdicts: Iterable[Verdict], thr
         total_score += v.score * a.weight
         total_weight += a.weight
     score = total_score / total_weight if total_weight > 0 else 0.0
+    if any(v.error for v in verdicts):
+        return score, False
     if threshold is not None:
         return score, score >= threshold
     return score, all(v.passed for a, v in zip(assertions, verdicts) if a.weight != 0)

@@ -207,7 +207,7 @@ def exploding_checker():
 def test_checker_exception_becomes_failed_verdict(exploding_checker):
     for type_ in (exploding_checker, f"not-{exploding_checker}"):
         verdict = check(Assertion(type=type_), "output")
-        assert verdict == Verdict(False, 0.0, f"{type_} error: boom")
+        assert verdict == Verdict(False, 0.0, f"{type_} error: boom", error=True)
 
 
 @pytest.mark.parametrize(

@@ -363,6 +363,11 @@ def test_weights_and_threshold_as_promptfoo_aggregates():
     assert score_case(a, [ok, bad], 0.8) == (0.75, False)
     zero = [Assertion(type="contains", value="x", weight=0)]
     assert score_case(zero, [bad]) == (0.0, True)
+    # a checker that raised fails the case even at weight 0 or under a met threshold
+    broken = check(Assertion(type="contains-any", value="{{ v }}"), "out", {"v": '"unclosed'})
+    assert broken.error and "unterminated" in broken.reason
+    assert score_case(zero, [broken]) == (0.0, False)
+    assert score_case(a, [ok, broken], 0.7) == (0.75, False)
     assert metric_scores([]) == {}
 
 
