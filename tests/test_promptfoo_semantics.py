@@ -149,17 +149,15 @@ def test_regex_constructs_outside_the_subset_are_refused(pattern, problem):
 
 def test_a_refused_regex_names_the_suite_file_and_line(tmp_path):
     write(tmp_path / "prompts" / "p.j2", "Q: {{ q }}\n")
-    suite = write(tmp_path / "evals" / "s.yaml", """\
-        prompt: prompts/p.j2
-        cases:
-          - vars: {q: a}
-            assert:
-              - {type: contains, value: a}
-              - {type: regex, value: '\\Z'}
-        """)
+    write(tmp_path / "evals" / "cases.jsonl", '{"q": "a", "expected": "a"}\n{"q": "b", "assert": [{"type": "regex", "value": "(?P<x>b)"}]}\n')
+    suite = write(tmp_path / "evals" / "s.yaml", "prompt: prompts/p.j2\nassert: [{type: regex, value: '\\A'}]\ncases: [{vars: {q: a}}]\n")
     with pytest.raises(SuiteError) as info:
         load_suite(suite, tmp_path)
-    assert str(info.value).startswith("evals/s.yaml:6: cases.0.assert.1: ") and "\\Z" in str(info.value)
+    assert str(info.value).startswith("evals/s.yaml:2: assert.0: ") and "\\A is not an escape" in str(info.value)
+    write(suite, "prompt: prompts/p.j2\ncases: [{file: cases.jsonl}]\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(suite, tmp_path)
+    assert str(info.value).startswith("evals/cases.jsonl:2: assert.0: ") and "not a JavaScript group" in str(info.value)
 
 
 def test_regexes_keep_their_timeout():
