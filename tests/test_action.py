@@ -366,18 +366,25 @@ def _composite_steps() -> list[dict]:
     return yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"]
 
 
-def test_composite_action_installs_the_pins_and_this_checkout_then_runs_the_entry_point():
+def test_composite_action_restores_its_venv_installs_what_is_missing_saves_it_then_runs_the_entry_point():
     steps = _composite_steps()
     uses = [s["uses"].split("@")[0] for s in steps if "uses" in s]
-    assert uses == ["actions/setup-python", "actions/cache"]
+    assert uses == ["actions/setup-python", "actions/cache/restore", "actions/cache/save"]
     assert steps[0]["with"]["update-environment"] is False          # the job's own python stays first on PATH
-    pins, cache, install, run = steps[1:]
-    assert "requirements-action.txt" in pins["run"] and "hashlib.sha256" in pins["run"]
-    assert cache["with"] == {"path": "${{ steps.pins.outputs.dir }}", "key": "${{ steps.pins.outputs.key }}"}
-    assert '-r "$GITHUB_ACTION_PATH/requirements-action.txt"' in install["run"]
-    assert '--no-deps "$GITHUB_ACTION_PATH"' in install["run"]
+    key, restore, install, save, run = steps[1:]
+    script = '"$PYTHON" "$GITHUB_ACTION_PATH/action/venv.py"'
+    assert key["id"] == "venv" and key["run"] == f"{script} key"
+    assert key["env"]["PYTHON"] == install["env"]["PYTHON"] == "${{ steps.python.outputs.python-path }}"
+    assert restore["with"] == {"path": "${{ steps.venv.outputs.path }}", "key": "${{ steps.venv.outputs.key }}",
+                               "restore-keys": "${{ steps.venv.outputs.restore-key }}"}
+    assert install["run"] == f"{script} install"
+    assert install["env"]["GPO_ACTION_VENV"] == "${{ steps.venv.outputs.path }}"
+    # saved before gpo-action runs (a failing check still saves it), and only when not restored as is
+    assert save["if"] == f"steps.{restore['id']}.outputs.cache-hit != 'true'"
+    assert save["with"] == {"path": "${{ steps.venv.outputs.path }}", "key": "${{ steps.venv.outputs.key }}"}
+    assert run["env"]["GPO_ACTION_BIN"] == "${{ steps.install.outputs.bin }}" and install["id"] == "install"
     assert run["run"].endswith("gpo-action\" action")
-    assert "${{" not in install["run"] + run["run"]                  # values reach scripts as env, never as code
+    assert "${{" not in key["run"] + install["run"] + run["run"]     # values reach scripts as env, never as code
     action = yaml.safe_load((ROOT / "action.yml").read_text())
     assert {name: o["value"] for name, o in action["outputs"].items()} == {
         name: f"${{{{ steps.run.outputs.{name} }}}}" for name in OUTPUTS}
