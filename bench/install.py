@@ -1,6 +1,6 @@
 """The Action's install step, composite against Docker, without Docker or GitHub.
 
-    python bench/install.py              # 3 runs of each recipe, alternating; about 15 minutes on 2 cores
+    python bench/install.py              # 3 runs of each recipe, alternating; about 35 minutes on 2 shared cores
     python bench/install.py --runs 2 --only venv-hit,venv-package
 
 Every recipe starts where a fresh runner starts: no venv, and a copy of the action's checkout as
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                 show("warm-up", f"pip-cache, filling its pip cache: {r.pip(r.pip_cache).line()}")
                 cached = _size(r.pip_cache)
                 show("pip_cache", f"{cached / 1e6:.1f} MB after the warm-up"
-                     + ("" if cached else ": pip cached nothing (every file came from a local path), so warm = cold here"))
+                     + ("" if cached else ": pip cached nothing, so its warm run is no warmer than docker here"))
             if "uv" in chosen:
                 show("warm-up", f"uv, filling its cache: {r.uv_install().line()}")
                 show("uv_cache", f"{_size(r.uv_cache) / 1e6:.1f} MB after the warm-up")
