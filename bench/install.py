@@ -266,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             r = Runner(args.python, Path(tmp), tuple(args.pip_arg), args.uv)
             if args.pip_arg:
                 show("pip_args", " ".join(args.pip_arg))
-            if {"venv-hit", "venv-package", "venv-miss"} & set(chosen):
+            if "venv-package" in chosen:
                 show("warm-up", f"venv-miss, saving the older checkout's venv: {r.miss(r.older, r.older_archive).line()}")
+            if {"venv-hit", "venv-package", "venv-miss"} & set(chosen):
                 show("warm-up", f"venv-miss, saving this checkout's venv: {r.miss().line()}")
                 show("archive", f"{r.archive.stat().st_size / 1e6:.1f} MB (zstd) of a {_venv_size(r)} venv: "
                                 "the download a hit adds, not measured here")
