@@ -186,7 +186,8 @@ class Runner:
 
     def install(self, action: Path) -> subprocess.CompletedProcess:
         self.output.write_text("")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV"))}
+        # a runner's step has no PYTHONPATH: one naming a gpo-action checkout would shadow the tiny package
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHONPATH"))}
         env.update(GITHUB_ACTION_PATH=str(action), RUNNER_TEMP=str(self.temp), RUNNER_OS="Linux",
                    RUNNER_ARCH="X64", GPO_ACTION_VENV=str(self.venv), GITHUB_OUTPUT=str(self.output),
                    PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
