@@ -143,14 +143,15 @@ def test_two_processes_write_the_same_cache_at_once(tmp_path):
         assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
 
 
-def test_the_cache_stores_text_and_usage_only(tmp_path):
+def test_the_cache_stores_text_usage_and_figures_only(tmp_path):
     path = tmp_path / "c.sqlite"
     with ResponseCache(path) as cache:
         cache.put(request_key(ask("hi")), LLMResponse(text="hello", prompt_tokens=1, completion_tokens=1))
     with sqlite3.connect(path) as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(responses)")]
         rows = db.execute("SELECT * FROM responses").fetchall()
-    assert columns == ["key", "text", "prompt_tokens", "completion_tokens", "cost", "created"]
+    assert columns == ["key", "text", "prompt_tokens", "completion_tokens", "cost", "created", "seconds",
+                       "finish_reason"]
     assert "sk-one" not in json.dumps(rows)
 
 

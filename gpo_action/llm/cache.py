@@ -4,7 +4,8 @@ Key: `request_key(request)`, the sha256 of `canonical_json` of {model name, mess
 params, sample index}; secrets (`SECRET_PARAMS`) and transport knobs never enter it. An embedding
 is keyed by `embedding_key(model, text)` ({"kind": "embedding", model, params, text}) and stored
 as the JSON of its vector in the text column. A row holds
-only the response text and its usage (tokens, cost), never params. Errors are never stored.
+only the response text, its usage (tokens, cost) and its own figures (latency in seconds, finish
+reason: a cached answer reports the latency it first took, never 0), never params. Errors are never stored.
 
 The file is in WAL mode with a busy timeout, so a CI job and a local run (or two workers) can
 read and write it together. Its schema is an ordered list of migrations recorded in
@@ -47,7 +48,8 @@ _SQLITE_LOCKED = 6
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 _BATCH = 500
-_INSERT = "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT = ("INSERT OR REPLACE INTO responses (key, text, prompt_tokens, completion_tokens, cost, created, seconds,"
+           " finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 log = logging.getLogger("gpo_action.llm.cache")
 
@@ -94,6 +96,13 @@ def create_responses(db: sqlite3.Connection) -> None:
 
 class CacheMergeError(Exception):
     """A cache that cannot be merged in (`ResponseCache.merge_from`); the message names it."""
+
+
+@migration
+def add_response_figures(db: sqlite3.Connection) -> None:
+    """The answer's latency and finish reason (rows from before read as 0 and None)."""
+    db.execute("ALTER TABLE responses ADD COLUMN seconds REAL NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE responses ADD COLUMN finish_reason TEXT")
 
 
 class CacheCorruptError(Exception):
@@ -148,11 +157,11 @@ class ResponseCache:
         if response.error is not None or response.text is None or self.disabled:
             return
         row = (key, scrub(response.text), int(response.prompt_tokens), int(response.completion_tokens),
-               float(response.cost), time.time())
+               float(response.cost), time.time(), float(response.seconds), response.finish_reason)
         if self.writable and self._guarded(lambda db: db.execute(_INSERT, row) is not None, False, "written"):
             return
         self._unsaved[key] = LLMResponse(text=row[1], prompt_tokens=row[2], completion_tokens=row[3],
-                                         cost=row[4], cached=True)
+                                         cost=row[4], cached=True, seconds=row[6], finish_reason=row[7])
 
     def merge_from(self, source: str | os.PathLike[str]) -> int:
         """Add the rows of the cache file `source` that this one lacks (a key already here is kept:
@@ -218,11 +227,12 @@ class ResponseCache:
             chunk = keys[start:start + _BATCH]
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
-                f"SELECT key, text, prompt_tokens, completion_tokens, cost FROM responses WHERE key IN ({marks})", chunk
+                "SELECT key, text, prompt_tokens, completion_tokens, cost, seconds, finish_reason"
+                f" FROM responses WHERE key IN ({marks})", chunk
             )
-            for key, text, prompt_tokens, completion_tokens, cost in rows:
+            for key, text, prompt_tokens, completion_tokens, cost, seconds, reason in rows:
                 found[key] = LLMResponse(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                                         cost=cost, cached=True)
+                                         cost=cost, cached=True, seconds=seconds, finish_reason=reason)
         return found
 
     def _guarded(self, operation: Callable[[sqlite3.Connection], T], default: T, doing: str) -> T:

@@ -386,7 +386,7 @@ class LLMClient(EmbeddingMixin):
         params = request.merged_params()
         remember_params(params)  # a key given in code is scrubbed from what the answer echoes, too
         started = self._clock()
-        candidates: list[tuple[str, int, int, float]] = []  # text, prompt tokens, completion tokens, cost
+        candidates: list[tuple[str, int, int, float, str | None]] = []  # text, tokens in, out, cost, finish reason
 
         async def step() -> bool:
             candidates.extend(await self._attempt(job, params, wanted - len(candidates), len(candidates)))
@@ -396,8 +396,9 @@ class LLMClient(EmbeddingMixin):
         attempts, error = tries.attempts, tries.error
         seconds = self._clock() - started
         responses = [
-            LLMResponse(text=text, prompt_tokens=p, completion_tokens=c, cost=cost, attempts=attempts, seconds=seconds)
-            for text, p, c, cost in candidates
+            LLMResponse(text=text, prompt_tokens=p, completion_tokens=c, cost=cost, attempts=attempts, seconds=seconds,
+                        finish_reason=reason)
+            for text, p, c, cost, reason in candidates
         ]
         if len(responses) < wanted:
             error = error or ProviderError("no response was produced")
@@ -410,17 +411,19 @@ class LLMClient(EmbeddingMixin):
             responses.extend([failed] * (wanted - len(responses)))
         return responses
 
-    async def _attempt(self, job: _Job, params: dict[str, Any], n: int, offset: int) -> list[tuple[str, int, int, float]]:
+    async def _attempt(self, job: _Job, params: dict[str, Any], n: int,
+                       offset: int) -> list[tuple[str, int, int, float, str | None]]:
         """One provider call for up to `n` candidates; every failure is raised as a ProviderError."""
         request = job.request
         raw = await self._call(lambda: job.provider.acomplete(request.messages, params, n, self.timeout,
                                                               sample=request.sample + offset, tag=request.tag))
         cost = self._account(request.model.name, raw.prompt_tokens, raw.completion_tokens, raw.cost)
-        texts = [t for t in raw.texts if isinstance(t, str)][:n]
-        if not texts:
+        reasons = list(getattr(raw, "finish_reasons", None) or [])
+        answers = [(t, reasons[i] if i < len(reasons) else None) for i, t in enumerate(raw.texts) if isinstance(t, str)][:n]
+        if not answers:
             raise BadResponse("the provider returned no completion")
-        shares = split_usage(raw.prompt_tokens, raw.completion_tokens, cost, len(texts))
-        return [(text, *share) for text, share in zip(texts, shares)]
+        shares = split_usage(raw.prompt_tokens, raw.completion_tokens, cost, len(answers))
+        return [(text, *share, reason) for (text, reason), share in zip(answers, shares)]
 
     async def _retry(self, limit: CallLimit | None, step: Callable[[], Awaitable[bool]]) -> Tries:
         """`retries.retry` with this client's settings: each dispatch counts in `usage.calls`, and

@@ -3,6 +3,7 @@
 plumbing, and a stand-in needs only these methods.
 
     Completer          evaluate: complete(requests, on_result) -> one response per request, in order
+    Embedder           evaluate, for `similar` and `answer-relevance`: embed(model, texts) -> vectors
     BudgetedCompleter  optimize: also a CallLimit per batch, n candidates per request, the cache
                        peek, provider capabilities, embeddings and the counters the budget reads
 
@@ -27,6 +28,12 @@ class Completer(Protocol):
     as each is known. A failure is a response with `error` set, never an exception."""
 
     def complete(self, requests: Sequence[LLMRequest], on_result: OnResult | None = None) -> list[LLMResponse]: ...
+
+
+class Embedder(Protocol):
+    """Embeds texts (one vector per text, in order); raises ProviderError when it cannot."""
+
+    def embed(self, model: ModelConfig, texts: Sequence[str]) -> list[list[float]]: ...
 
 
 class BudgetedCompleter(Protocol):

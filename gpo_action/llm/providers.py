@@ -47,6 +47,7 @@ class RawCompletion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = 0.0
+    finish_reasons: list[str | None] = field(default_factory=list)  # per text; shorter: not told
 
 
 @dataclass(frozen=True)
@@ -237,16 +238,18 @@ class LiteLLMProvider:
             response = await litellm.acompletion(model=self.model, messages=[dict(m) for m in messages], **kwargs)
         except Exception as error:  # noqa: BLE001  (the one boundary where litellm errors are mapped)
             raise map_litellm_error(error, params) from None
-        texts = [getattr(choice.message, "content", None) for choice in getattr(response, "choices", None) or []]
-        texts = [text for text in texts if isinstance(text, str) and text.strip()]
-        if not texts:
+        answers = [(choice_text(choice), getattr(choice, "finish_reason", None))
+                   for choice in getattr(response, "choices", None) or []]
+        answers = [(text, reason) for text, reason in answers if isinstance(text, str) and text.strip()]
+        if not answers:
             raise BadResponse(f"{self.model} returned no completion text")
         usage = getattr(response, "usage", None)
         return RawCompletion(
-            texts=texts,
+            texts=[text for text, _ in answers],
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             cost=self._cost(litellm, response),
+            finish_reasons=[str(reason) if reason else None for _, reason in answers],
         )
 
     async def aembed(self, texts: Sequence[str], params: Mapping[str, Any], timeout: float) -> RawEmbedding:
@@ -281,6 +284,23 @@ class LiteLLMProvider:
                 cost = None
         self._priced = cost is not None
         return float(cost) if cost is not None else None
+
+
+def choice_text(choice: Any) -> str | None:
+    """A choice's text; a reply that only calls tools is its `tool_calls` as JSON (OpenAI's shape,
+    as promptfoo shows it), so `is-valid-openai-tools-call` can grade it and the cache can keep it."""
+    message = getattr(choice, "message", None)
+    content = getattr(message, "content", None)
+    if isinstance(content, str) and content.strip():
+        return content
+    calls = getattr(message, "tool_calls", None) or []
+    shaped = []
+    for call in calls:
+        function = getattr(call, "function", None)
+        shaped.append({"id": getattr(call, "id", None), "type": getattr(call, "type", None) or "function",
+                       "function": {"name": getattr(function, "name", None),
+                                    "arguments": getattr(function, "arguments", None)}})
+    return json.dumps(shaped, ensure_ascii=False) if shaped else content
 
 
 def map_litellm_error(error: BaseException, params: Mapping[str, Any]) -> ProviderError:

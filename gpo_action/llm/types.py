@@ -54,9 +54,10 @@ class LLMResponse:
     cost: float = 0.0
     cached: bool = False
     attempts: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the provider call's own latency, kept by the cache for a cached answer
     error: str | None = None
     error_type: str | None = None
+    finish_reason: str | None = None  # the provider's ("stop", "length", "tool_calls", ...); None: not told
 
     @property
     def ok(self) -> bool:

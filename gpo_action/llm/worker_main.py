@@ -107,7 +107,8 @@ class Server:
                 job["messages"], params, int(job.get("n") or 1), float(job["timeout"]),
                 sample=int(job.get("sample") or 0), tag=str(job.get("tag") or ""))
             self.send({"id": ident, "ok": {"texts": raw.texts, "prompt_tokens": raw.prompt_tokens,
-                                           "completion_tokens": raw.completion_tokens, "cost": raw.cost}})
+                                           "completion_tokens": raw.completion_tokens, "cost": raw.cost,
+                                           "finish_reasons": raw.finish_reasons}})
         except asyncio.CancelledError:
             return
         except Exception as error:  # noqa: BLE001  (every failure goes back to the parent as data)

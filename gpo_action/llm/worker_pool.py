@@ -163,7 +163,8 @@ class WorkerPool:
             raise rebuild_error(reply["error"])
         ok = reply["ok"]
         return RawCompletion(texts=list(ok.get("texts") or []), prompt_tokens=int(ok.get("prompt_tokens") or 0),
-                             completion_tokens=int(ok.get("completion_tokens") or 0), cost=ok.get("cost"))
+                             completion_tokens=int(ok.get("completion_tokens") or 0), cost=ok.get("cost"),
+                             finish_reasons=list(ok.get("finish_reasons") or []))
 
     def close(self) -> None:
         """Stop every worker now. Synchronous, so it also works on an interrupted loop; the
