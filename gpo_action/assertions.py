@@ -14,6 +14,11 @@ Errors (a raising checker, a failed extraction, a value that cannot render) are 
 prompt (`rubric_messages()`) and grades the reply (`parse_rubric()`); it imports this module, not
 the reverse. `score_case()` aggregates the verdicts of a case (weights, threshold).
 Code assertions (`javascript`, `python`) are refused: nothing from a pull request is executed.
+A checker registered with `facts=True` is also given the response's own figures (`ResponseFacts`:
+latency, cost, finish reason, declared tools, embeddings); one with a `judge` (a `Judge`: prompt
+builder and reply parser) is graded by the judge model as llm-rubric is; one with `embeds` names the
+texts whose embeddings it needs. The other promptfoo types register from their own modules
+(`textmetrics`, `responsechecks`, `jsontext`, `toolcalls`, `graders`, `similar`), imported at the end.
 User regexes (`regex`, `extract`) run through `gpo_action.patterns`: bounded input, and a timeout.
 
 Same-named types mean what they mean in promptfoo (its 0.121 source, checked by
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -74,15 +79,56 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class ResponseFacts:
+    """What a checker registered with `facts=True` may read besides the output text: the response's
+    own figures (a cached answer keeps the ones it first had), the case's vars, the tools the
+    prompt file declares (`params.tools`, `params.functions`) and the embeddings of `embeds` texts."""
+
+    prompt: str = ""  # the last user message the model was asked
+    latency_ms: float | None = None
+    cost: float | None = None
+    finish_reason: str | None = None
+    cached: bool = False
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    tools: tuple[Mapping[str, Any], ...] = ()
+    functions: tuple[Mapping[str, Any], ...] = ()
+    embeddings: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+
+class JudgeReplyError(ValueError):
+    """A judge reply that does not have the form its prompt asked for."""
+
+
+@dataclass(frozen=True)
+class Judge:
+    """How a judge-graded type asks (`prompt(output, value, assertion, facts) -> messages`) and
+    grades the reply (`parse(text, assertion, facts) -> Verdict`, before `not-`; a reply it cannot
+    read raises `JudgeReplyError`, which the case reports as an error, not a fail). `needs_value`:
+    a missing value fails the assertion without a judge call. `embeds(reply, facts)`: texts to
+    embed before `parse` reads them in `facts.embeddings` (answer-relevance)."""
+
+    prompt: Callable[[str, Any, Assertion, ResponseFacts], tuple[dict, ...]]
+    parse: Callable[[str, Assertion, ResponseFacts], Verdict]
+    needs_value: bool = True
+    embeds: Callable[[str, ResponseFacts], list[str]] | None = None
+
+
+@dataclass(frozen=True)
 class Checker:
     """A registered checker and what the registry knows about it."""
 
     name: str
-    fn: Callable[[str, Any, Assertion], Verdict]
+    fn: Callable[..., Verdict]
     needs_llm: bool = False
     defaults_to_expected: bool = True  # a missing `value` takes the case's `expected`
+    facts: bool = False  # fn(output, value, assertion, facts: ResponseFacts)
+    judge: Judge | None = None  # for needs_llm; None: llm-rubric's (gpo_action.rubric)
+    embeds: Callable[[str, Any, Assertion], list[str]] | None = None  # texts to embed (models.embedding)
+    validate: Callable[[Assertion], None] | None = None  # load-time check (ValueError naming the problem)
 
-    def __call__(self, output: str, value: Any, assertion: Assertion) -> Verdict:
+    def __call__(self, output: str, value: Any, assertion: Assertion, facts: ResponseFacts | None = None) -> Verdict:
+        if self.facts:
+            return self.fn(output, value, assertion, facts or ResponseFacts())
         return self.fn(output, value, assertion)
 
 
@@ -91,13 +137,17 @@ CHECKERS: Registry[Checker] = Registry(
     taken="a checker named {name!r} is already registered")
 
 
-def checker(name: str, needs_llm: bool = False, *, defaults_to_expected: bool = True):
-    """Register `fn(output, value, assertion) -> Verdict` under a promptfoo type name."""
+def checker(name: str, needs_llm: bool = False, *, defaults_to_expected: bool = True, facts: bool = False,
+            judge: Judge | None = None, embeds: Callable[[str, Any, Assertion], list[str]] | None = None,
+            validate: Callable[[Assertion], None] | None = None):
+    """Register `fn(output, value, assertion) -> Verdict` under a promptfoo type name (with
+    `facts=True`, `fn(output, value, assertion, facts)`; see `Checker`)."""
     if name.startswith("not-") or name in REFUSED:
         raise ValueError(f"cannot register a checker named {name!r}")
 
-    def register(fn: Callable[[str, Any, Assertion], Verdict]) -> Callable[[str, Any, Assertion], Verdict]:
-        CHECKERS.register(name, Checker(name, fn, needs_llm, defaults_to_expected))
+    def register(fn: Callable[..., Verdict]) -> Callable[..., Verdict]:
+        CHECKERS.register(name, Checker(name, fn, needs_llm or judge is not None, defaults_to_expected, facts or embeds is not None,
+                                        judge, embeds, validate))
         return fn
 
     return register
@@ -204,7 +254,8 @@ def flip(verdict: Verdict, base: str) -> Verdict:
     return Verdict(not verdict.passed, 1.0 - verdict.score, reason)
 
 
-def check(assertion: Assertion, output: str, vars: Mapping[str, Any] | None = None, expected: Any = None) -> Verdict:
+def check(assertion: Assertion, output: str, vars: Mapping[str, Any] | None = None, expected: Any = None,
+          facts: ResponseFacts | None = None) -> Verdict:
     """Grade one output. Raises ValueError only for an unknown type or an llm-rubric that needs its judge
     (see `gpo_action.rubric`); everything that goes wrong with the data is a failed Verdict."""
     base, inverse = split_type(assertion.type)
@@ -214,11 +265,11 @@ def check(assertion: Assertion, output: str, vars: Mapping[str, Any] | None = No
         return prepared
     output, value = prepared
     if spec.needs_llm:
-        if is_missing(value):
+        if (spec.judge is None or spec.judge.needs_value) and is_missing(value):
             return Verdict(False, 0.0, f"{base} needs a rubric in `value`")
         raise ValueError(f"{base} is graded by a judge model: use rubric_messages() and parse_rubric()")
     try:
-        verdict = spec(output, value, assertion)
+        verdict = spec(output, value, assertion, facts)
     except Exception as exc:  # promptfoo's rule: a failing checker is a failed assertion, not a crash
         return Verdict(False, 0.0, f"{assertion.type} error: {exc}", error=True)
     return flip(verdict, base) if inverse else verdict
@@ -252,8 +303,10 @@ def validate_assertion(assertion: Assertion) -> None:
         _text(value, assertion.type)
     if base == "is-json" and value is not None and (static or not isinstance(value, str)):
         _schema(value, assertion.type)
-    if spec.needs_llm and is_missing(value):
+    if spec.needs_llm and (spec.judge is None or spec.judge.needs_value) and is_missing(value):
         raise ValueError(f"assertion {assertion.type!r}: needs a rubric in `value`")
+    if spec.validate is not None:
+        spec.validate(assertion)
 
 
 def is_missing(value: Any) -> bool:
@@ -459,6 +512,9 @@ def score_case(assertions: Iterable[Assertion], verdicts: Iterable[Verdict], thr
 
 
 __all__ = [
-    "Assertion", "Checker", "CHECKERS", "MAX_REGEX_INPUT", "Verdict", "check", "checker", "flip", "get_checker", "is_missing",
-    "needs_llm", "prepare", "score_case", "split_type", "validate_assertion",
+    "Assertion", "Checker", "CHECKERS", "Judge", "JudgeReplyError", "MAX_REGEX_INPUT", "ResponseFacts", "Verdict", "check", "checker", "flip",
+    "get_checker", "is_missing", "needs_llm", "prepare", "score_case", "split_type", "validate_assertion",
 ]
+
+# The other promptfoo types register themselves from their modules, which import this one.
+from gpo_action import graders, jsontext, responsechecks, similar, textmetrics, toolcalls  # noqa: E402,F401

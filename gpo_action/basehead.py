@@ -264,7 +264,8 @@ def _run(head_ws: Workspace, base: str | None, env: Mapping[str, str], say: Note
             evaluated = merged_results(partials, labelled)
         else:
             jobs = [shard_job(job, shard) if shard is not None else job for _, job, _ in labelled]
-            evaluated = evaluate_jobs(jobs, head_ws.client, judge=head_ws.config.model("judge"), on_progress=on_progress)
+            evaluated = evaluate_jobs(jobs, head_ws.client, judge=head_ws.config.model("judge"), on_progress=on_progress,
+                                      embedding=head_ws.config.model("embedding"), embedder=head_ws.client)
         if shard is not None:
             jobs_done = tuple(PartialJob(side, identity, r) for (side, _, identity), r in zip(labelled, evaluated))
             partial = Partial(shard, base_sha, head_sha, fingerprint, jobs_done, head_ws.client.usage.to_dict())

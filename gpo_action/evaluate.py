@@ -1,7 +1,9 @@
 """Template x suite -> results: render every case, ask the model, score the outputs.
 
-Sync functions over dataclasses; the only I/O goes through the LLM client, in two batches
-(task outputs, then judge calls for `llm-rubric`), so concurrency spans every suite of a run.
+Sync functions over dataclasses; the only I/O goes through the LLM client, in batches (task
+outputs, then judge calls for the judge-graded types, then one embedding call for the texts
+`similar` and `answer-relevance` compare), so concurrency spans every suite of a run. Each output
+is graded with its `ResponseFacts` (latency, cost, finish reason, the prompt file's tools).
 
 A case whose render goes past a sandbox bound (`TemplateLimitError`: size, loops, CPU time) is that
 case's error (`error_type` RENDER_LIMIT) and the other cases are evaluated; any other render failure
@@ -15,12 +17,12 @@ other case as an error of type NOT_EVALUATED; `missing_cases(results)` lists the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from gpo_action import assertions as A
-from gpo_action.errors import TemplateError, TemplateLimitError
-from gpo_action.llm.completer import Completer
+from gpo_action.errors import ProviderError, TemplateError, TemplateLimitError
+from gpo_action.llm.completer import Completer, Embedder
 from gpo_action.llm.types import LLMRequest, LLMResponse, ModelConfig
 from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
 from gpo_action.rubric import parse_rubric, rubric_messages
@@ -35,6 +37,9 @@ MAX_LISTED_ERRORS = 10
 NOT_EVALUATED = "NotEvaluated"
 # `error_type` of a case whose render went past a bound of the sandbox.
 RENDER_LIMIT = "RenderLimit"
+# `error_type` of a sample whose judge reply could not be read, or whose embeddings could not be had.
+JUDGE_ERROR = "JudgeError"
+EMBEDDING_ERROR = "EmbeddingError"
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,11 @@ def evaluate_jobs(
     *,
     judge: ModelConfig | None = None,
     on_progress: ProgressFn | None = None,
+    embedding: ModelConfig | None = None,
+    embedder: Embedder | None = None,
 ) -> list[SuiteResult]:
-    """Evaluate every job in one batch of task calls (and one of judge calls); results in job order."""
+    """Evaluate every job in one batch of task calls (one of judge calls, one of embeddings by
+    `embedding` through `embedder`); results in job order."""
     per_job = [_render_slots(job) for job in jobs]
     flat = [s for slots in per_job for s in slots if isinstance(s, LLMRequest)]
     owner = [j for j, slots in enumerate(per_job) for s in slots if isinstance(s, LLMRequest)]
@@ -110,18 +118,44 @@ def evaluate_jobs(
 
     answers = iter(client.complete(flat, on_result=on_result))
     responses = [next(answers) if isinstance(s, LLMRequest) else s for slots in per_job for s in slots]
-    judged = _judge(jobs, per_job, responses, client, judge)
+    facts: list[A.ResponseFacts | None] = []
+    for job, slots in zip(jobs, per_job):
+        cases = _cases_by_request(job)
+        for i, slot in enumerate(slots):
+            facts.append(response_facts(job, slot, responses[len(facts)], cases[i]))
+    judged = _judge(jobs, per_job, responses, client, judge, facts)
+    embedded, failed = _embed(jobs, per_job, responses, judged, facts, embedding, embedder)
+    facts = [replace(f, embeddings=embedded) if f is not None else None for f in facts]
 
     results, offset = [], 0
     for j, job in enumerate(jobs):
         reqs = per_job[j]
         mine = responses[offset : offset + len(reqs)]
-        results.append(_suite_result(job, mine, judged, offset, finished_at[j]))
+        results.append(_suite_result(job, mine, judged, offset, finished_at[j], facts, failed))
         offset += len(reqs)
     return results
 
 
-def _judge(jobs, per_job, responses, client: Completer, judge) -> dict[tuple[int, int], LLMResponse]:
+def response_facts(job: EvalJob, slot: LLMRequest | LLMResponse, response: LLMResponse,
+                   case: Case) -> A.ResponseFacts | None:
+    """What checkers may read of a response besides its text (see `assertions.ResponseFacts`)."""
+    if not isinstance(slot, LLMRequest):
+        return None
+    prompt = next((str(m.get("content") or "") for m in reversed(slot.messages) if m.get("role") == "user"), "")
+    params = job.template.params
+    return A.ResponseFacts(
+        prompt=prompt,
+        latency_ms=response.seconds * 1000 if response.seconds > 0 else None,  # 0: never measured
+        cost=response.cost,
+        finish_reason=response.finish_reason,
+        cached=response.cached,
+        vars=dict(case.vars),
+        tools=tuple(params.get("tools") or ()) if isinstance(params.get("tools"), (list, tuple)) else (),
+        functions=tuple(params.get("functions") or ()) if isinstance(params.get("functions"), (list, tuple)) else (),
+    )
+
+
+def _judge(jobs, per_job, responses, client: Completer, judge, facts) -> dict[tuple[int, int], LLMResponse]:
     """Ask the judge model about every (output, llm-rubric assertion) pair; keyed by (request index, assertion index)."""
     keys: list[tuple[int, int]] = []
     requests: list[LLMRequest] = []
@@ -134,7 +168,7 @@ def _judge(jobs, per_job, responses, client: Completer, judge) -> dict[tuple[int
                 for a_index, assertion in enumerate(case.asserts):
                     if A.needs_llm(assertion):
                         model = judge or job.model
-                        msgs = rubric_messages(assertion, response.text or "", case.vars, case.expected)
+                        msgs = rubric_messages(assertion, response.text or "", case.vars, case.expected, facts[offset + i])
                         if not msgs:  # nothing to judge (e.g. extract found nothing): check() fails it
                             continue
                         requests.append(LLMRequest(model, tuple(msgs), {"temperature": 0}, 0, f"{job.suite.name}/{case.id}#judge"))
@@ -145,11 +179,58 @@ def _judge(jobs, per_job, responses, client: Completer, judge) -> dict[tuple[int
     return dict(zip(keys, client.complete(requests)))
 
 
+def _embed(jobs, per_job, responses, judged, facts, model: ModelConfig | None,
+           embedder: Embedder | None) -> tuple[dict[str, tuple[float, ...]], dict[int, str]]:
+    """Embed, in one call, every text that `similar` and `answer-relevance` compare: (text ->
+    vector, request index -> why its embeddings could not be had)."""
+    wanted: dict[int, list[str]] = {}
+    offset = 0
+    for job, reqs in zip(jobs, per_job):
+        cases = _cases_by_request(job)
+        for i, response in enumerate(responses[offset : offset + len(reqs)]):
+            if response.ok:
+                texts = _texts_to_embed(cases[i], response, judged, offset + i, facts[offset + i])
+                if texts:
+                    wanted[offset + i] = texts
+        offset += len(reqs)
+    if not wanted:
+        return {}, {}
+    if model is None or embedder is None:
+        reason = "needs embeddings: set models.embedding in gpo.yaml"
+        return {}, {index: reason for index in wanted}
+    unique = list(dict.fromkeys(t for texts in wanted.values() for t in texts))
+    try:
+        vectors = embedder.embed(model, unique)
+    except ProviderError as exc:
+        return {}, {index: f"embedding failed: {exc.message}" for index in wanted}
+    return {text: tuple(vector) for text, vector in zip(unique, vectors)}, {}
+
+
+def _texts_to_embed(case: Case, response: LLMResponse, judged, index: int, facts) -> list[str]:
+    texts: list[str] = []
+    for a_index, assertion in enumerate(case.asserts):
+        spec = A.get_checker(A.split_type(assertion.type)[0])
+        if spec.embeds is not None:
+            prepared = A.prepare(assertion, spec, response.text or "", case.vars, case.expected)
+            if not isinstance(prepared, A.Verdict):
+                try:
+                    texts.extend(spec.embeds(*prepared, assertion))
+                except ValueError:
+                    pass  # a bad value: the checker says so
+        reply = judged.get((index, a_index))
+        if spec.judge is not None and spec.judge.embeds is not None and reply is not None and reply.ok:
+            try:
+                texts.extend(spec.judge.embeds(reply.text or "", facts))
+            except ValueError:
+                pass  # an unreadable reply: the case's error when it is graded
+    return texts
+
+
 def _cases_by_request(job: EvalJob) -> list[Case]:
     return [case for case in job.selected for _ in range(job.suite.repeats)]
 
 
-def _suite_result(job: EvalJob, responses, judged, offset: int, seconds: float) -> SuiteResult:
+def _suite_result(job: EvalJob, responses, judged, offset: int, seconds: float, facts, failed) -> SuiteResult:
     cases = job.selected
     repeats = job.suite.repeats
     results = []
@@ -158,7 +239,8 @@ def _suite_result(job: EvalJob, responses, judged, offset: int, seconds: float) 
         for s in range(repeats):
             index = c_index * repeats + s
             threshold = case.threshold if case.threshold is not None else job.suite.threshold
-            samples.append(score_sample(case, responses[index], judged, offset + index, threshold))
+            samples.append(score_sample(case, responses[index], judged, offset + index, threshold,
+                                        facts[offset + index], failed.get(offset + index)))
         results.append(CaseResult(case.id, case.vars, case.expected, tuple(samples), case.source))
     return SuiteResult(
         name=job.suite.name,
@@ -181,8 +263,10 @@ def suite_notes(cases: Sequence[CaseResult]) -> tuple[str, ...]:
     return (f"{count} went past a render limit (recorded as errors): {_listed(limited)}",)
 
 
-def score_sample(case: Case, response: LLMResponse, judged, request_index: int, threshold: float | None) -> SampleResult:
-    """Score one output against the case's assertions (pure, given the judge's replies)."""
+def score_sample(case: Case, response: LLMResponse, judged, request_index: int, threshold: float | None,
+                 facts: A.ResponseFacts | None = None, embedding_error: str | None = None) -> SampleResult:
+    """Score one output against the case's assertions (pure, given the judge's replies and the
+    embeddings in `facts`)."""
     usage = dict(
         prompt_tokens=response.prompt_tokens,
         completion_tokens=response.completion_tokens,
@@ -192,6 +276,8 @@ def score_sample(case: Case, response: LLMResponse, judged, request_index: int, 
     if not response.ok:
         return SampleResult(None, error=response.error, error_type=response.error_type, **usage)
     output = response.text or ""
+    if embedding_error is not None:
+        return SampleResult(output, error=embedding_error, error_type=EMBEDDING_ERROR, **usage)
     verdicts = []
     for a_index, assertion in enumerate(case.asserts):
         if A.needs_llm(assertion):
@@ -200,13 +286,16 @@ def score_sample(case: Case, response: LLMResponse, judged, request_index: int, 
                 verdicts.append(A.check(assertion, output, case.vars, case.expected))
                 continue
             if not reply.ok:
-                return SampleResult(output, error=f"judge failed: {reply.error}", error_type="JudgeError", **usage)
+                return SampleResult(output, error=f"judge failed: {reply.error}", error_type=JUDGE_ERROR, **usage)
             usage["prompt_tokens"] += reply.prompt_tokens
             usage["completion_tokens"] += reply.completion_tokens
             usage["cost"] += reply.cost
-            verdicts.append(parse_rubric(reply.text or "", assertion))
+            try:
+                verdicts.append(parse_rubric(reply.text or "", assertion, facts))
+            except A.JudgeReplyError as exc:
+                return SampleResult(output, error=f"judge failed: {exc}", error_type=JUDGE_ERROR, **usage)
         else:
-            verdicts.append(A.check(assertion, output, case.vars, case.expected))
+            verdicts.append(A.check(assertion, output, case.vars, case.expected, facts))
     score, passed = A.score_case(case.asserts, verdicts, threshold)
     checks = tuple(
         Check(a.type, v.passed, v.score, v.reason, a.weight, metric_name(a.metric, case.vars))

@@ -4,7 +4,9 @@
 instead: `rubric_messages()` runs the shared steps of `assertions` (extract, value, normalize) and
 builds the judge prompt, the caller sends it, and `parse_rubric()` turns the reply into a Verdict,
 `not-` applied by `assertions.flip` as everywhere else. This module imports `assertions`, never
-the other way round.
+the other way round. A type registered with a `Judge` (`gpo_action.graders`: factuality,
+model-graded-closedqa, g-eval, answer-relevance) is asked and graded by that Judge's prompt and
+parser instead, given the response's `ResponseFacts`; its unreadable reply raises `JudgeReplyError`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ import json
 import math
 from typing import Any, Mapping
 
-from gpo_action.assertions import Assertion, Verdict, flip, get_checker, is_missing, prepare, split_type
+from gpo_action.assertions import (
+    Assertion,
+    JudgeReplyError,
+    ResponseFacts,
+    Verdict,
+    flip,
+    get_checker,
+    is_missing,
+    prepare,
+    split_type,
+)
 from gpo_action.schemas import short_json
 
 DEFAULT_RUBRIC_THRESHOLD = 0.5
@@ -26,7 +38,7 @@ RUBRIC_SYSTEM = (
 
 
 def rubric_messages(assertion: Assertion, output: str, vars: Mapping[str, Any] | None = None,
-                    expected: Any = None) -> tuple[dict, ...]:
+                    expected: Any = None, facts: ResponseFacts | None = None) -> tuple[dict, ...]:
     """The judge prompt for a needs-LLM assertion. Empty when no judge call is needed because the shared
     steps already failed it (extract found nothing, no rubric, value did not render): `check()` then
     returns that verdict."""
@@ -35,9 +47,11 @@ def rubric_messages(assertion: Assertion, output: str, vars: Mapping[str, Any] |
     if not spec.needs_llm:
         raise ValueError(f"assertion {assertion.type!r} is not graded by a judge; use check()")
     prepared = prepare(assertion, spec, output, vars, expected)
-    if isinstance(prepared, Verdict) or is_missing(prepared[1]):
+    if isinstance(prepared, Verdict) or ((spec.judge is None or spec.judge.needs_value) and is_missing(prepared[1])):
         return ()
     output, rubric = prepared
+    if spec.judge is not None:
+        return spec.judge.prompt(output, rubric, assertion, facts or ResponseFacts(vars=dict(vars or {})))
     rubric = rubric if isinstance(rubric, str) else json.dumps(rubric, ensure_ascii=False)
     return (
         {"role": "system", "content": RUBRIC_SYSTEM},
@@ -62,9 +76,19 @@ def _first_json_object(text: str) -> dict | None:
     return None
 
 
-def parse_rubric(text: str, assertion: Assertion) -> Verdict:
-    """Grade the judge's reply: a JSON `{"score", "reason"}` (fenced or amid prose is fine)."""
+def parse_rubric(text: str, assertion: Assertion, facts: ResponseFacts | None = None) -> Verdict:
+    """Grade the judge's reply: for llm-rubric a JSON `{"score", "reason"}` (fenced or amid prose is
+    fine); for a type with a `Judge`, its parser's verdict (JudgeReplyError when unreadable)."""
     base, inverse = split_type(assertion.type)
+    judge = get_checker(base).judge
+    if judge is not None:
+        try:
+            verdict = judge.parse(text or "", assertion, facts or ResponseFacts())
+        except JudgeReplyError:
+            raise
+        except ValueError as exc:  # the data, not the judge: a failed assertion (as in check())
+            return Verdict(False, 0.0, f"{assertion.type} error: {exc}")
+        return flip(verdict, base) if inverse else verdict
     reply = _first_json_object(text or "")
     score: Any = None if reply is None else reply.get("score")
     if reply is not None and score is None and isinstance(reply.get("pass"), bool):

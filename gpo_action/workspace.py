@@ -120,7 +120,7 @@ class Workspace:
 
     def evaluate(self, suites: Sequence[Suite], on_progress: ProgressFn | None = None) -> list[SuiteResult]:
         results = evaluate_jobs(self.jobs(suites), self.client, judge=self.config.model("judge"),
-                                on_progress=on_progress)
+                                on_progress=on_progress, embedding=self.config.model("embedding"), embedder=self.client)
         for result in results:
             for note in result.notes:
                 self.notes(f"suite {result.name}: {note}")

@@ -22,7 +22,11 @@ from gpo_action.rubric import parse_rubric, rubric_messages
 KNOWN = {
     "equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any", "icontains-all",
     "regex", "starts-with", "is-json", "levenshtein", "llm-rubric",
+    # promptfoo's other types (issue 16): their own modules, the same table
+    "similar", "contains-json", "latency", "cost", "finish-reason", "factuality", "model-graded-closedqa",
+    "answer-relevance", "g-eval", "is-valid-openai-tools-call", "is-valid-openai-function-call", "rouge-n", "bleu",
 }
+JUDGED = {"llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "g-eval"}
 
 SCHEMA = {
     "type": "object",
@@ -77,7 +81,7 @@ CASES = [
 
 def test_registry_matches_the_documented_types():
     assert set(CHECKERS) == KNOWN
-    assert {name for name, spec in CHECKERS.items() if spec.needs_llm} == {"llm-rubric"}
+    assert {name for name, spec in CHECKERS.items() if spec.needs_llm} == JUDGED
     assert get_checker("contains").name == "contains"
 
 
@@ -237,7 +241,7 @@ def test_duplicate_registration_is_refused():
 @pytest.mark.parametrize(
     "assertion, message",
     [
-        (Assertion(type="contain", value="x"), "unknown assertion type 'contain'; known types: contains, contains-all"),
+        (Assertion(type="contain", value="x"), "unknown assertion type 'contain'; known types: answer-relevance, bleu, contains, contains-all"),
         (Assertion(type="not-nope"), "unknown assertion type 'nope'"),
         (Assertion(type="python", value="x"), "'python' is not supported: gpo-action never runs code"),
         (Assertion(type="not-javascript", value="x"), "'javascript' is not supported"),

@@ -16,6 +16,8 @@ Routes: POST /v1/chat/completions, /chat/completions, /v1/embeddings, /embedding
 What a request gets, in this order: the next scripted fault (or a seeded random one), then for each
 of the `n` choices the next queued reply, else the first rule whose regex matches the last user
 message, else the reply function (default: echo the last user message; choice i > 0 gets " #i").
+`enqueue_messages` queues whole assistant messages (content, `tool_calls`, `finish_reason`) that
+come before all of those; every other choice finishes with "stop".
 
 Faults: "429" (with Retry-After), "500", "401" (its message quotes the bearer token, as a careless
 provider might: for redaction tests), "hang" (sleeps `hang_seconds`, without blocking others),
@@ -119,6 +121,7 @@ class ScriptedOpenAIServer(BackgroundServer):
         self._lock = threading.Lock()
         self._rules: list[tuple[re.Pattern[str], str]] = []
         self._replies: deque[str] = deque()
+        self._messages: deque[dict[str, Any]] = deque()
         self._faults: deque[str] = deque()
         self._rates: dict[str, float] = {}
         self._rng = random.Random(seed)
@@ -141,6 +144,7 @@ class ScriptedOpenAIServer(BackgroundServer):
         with self._lock:
             self._rules.clear()
             self._replies.clear()
+            self._messages.clear()
             self._faults.clear()
             self._rates = {}
             self._reset_counters()
@@ -170,6 +174,12 @@ class ScriptedOpenAIServer(BackgroundServer):
         """Replies used first, one per choice, in order."""
         with self._lock:
             self._replies.extend(texts)
+
+    def enqueue_messages(self, *messages: dict[str, Any]) -> None:
+        """Assistant messages used first, one per choice: {"content": str | None, "tool_calls":
+        [...], "finish_reason": str} (finish reason default: "tool_calls" with calls, else "stop")."""
+        with self._lock:
+            self._messages.extend(messages)
 
     def enqueue_faults(self, *outcomes: str) -> None:
         """Outcomes of the next requests, in order (see FAULTS)."""
@@ -297,7 +307,13 @@ class ScriptedOpenAIServer(BackgroundServer):
                                 content_type="application/json")
         n = int(body.get("n") or 1)
         with self._lock:
-            texts = [""] if outcome == "empty" else [self._choice_text(body, i) for i in range(n)]
+            messages = [self._messages.popleft() for _ in range(min(n, len(self._messages)))] if outcome != "empty" else []
+            texts = [""] if outcome == "empty" else [self._choice_text(body, i) for i in range(len(messages), n)]
+        choices = [{"role": "assistant", "content": m.get("content"), **({"tool_calls": m["tool_calls"]} if m.get("tool_calls") else {})}
+                   for m in messages] + [{"role": "assistant", "content": t} for t in texts]
+        reasons = [m.get("finish_reason") or ("tool_calls" if m.get("tool_calls") else "stop") for m in messages]
+        reasons += ["stop"] * len(texts)
+        texts = [str(m.get("content") or "") for m in messages] + texts
         prompt_words = sum(count_words(str(m.get("content") or "")) for m in body.get("messages") or []
                            if isinstance(m, dict))
         completion_words = sum(count_words(t) for t in texts)
@@ -307,8 +323,8 @@ class ScriptedOpenAIServer(BackgroundServer):
             "created": int(time.time()),
             "model": body.get("model", "scripted"),
             "choices": [
-                {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop", "logprobs": None}
-                for i, t in enumerate(texts)
+                {"index": i, "message": message, "finish_reason": reason, "logprobs": None}
+                for i, (message, reason) in enumerate(zip(choices, reasons))
             ],
             "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
                       "total_tokens": prompt_words + completion_words},
