@@ -27,6 +27,7 @@ from gpo_action.assertions import (
     split_type,
 )
 from gpo_action.schemas import short_json
+from gpo_action.secrets import scrub
 
 DEFAULT_RUBRIC_THRESHOLD = 0.5
 RUBRIC_SYSTEM = (
@@ -52,7 +53,9 @@ def rubric_messages(assertion: Assertion, output: str, vars: Mapping[str, Any] |
     output, rubric = prepared
     if spec.judge is not None:
         return spec.judge.prompt(output, rubric, assertion, facts or ResponseFacts(vars=dict(vars or {})))
-    rubric = rubric if isinstance(rubric, str) else json.dumps(rubric, ensure_ascii=False)
+    # an output (or a rubric) that echoes a secret must not carry it to the judge model
+    output = scrub(output)
+    rubric = scrub(rubric if isinstance(rubric, str) else json.dumps(rubric, ensure_ascii=False))
     return (
         {"role": "system", "content": RUBRIC_SYSTEM},
         {"role": "user", "content": f"<rubric>\n{rubric}\n</rubric>\n\n<output>\n{output}\n</output>"},

@@ -254,6 +254,7 @@ def test_judge_prompts_carry_no_secret_the_output_echoes(project, openai_server,
     openai_server.add_rule(r"<output>", '{"choice": "C", "reason": "same", "answer": "Y", "score": 9, "steps": []}')
     write_project(project, openai_server.url, f"""\
 assert:
+  - {{type: llm-rubric, value: names the key}}
   - {{type: factuality, value: the key is {CANARY}}}
   - {{type: model-graded-closedqa, value: names the key}}
   - {{type: g-eval, value: names the key}}
@@ -262,7 +263,7 @@ cases:
 """)
     report = evaluate(project)
     judged = judge_requests(openai_server)
-    assert len(judged) == 3 and all(CANARY not in json.dumps(body) for body in judged)
+    assert len(judged) == 4 and all(CANARY not in json.dumps(body) for body in judged)
     assert CANARY not in json.dumps(report)
 
 
