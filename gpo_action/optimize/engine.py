@@ -145,7 +145,7 @@ class _Run:
         })
         self.ledger = Ledger(client, stoppers_for(spec, budget), clock=clock)
         self.ask = OptimizerAsk(client, self.ledger, optimizer_model, spec.temperature, suite.name)
-        self.scorer = Scorer(client, self.ledger, suite, model, judge)
+        self.scorer = Scorer(client, self.ledger, suite, model, judge, embedding)
         self.state = RunState(self.fingerprint, similarity=self._similarity_name())
         self.records: dict[str, PromptRecord] = {}
         self.results: dict[str, Any] = {}          # id -> SuiteResult on dev (this session only)

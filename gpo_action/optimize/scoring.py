@@ -70,7 +70,8 @@ def clearly_worse(candidate: SuiteResult, leader: SuiteResult, z: float) -> bool
 
 
 class _Limited:
-    """The client as `evaluate_jobs` sees it (a `Completer`), with every batch under one CallLimit."""
+    """The client as `evaluate_jobs` sees it (a `Completer` and an `Embedder`), with every batch
+    under one CallLimit."""
 
     def __init__(self, client: BudgetedCompleter, limit: CallLimit | None):
         self._client, self._limit = client, limit
@@ -78,10 +79,15 @@ class _Limited:
     def complete(self, requests, on_result=None):
         return self._client.complete(requests, on_result, limit=self._limit)
 
+    def embed(self, model, texts):
+        return self._client.embed(model, texts, limit=self._limit)
+
 
 class Scorer:
-    def __init__(self, client: BudgetedCompleter, ledger: Ledger, suite: Suite, model: ModelConfig, judge: ModelConfig | None = None):
+    def __init__(self, client: BudgetedCompleter, ledger: Ledger, suite: Suite, model: ModelConfig, judge: ModelConfig | None = None,
+                 embedding: ModelConfig | None = None):
         self.client, self.ledger, self.suite, self.model, self.judge = client, ledger, suite, model, judge
+        self.embedding = embedding  # for `similar` and `answer-relevance`
 
     def calls_per_case(self, cases: Sequence[Case]) -> int:
         """Most calls one case can take: its samples, each with a judge call per llm-rubric assertion."""
@@ -130,7 +136,8 @@ class Scorer:
         if not count:
             return [None] * len(templates), reason
         with self.ledger.charge("task"):
-            results = evaluate_jobs(jobs[:count], _Limited(self.client, limit), judge=self.judge)
+            limited = _Limited(self.client, limit)
+            results = evaluate_jobs(jobs[:count], limited, judge=self.judge, embedding=self.embedding, embedder=limited)
         out: list[Evaluation | None] = []
         for result in results:
             for case in result.cases:
