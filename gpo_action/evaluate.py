@@ -16,6 +16,7 @@ other case as an error of type NOT_EVALUATED; `missing_cases(results)` lists the
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
@@ -335,10 +336,22 @@ class CachedAnswers:
                 on_result(index, response)
         return responses
 
+    def embed(self, model: ModelConfig, texts: Sequence[str]) -> list[list[float]]:
+        """The cached embeddings of `texts` (an `Embedder`); ProviderError when one is missing."""
+        from gpo_action.llm.cache import embedding_key
 
-def evaluate_from_cache(jobs: Sequence[EvalJob], cache, *, judge: ModelConfig | None = None) -> list[SuiteResult]:
+        keys = [embedding_key(model, text) for text in texts]
+        found = self.cache.get_many(keys) if self.cache is not None else {}
+        if any(key not in found for key in keys):
+            raise ProviderError("not evaluated: the run stopped before these embeddings were made")
+        return [[float(x) for x in json.loads(found[key].text or "[]")] for key in keys]
+
+
+def evaluate_from_cache(jobs: Sequence[EvalJob], cache, *, judge: ModelConfig | None = None,
+                        embedding: ModelConfig | None = None) -> list[SuiteResult]:
     """The results a stopped run has: cached answers scored, every other case NOT_EVALUATED. No model call."""
-    return evaluate_jobs(jobs, CachedAnswers(cache), judge=judge)
+    answers = CachedAnswers(cache)
+    return evaluate_jobs(jobs, answers, judge=judge, embedding=embedding, embedder=answers)
 
 
 def render_limited(results: Sequence[SuiteResult]) -> int:

@@ -128,7 +128,8 @@ class Workspace:
 
     def evaluate_cached(self, suites: Sequence[Suite]) -> list[SuiteResult]:
         """What an interrupted `evaluate` obtained: cached answers scored, the rest NOT_EVALUATED."""
-        return evaluate_from_cache(self.jobs(suites), self.client.cache, judge=self.config.model("judge"))
+        return evaluate_from_cache(self.jobs(suites), self.client.cache, judge=self.config.model("judge"),
+                                   embedding=self.config.model("embedding"))
 
 
 def _same_file(root: Path, given: str, suite_path: str) -> bool:

@@ -92,6 +92,27 @@ cases:
     assert checks(second) == verdicts
 
 
+def test_a_stopped_run_scores_similar_from_the_cached_embeddings_alone(project, openai_server):
+    from gpo_action.workspace import Workspace
+
+    openai_server.set_reply("the cat sat on the mat")
+    write_project(project, openai_server.url, """\
+cases:
+  - {vars: {question: a}, assert: [{type: similar, value: the cat sat on a mat}]}
+  - {vars: {question: b}, assert: [{type: similar, value: stock prices fell sharply}]}
+""")
+    evaluate(project)
+    total = openai_server.total
+    ws = Workspace.open(project / "gpo.yaml")
+    try:
+        [result] = ws.evaluate_cached(ws.suites())
+    finally:
+        ws.client.cache.close()
+    assert openai_server.total == total
+    assert [c.samples[0].error for c in result.cases] == [None, None]
+    assert [c.passed for c in result.cases] == [True, False]
+
+
 def test_similar_without_models_embedding_is_each_case_s_error(project, openai_server):
     write_project(project, openai_server.url, "cases:\n  - vars: {question: a}\n    assert: [{type: similar, value: a}]\n",
                   embedding=False)
