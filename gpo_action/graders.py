@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from gpo_action.assertions import Assertion, Judge, JudgeReplyError, ResponseFacts, Verdict, checker
 from gpo_action.schemas import short_json
@@ -65,6 +65,24 @@ def _messages(system: str, user: str) -> tuple[dict, ...]:
     return ({"role": "system", "content": f"{system}\n{_DATA_NOTE}"}, {"role": "user", "content": user})
 
 
+def _asking(system: str, tag: str) -> Callable[[str, Any, Assertion, ResponseFacts], tuple[dict, ...]]:
+    """A Judge prompt: the query (when known), the value inside <tag>, and the output."""
+
+    def prompt(output: str, value: Any, assertion: Assertion, facts: ResponseFacts) -> tuple[dict, ...]:
+        question = f"<query>\n{scrub(facts.prompt)}\n</query>\n\n" if facts.prompt else ""
+        return _messages(system, f"{question}<{tag}>\n{_text(value)}\n</{tag}>\n\n<output>\n{scrub(output)}\n</output>")
+
+    return prompt
+
+
+def _pick(data: Mapping[str, Any], key: str, allowed: str, type_: str) -> str:
+    """The one letter of `allowed` the judge put under `key`, or JudgeReplyError."""
+    picked = str(data.get(key, "")).strip().upper()
+    if len(picked) != 1 or picked not in allowed:
+        raise JudgeReplyError(f"{type_} judge gave {key} {data.get(key)!r}, not one of {'/'.join(allowed)}")
+    return picked
+
+
 # ---- factuality ---------------------------------------------------------------------------------
 FACTUALITY_SYSTEM = (
     "You compare a submitted answer with an expert reference answer and judge only their factual content; "
@@ -78,17 +96,12 @@ FACTUALITY_SYSTEM = (
 )
 
 
-def factuality_prompt(output: str, value: Any, assertion: Assertion, facts: ResponseFacts) -> tuple[dict, ...]:
-    question = f"<query>\n{scrub(facts.prompt)}\n</query>\n\n" if facts.prompt else ""
-    return _messages(FACTUALITY_SYSTEM, f"{question}<reference>\n{_text(value)}\n</reference>\n\n"
-                                         f"<output>\n{scrub(output)}\n</output>")
+factuality_prompt = _asking(FACTUALITY_SYSTEM, "reference")
 
 
 def parse_factuality(text: str, assertion: Assertion, facts: ResponseFacts) -> Verdict:
     data = reply_object(text, "factuality")
-    choice = str(data.get("choice", "")).strip().upper()
-    if choice not in ("A", "B", "C", "D", "E"):
-        raise JudgeReplyError(f"factuality judge chose {data.get('choice')!r}, not one of A-E")
+    choice = _pick(data, "choice", "ABCDE", "factuality")
     ok = choice in FACTUALITY_PASSING
     return Verdict(ok, 1.0 if ok else 0.0, f"factuality {choice}: {_reason(data, 'no reason given')}")
 
@@ -102,18 +115,12 @@ CLOSEDQA_SYSTEM = (
 )
 
 
-def closedqa_prompt(output: str, value: Any, assertion: Assertion, facts: ResponseFacts) -> tuple[dict, ...]:
-    question = f"<query>\n{scrub(facts.prompt)}\n</query>\n\n" if facts.prompt else ""
-    return _messages(CLOSEDQA_SYSTEM, f"{question}<criterion>\n{_text(value)}\n</criterion>\n\n"
-                                      f"<output>\n{scrub(output)}\n</output>")
+closedqa_prompt = _asking(CLOSEDQA_SYSTEM, "criterion")
 
 
 def parse_closedqa(text: str, assertion: Assertion, facts: ResponseFacts) -> Verdict:
     data = reply_object(text, "model-graded-closedqa")
-    answer = str(data.get("answer", "")).strip().upper()
-    if answer not in ("Y", "N"):
-        raise JudgeReplyError(f"model-graded-closedqa judge answered {data.get('answer')!r}, not Y or N")
-    ok = answer == "Y"
+    ok = _pick(data, "answer", "YN", "model-graded-closedqa") == "Y"
     return Verdict(ok, 1.0 if ok else 0.0, _reason(data, f"criterion {'met' if ok else 'not met'}"))
 
 
@@ -127,10 +134,7 @@ GEVAL_SYSTEM = (
 )
 
 
-def geval_prompt(output: str, value: Any, assertion: Assertion, facts: ResponseFacts) -> tuple[dict, ...]:
-    question = f"<query>\n{scrub(facts.prompt)}\n</query>\n\n" if facts.prompt else ""
-    return _messages(GEVAL_SYSTEM, f"{question}<criterion>\n{_text(value)}\n</criterion>\n\n"
-                                   f"<output>\n{scrub(output)}\n</output>")
+geval_prompt = _asking(GEVAL_SYSTEM, "criterion")
 
 
 def parse_geval(text: str, assertion: Assertion, facts: ResponseFacts) -> Verdict:

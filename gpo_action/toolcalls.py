@@ -17,7 +17,7 @@ Tools are declared as OpenAI's, in a chat prompt file's `params` (passed to the 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from gpo_action.assertions import Assertion, ResponseFacts, Verdict, checker
 from gpo_action.schemas import check_schema, schema_problem
@@ -61,38 +61,49 @@ def _parse(output: str) -> Any:
         return None
 
 
-@checker("is-valid-openai-tools-call", defaults_to_expected=False, facts=True)
-def tools_call(output: str, value: Any, assertion: Assertion, facts: ResponseFacts) -> Verdict:
-    declared = _declared(facts)
-    if not declared:
-        return Verdict(False, 0.0, "the prompt file declares no tools (params.tools)")
-    data = _parse(output)
+def _tool_calls(data: Any) -> list[tuple[Any, Any]] | str:
+    """(name, arguments) of each tool call, or what the output is instead."""
     if isinstance(data, dict):
         data = data.get("tool_calls", [data])
     if not isinstance(data, list) or not data:
-        return Verdict(False, 0.0, "output is not a list of tool calls")
-    for call in data:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict):
-            return Verdict(False, 0.0, "a tool call has no `function`")
-        if (problem := _call_problem(function.get("name"), function.get("arguments"), declared)) is not None:
-            return Verdict(False, 0.0, problem)
-    names = ", ".join(str(call["function"]["name"]) for call in data)
-    return Verdict(True, 1.0, f"valid call{'s' * (len(data) > 1)} of {names}")
+        return "output is not a list of tool calls"
+    functions = [call.get("function") if isinstance(call, dict) else None for call in data]
+    if not all(isinstance(function, dict) for function in functions):
+        return "a tool call has no `function`"
+    return [(function.get("name"), function.get("arguments")) for function in functions]
 
 
-@checker("is-valid-openai-function-call", defaults_to_expected=False, facts=True)
-def function_call(output: str, value: Any, assertion: Assertion, facts: ResponseFacts) -> Verdict:
-    declared = _declared(facts)
-    if not declared:
-        return Verdict(False, 0.0, "the prompt file declares no functions (params.functions or params.tools)")
-    data = _parse(output)
+def _function_call(data: Any) -> list[tuple[Any, Any]] | str:
+    """(name, arguments) of the one function call, or what the output is instead."""
     if isinstance(data, dict) and "function_call" in data:
         data = data["function_call"]
     if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict) and "function" in data[0]:
         data = data[0]["function"]  # one tool call: its function
     if not isinstance(data, dict) or "name" not in data:
-        return Verdict(False, 0.0, "output is not a function call ({\"name\", \"arguments\"})")
-    if (problem := _call_problem(data.get("name"), data.get("arguments"), declared)) is not None:
-        return Verdict(False, 0.0, problem)
-    return Verdict(True, 1.0, f"valid call of {data['name']}")
+        return 'output is not a function call ({"name", "arguments"})'
+    return [(data.get("name"), data.get("arguments"))]
+
+
+def _graded(output: str, facts: ResponseFacts, read: Callable[[Any], list[tuple[Any, Any]] | str],
+            undeclared: str) -> Verdict:
+    declared = _declared(facts)
+    if not declared:
+        return Verdict(False, 0.0, undeclared)
+    calls = read(_parse(output))
+    if isinstance(calls, str):
+        return Verdict(False, 0.0, calls)
+    for name, arguments in calls:
+        if (problem := _call_problem(name, arguments, declared)) is not None:
+            return Verdict(False, 0.0, problem)
+    return Verdict(True, 1.0, f"valid call{'s' * (len(calls) > 1)} of {', '.join(str(name) for name, _ in calls)}")
+
+
+@checker("is-valid-openai-tools-call", defaults_to_expected=False, facts=True)
+def tools_call(output: str, value: Any, assertion: Assertion, facts: ResponseFacts) -> Verdict:
+    return _graded(output, facts, _tool_calls, "the prompt file declares no tools (params.tools)")
+
+
+@checker("is-valid-openai-function-call", defaults_to_expected=False, facts=True)
+def function_call(output: str, value: Any, assertion: Assertion, facts: ResponseFacts) -> Verdict:
+    return _graded(output, facts, _function_call,
+                   "the prompt file declares no functions (params.functions or params.tools)")

@@ -229,7 +229,7 @@ cases:
 """)
     got = samples(evaluate(project))
     assert [s["passed"] for s in got[:3]] == [True, False, True]
-    assert got[3]["error_type"] == "JudgeError" and "not Y or N" in got[3]["error"]
+    assert got[3]["error_type"] == "JudgeError" and "not one of Y/N" in got[3]["error"]
 
 
 def test_g_eval_scores_out_of_ten_against_a_default_threshold_of_07(project, openai_server):
