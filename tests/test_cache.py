@@ -172,3 +172,19 @@ def test_a_cache_that_cannot_be_written_still_serves_its_rows_and_keeps_new_answ
     assert notes == [f"the response cache at {path} cannot be written (database is locked): this run continues uncached"]
     with ResponseCache(path) as cache:
         assert cache.get("new-0") is None                   # kept for that process only
+
+
+def test_a_cache_from_before_response_figures_migrates_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with sqlite3.connect(path) as db:                    # the file as migration 1 left it
+        MIGRATIONS[0][1](db)
+        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied REAL NOT NULL)")
+        db.execute("INSERT INTO schema_migrations VALUES (1, ?, 0)", (MIGRATIONS[0][0],))
+        db.execute("INSERT INTO responses VALUES ('old', 'an old answer', 3, 4, 0.5, 0)")
+    with ResponseCache(path) as cache:
+        old = cache.get("old")
+        assert (old.text, old.cost, old.seconds, old.finish_reason) == ("an old answer", 0.5, 0.0, None)
+        cache.put("new", LLMResponse(text="a new answer", cost=0.25, seconds=1.5, finish_reason="length"))
+    with ResponseCache(path) as cache:
+        new = cache.get("new")
+        assert (new.cached, new.cost, new.seconds, new.finish_reason) == (True, 0.25, 1.5, "length")

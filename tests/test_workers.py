@@ -187,3 +187,17 @@ def test_a_provider_error_quoting_the_key_reaches_no_output_through_the_workers(
     report = (tmp_path / "out.json").read_text(encoding="utf-8")
     assert '"AuthError"' in report and "***" in report
     assert SECRET not in done.stdout + done.stderr + report
+
+
+def test_a_finish_reason_and_a_tool_call_come_back_through_the_workers(openai_server):
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    openai_server.set_reply(lambda body, index: "fine")
+    openai_server.enqueue_messages({"content": "cut sho", "finish_reason": "length"},
+                                   {"content": None, "tool_calls": [call]})
+    with LLMClient(ClientSettings(concurrency=1, processes=1)) as client:
+        responses = client.complete([ask(scripted(openai_server), f"q{i}") for i in range(N)])
+        assert client.worker_pids                                     # the batch went to a worker
+    reasons = [r.finish_reason for r in responses]
+    assert reasons.count("length") == 1 and reasons.count("tool_calls") == 1 and reasons.count("stop") == N - 2
+    [tools] = [r for r in responses if r.finish_reason == "tool_calls"]
+    assert json.loads(tools.text)[0]["function"] == call["function"]
