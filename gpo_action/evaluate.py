@@ -147,7 +147,7 @@ def response_facts(job: EvalJob, slot: LLMRequest | LLMResponse, response: LLMRe
     return A.ResponseFacts(
         prompt=prompt,
         latency_ms=response.seconds * 1000 if response.seconds > 0 else None,  # 0: never measured
-        cost=response.cost,
+        cost=response.cost if response.priced else None,  # unpriced: no figure to check
         finish_reason=response.finish_reason,
         cached=response.cached,
         vars=dict(case.vars),

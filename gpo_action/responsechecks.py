@@ -5,7 +5,8 @@ promptfoo's semantics: `latency` passes when the call took at most `threshold` m
 provider's finish reason equals `value` ("stop", "length", "content_filter", "tool_calls"; any
 case). The figures come from `ResponseFacts`: a cached answer keeps the latency and cost it first
 had (`llm/cache.py` stores them), so a rerun grades the same. A figure the provider never gave
-(latency of a row cached before figures were stored, no finish reason) fails with that reason.
+(latency of a row cached before figures were stored, the cost of a model with no known price, no
+finish reason) fails with that reason: a cost counted as 0 because it is unknown never passes.
 """
 
 from __future__ import annotations

@@ -178,6 +178,12 @@ cases:
     assert all(s["cached"] for s in samples(again)) and checks(again) == first
 
 
+def test_cost_of_a_model_with_no_known_price_never_passes(project, openai_server):
+    write_project(project, openai_server.url, "cases:\n  - vars: {question: a}\n    assert: [{type: cost, threshold: 1.0}]\n")
+    assert checks(evaluate(project)) == [[(False, "the response has no cost")]]        # openai/scripted: unpriced
+    assert checks(evaluate(project, "again.json")) == [[(False, "the response has no cost")]]  # also from the cache
+
+
 def test_finish_reason_is_the_provider_s_and_kept_by_the_cache(project, openai_server):
     openai_server.enqueue_messages({"content": "a long answer that was cut", "finish_reason": "length"})
     write_project(project, openai_server.url, """\
@@ -374,3 +380,10 @@ def test_bleu_is_bleu4_with_brevity_penalty_against_hand_computed_values():
 def test_code_assertions_stay_refused(type_):
     with pytest.raises(ValueError, match="never runs code"):
         validate_assertion(Assertion(type=type_, value="output.length > 3"))
+
+
+def test_the_readme_names_every_registered_type():
+    from gpo_action.assertions import CHECKERS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert [name for name in CHECKERS.names() if f"`{name}`" not in readme] == []

@@ -151,7 +151,7 @@ def test_the_cache_stores_text_usage_and_figures_only(tmp_path):
         columns = [row[1] for row in db.execute("PRAGMA table_info(responses)")]
         rows = db.execute("SELECT * FROM responses").fetchall()
     assert columns == ["key", "text", "prompt_tokens", "completion_tokens", "cost", "created", "seconds",
-                       "finish_reason"]
+                       "finish_reason", "priced"]
     assert "sk-one" not in json.dumps(rows)
 
 
@@ -185,6 +185,8 @@ def test_a_cache_from_before_response_figures_migrates_and_keeps_its_rows(tmp_pa
         old = cache.get("old")
         assert (old.text, old.cost, old.seconds, old.finish_reason) == ("an old answer", 0.5, 0.0, None)
         cache.put("new", LLMResponse(text="a new answer", cost=0.25, seconds=1.5, finish_reason="length"))
+        cache.put("unpriced", LLMResponse(text="free?", priced=False))
     with ResponseCache(path) as cache:
         new = cache.get("new")
-        assert (new.cached, new.cost, new.seconds, new.finish_reason) == (True, 0.25, 1.5, "length")
+        assert (new.cached, new.cost, new.seconds, new.finish_reason, new.priced) == (True, 0.25, 1.5, "length", True)
+        assert cache.get("unpriced").priced is False and old.priced is True

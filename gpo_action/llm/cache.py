@@ -5,7 +5,7 @@ params, sample index}; secrets (`SECRET_PARAMS`) and transport knobs never enter
 is keyed by `embedding_key(model, text)` ({"kind": "embedding", model, params, text}) and stored
 as the JSON of its vector in the text column. A row holds
 only the response text, its usage (tokens, cost) and its own figures (latency in seconds, finish
-reason: a cached answer reports the latency it first took, never 0), never params. Errors are never stored.
+reason, whether the cost was priced: a cached answer reports the latency it first took, never 0), never params. Errors are never stored.
 
 The file is in WAL mode with a busy timeout, so a CI job and a local run (or two workers) can
 read and write it together. Its schema is an ordered list of migrations recorded in
@@ -49,7 +49,7 @@ _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 _BATCH = 500
 _INSERT = ("INSERT OR REPLACE INTO responses (key, text, prompt_tokens, completion_tokens, cost, created, seconds,"
-           " finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+           " finish_reason, priced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 log = logging.getLogger("gpo_action.llm.cache")
 
@@ -100,9 +100,11 @@ class CacheMergeError(Exception):
 
 @migration
 def add_response_figures(db: sqlite3.Connection) -> None:
-    """The answer's latency and finish reason (rows from before read as 0 and None)."""
+    """The answer's latency, finish reason and whether its cost was priced (rows from before read as
+    0, None and priced)."""
     db.execute("ALTER TABLE responses ADD COLUMN seconds REAL NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE responses ADD COLUMN finish_reason TEXT")
+    db.execute("ALTER TABLE responses ADD COLUMN priced INTEGER NOT NULL DEFAULT 1")
 
 
 class CacheCorruptError(Exception):
@@ -157,11 +159,12 @@ class ResponseCache:
         if response.error is not None or response.text is None or self.disabled:
             return
         row = (key, scrub(response.text), int(response.prompt_tokens), int(response.completion_tokens),
-               float(response.cost), time.time(), float(response.seconds), response.finish_reason)
+               float(response.cost), time.time(), float(response.seconds), response.finish_reason, int(response.priced))
         if self.writable and self._guarded(lambda db: db.execute(_INSERT, row) is not None, False, "written"):
             return
         self._unsaved[key] = LLMResponse(text=row[1], prompt_tokens=row[2], completion_tokens=row[3],
-                                         cost=row[4], cached=True, seconds=row[6], finish_reason=row[7])
+                                         cost=row[4], cached=True, seconds=row[6], finish_reason=row[7],
+                                         priced=bool(row[8]))
 
     def merge_from(self, source: str | os.PathLike[str]) -> int:
         """Add the rows of the cache file `source` that this one lacks (a key already here is kept:
@@ -227,12 +230,12 @@ class ResponseCache:
             chunk = keys[start:start + _BATCH]
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
-                "SELECT key, text, prompt_tokens, completion_tokens, cost, seconds, finish_reason"
+                "SELECT key, text, prompt_tokens, completion_tokens, cost, seconds, finish_reason, priced"
                 f" FROM responses WHERE key IN ({marks})", chunk
             )
-            for key, text, prompt_tokens, completion_tokens, cost, seconds, reason in rows:
+            for key, text, prompt_tokens, completion_tokens, cost, seconds, reason, priced in rows:
                 found[key] = LLMResponse(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                                         cost=cost, cached=True, seconds=seconds, finish_reason=reason)
+                                         cost=cost, cached=True, seconds=seconds, finish_reason=reason, priced=bool(priced))
         return found
 
     def _guarded(self, operation: Callable[[sqlite3.Connection], T], default: T, doing: str) -> T:

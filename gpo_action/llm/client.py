@@ -44,7 +44,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
 from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
 from gpo_action.llm.cache import ResponseCache, request_key
@@ -76,6 +76,17 @@ class _Job:
     provider: Provider
     keys: list[str]
     limit: CallLimit | None = None
+
+
+class _Answer(NamedTuple):
+    """One candidate of a provider call, with its share of the call's usage."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    finish_reason: str | None
+    priced: bool  # False: the provider knew no price, so `cost` is 0 by default, not measured
 
 
 @dataclass(frozen=True)
@@ -386,7 +397,7 @@ class LLMClient(EmbeddingMixin):
         params = request.merged_params()
         remember_params(params)  # a key given in code is scrubbed from what the answer echoes, too
         started = self._clock()
-        candidates: list[tuple[str, int, int, float, str | None]] = []  # text, tokens in, out, cost, finish reason
+        candidates: list[_Answer] = []
 
         async def step() -> bool:
             candidates.extend(await self._attempt(job, params, wanted - len(candidates), len(candidates)))
@@ -396,9 +407,9 @@ class LLMClient(EmbeddingMixin):
         attempts, error = tries.attempts, tries.error
         seconds = self._clock() - started
         responses = [
-            LLMResponse(text=text, prompt_tokens=p, completion_tokens=c, cost=cost, attempts=attempts, seconds=seconds,
-                        finish_reason=reason)
-            for text, p, c, cost, reason in candidates
+            LLMResponse(text=a.text, prompt_tokens=a.prompt_tokens, completion_tokens=a.completion_tokens, cost=a.cost,
+                        attempts=attempts, seconds=seconds, finish_reason=a.finish_reason, priced=a.priced)
+            for a in candidates
         ]
         if len(responses) < wanted:
             error = error or ProviderError("no response was produced")
@@ -411,8 +422,7 @@ class LLMClient(EmbeddingMixin):
             responses.extend([failed] * (wanted - len(responses)))
         return responses
 
-    async def _attempt(self, job: _Job, params: dict[str, Any], n: int,
-                       offset: int) -> list[tuple[str, int, int, float, str | None]]:
+    async def _attempt(self, job: _Job, params: dict[str, Any], n: int, offset: int) -> list[_Answer]:
         """One provider call for up to `n` candidates; every failure is raised as a ProviderError."""
         request = job.request
         raw = await self._call(lambda: job.provider.acomplete(request.messages, params, n, self.timeout,
@@ -423,7 +433,7 @@ class LLMClient(EmbeddingMixin):
         if not answers:
             raise BadResponse("the provider returned no completion")
         shares = split_usage(raw.prompt_tokens, raw.completion_tokens, cost, len(answers))
-        return [(text, *share, reason) for (text, reason), share in zip(answers, shares)]
+        return [_Answer(text, *share, reason, raw.cost is not None) for (text, reason), share in zip(answers, shares)]
 
     async def _retry(self, limit: CallLimit | None, step: Callable[[], Awaitable[bool]]) -> Tries:
         """`retries.retry` with this client's settings: each dispatch counts in `usage.calls`, and

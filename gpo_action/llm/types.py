@@ -58,6 +58,7 @@ class LLMResponse:
     error: str | None = None
     error_type: str | None = None
     finish_reason: str | None = None  # the provider's ("stop", "length", "tool_calls", ...); None: not told
+    priced: bool = True  # False: no price was known for the model, so `cost` is 0 by default, not a figure
 
     @property
     def ok(self) -> bool:
