@@ -15,8 +15,8 @@ prompt (`rubric_messages()`) and grades the reply (`parse_rubric()`); it imports
 the reverse. `score_case()` aggregates the verdicts of a case (weights, threshold).
 Code assertions (`javascript`, `python`) are refused: nothing from a pull request is executed.
 A checker registered with `facts=True` is also given the response's own figures (`ResponseFacts`:
-latency, cost, finish reason, declared tools, embeddings); one with a `judge` (a `Judge`: prompt
-builder and reply parser) is graded by the judge model as llm-rubric is; one with `embeds` names the
+latency, cost, finish reason, declared tools, embeddings; `gpo_action.grading`); one with a `judge`
+(a `Judge`: prompt builder and reply parser) is graded by the judge model as llm-rubric is; one with `embeds` names the
 texts whose embeddings it needs. The other promptfoo types register from their own modules
 (`textmetrics`, `responsechecks`, `jsontext`, `toolcalls`, `graders`, `similar`), imported at the end.
 User regexes (`regex`, `extract`) run through `gpo_action.patterns`: bounded input, and a timeout.
@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpo_action.errors import TemplateError
 from gpo_action.filerefs import FileText
+from gpo_action.grading import Judge, JudgeReplyError, ResponseFacts
 from gpo_action.jsregex import translate
 from gpo_action.jsvalues import js_parse_json, js_string, split_commas, utf16_units
 from gpo_action.patterns import MAX_REGEX_INPUT, PatternTimeout, compile_pattern, search
@@ -76,41 +77,6 @@ class Verdict:
     score: float
     reason: str = ""
     error: bool = False   # the checker raised: the case fails whatever its weights and threshold (promptfoo's rule)
-
-
-@dataclass(frozen=True)
-class ResponseFacts:
-    """What a checker registered with `facts=True` may read besides the output text: the response's
-    own figures (a cached answer keeps the ones it first had), the case's vars, the tools the
-    prompt file declares (`params.tools`, `params.functions`) and the embeddings of `embeds` texts."""
-
-    prompt: str = ""  # the last user message the model was asked
-    latency_ms: float | None = None
-    cost: float | None = None
-    finish_reason: str | None = None
-    cached: bool = False
-    vars: Mapping[str, Any] = field(default_factory=dict)
-    tools: tuple[Mapping[str, Any], ...] = ()
-    functions: tuple[Mapping[str, Any], ...] = ()
-    embeddings: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-
-
-class JudgeReplyError(ValueError):
-    """A judge reply that does not have the form its prompt asked for."""
-
-
-@dataclass(frozen=True)
-class Judge:
-    """How a judge-graded type asks (`prompt(output, value, assertion, facts) -> messages`) and
-    grades the reply (`parse(text, assertion, facts) -> Verdict`, before `not-`; a reply it cannot
-    read raises `JudgeReplyError`, which the case reports as an error, not a fail). `needs_value`:
-    a missing value fails the assertion without a judge call. `embeds(reply, facts)`: texts to
-    embed before `parse` reads them in `facts.embeddings` (answer-relevance)."""
-
-    prompt: Callable[[str, Any, Assertion, ResponseFacts], tuple[dict, ...]]
-    parse: Callable[[str, Assertion, ResponseFacts], Verdict]
-    needs_value: bool = True
-    embeds: Callable[[str, ResponseFacts], list[str]] | None = None
 
 
 @dataclass(frozen=True)

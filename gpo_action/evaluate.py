@@ -157,7 +157,7 @@ def response_facts(job: EvalJob, slot: LLMRequest | LLMResponse, response: LLMRe
 
 
 def _judge(jobs, per_job, responses, client: Completer, judge, facts) -> dict[tuple[int, int], LLMResponse]:
-    """Ask the judge model about every (output, llm-rubric assertion) pair; keyed by (request index, assertion index)."""
+    """Ask the judge model about every (output, judge-graded assertion) pair; keyed by (request index, assertion index)."""
     keys: list[tuple[int, int]] = []
     requests: list[LLMRequest] = []
     offset = 0
