@@ -39,6 +39,9 @@ _FENCE = re.compile(r"^```(?:json)?\s*\n(.*)\n```$", re.S)
 
 
 def _text(value: Any) -> str:
+    """A value for the prompt: a list of criteria (as promptfoo's g-eval takes) one per line."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return scrub("\n".join(f"- {item}" for item in value))
     return scrub(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
 
 

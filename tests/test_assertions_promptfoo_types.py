@@ -255,6 +255,13 @@ cases:
     assert got[3]["error_type"] == "JudgeError" and "0 to 10" in got[3]["error"]
 
 
+def test_g_eval_takes_a_list_of_criteria_one_per_line():
+    from gpo_action.graders import geval_prompt
+
+    [_, user] = geval_prompt("out", ["is concise", "is polite"], Assertion(type="g-eval"), ResponseFacts())
+    assert "<criterion>\n- is concise\n- is polite\n</criterion>" in user["content"]
+
+
 def test_answer_relevance_embeds_the_judge_s_questions_against_the_query(project, openai_server):
     openai_server.add_rule(r"Answer: weather", "It will rain in Paris tomorrow.")
     openai_server.add_rule(r"Answer: recipe", "Stocks rose sharply today.")
@@ -351,27 +358,34 @@ def test_is_valid_openai_function_call_and_a_prompt_without_tools():
 
 
 # ---- rouge-n, bleu: against hand-computed values -------------------------------------------------------
-def test_rouge_n_is_unigram_recall_against_hand_computed_values():
-    # reference: the cat sat on the mat (6 unigrams: the x2, cat, sat, on, mat)
-    # output:    the cat lay on a mat  -> matches: the (1 of 2), cat, on, mat = 4 of 6
-    assert rouge_n("the cat lay on a mat", "The cat sat on the mat.") == pytest.approx(4 / 6)
-    assert rouge_n("the cat lay on a mat", "the cat sat on the mat", n=2) == pytest.approx(1 / 5)  # "the cat"
-    assert check(Assertion(type="rouge-n", value="the cat sat on the mat"), "the cat sat on a mat").passed  # 5/6
-    assert not check(Assertion(type="rouge-n", value="the cat sat on the mat"), "the cat lay on a mat").passed
-    assert check(Assertion(type="rouge-n", value="the cat sat on the mat", threshold=0.6), "the cat lay on a mat").passed
+def test_rouge_n_is_js_rouge_s_unigram_f_measure_against_hand_computed_values():
+    # tokens are words and punctuation, case kept. output: the cat lay on a mat (6 tokens);
+    # reference: The cat sat on the mat . (7 tokens; "The" is not "the"): matched the, cat, on, mat = 4,
+    # so P = 4/6, R = 4/7 and F = 2PR / (P + R) = 2 * 4 / (6 + 7)
+    assert rouge_n("the cat lay on a mat", "The cat sat on the mat.") == pytest.approx(8 / 13)
+    # bigrams: the-cat is the only one of 5 in each: F = 2 * 1 / (5 + 5)
+    assert rouge_n("the cat lay on a mat", "the cat sat on the mat", n=2) == pytest.approx(0.2)
+    assert rouge_n("THE CAT", "the cat") == 0.0
+    reference = "the cat sat on the mat."
+    assert check(Assertion(type="rouge-n", value=reference), "the cat sat on the mat").passed      # 12/13
+    assert not check(Assertion(type="rouge-n", value=reference), "the cat lay on a mat").passed    # 8/13
+    assert check(Assertion(type="rouge-n", value=reference, threshold=0.6), "the cat lay on a mat").passed
+    assert check(Assertion(type="not-rouge-n", value=reference), "stocks fell").passed
 
 
 def test_bleu_is_bleu4_with_brevity_penalty_against_hand_computed_values():
     reference = "the quick brown fox jumps over the lazy dog"
     assert bleu(reference, [reference]) == pytest.approx(1.0)
+    assert bleu("The Quick brown fox jumps over the lazy dog", [reference]) == pytest.approx(1.0)  # any case
     # output of 8 tokens (drops "lazy"): every n-gram matches but those across "the dog":
     # p1 = 8/8, p2 = 6/7, p3 = 5/6, p4 = 4/5; r = 9, c = 8, so BP = exp(1 - 9/8)
     out = "the quick brown fox jumps over the dog"
     expected = math.exp(1 - 9 / 8) * (1 * 6 / 7 * 5 / 6 * 4 / 5) ** 0.25
     assert expected == pytest.approx(0.7673, abs=1e-4)
     assert bleu(out, [reference]) == pytest.approx(expected)
-    assert bleu("dog lazy the", [reference]) == 0.0            # no 4-gram in common, no smoothing
-    assert check(Assertion(type="bleu", value=[reference, "a fox"]), out).passed is (expected >= 0.5)
+    # p1 = 3/3, p2 = p3 = 0 and no 4-gram: each 0 counts as 1e-7; BP = exp(1 - 9/3)
+    assert bleu("dog lazy the", [reference]) == pytest.approx(math.exp(-2) * 1e-7 ** 0.75)
+    assert check(Assertion(type="bleu", value=[reference, "a fox"]), out).passed           # closest r = 9
     assert not check(Assertion(type="bleu", value=reference, threshold=0.9), out).passed
 
 
