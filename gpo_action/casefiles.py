@@ -9,8 +9,11 @@ JSONL: one JSON object per line, blank lines skipped. A record whose `vars` is a
 as written; otherwise it is flat: `id`, `expected`, `assert` and `description` keep their meaning
 and every other key is a var.
 
-CSV: the header names the columns. `id`, `expected` (or `__expected`) and `description` (or
-`__description`) are what they say; any other `__` column is refused; the rest are vars (strings).
+CSV: the header names the columns. `id`, `expected` and `description` (or `__description`) are
+what they say; `__expected` (and `__expected1`, `__expected2`, ...) hold promptfoo's assertion
+shorthand (`contains:x`, `regex:...`, `grade:...`, a plain value = equals; `gpo_action.expected`),
+each cell one assertion of its row, never a literal; any other `__` column is refused; the rest
+are vars (strings).
 A row's line is the line it starts on (a quoted cell may span lines).
 """
 
@@ -21,17 +24,20 @@ import glob
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from gpo_action.containment import Origin, contain, contain_glob, tree_root
 from gpo_action.errors import SuiteError
+from gpo_action.expected import parse_expected
 from gpo_action.yamlsource import decode_utf8
 
 CASE_FILE_SUFFIXES = (".jsonl", ".csv")
 MAX_DEPTH = 100  # JSON nesting a case record may have (deeper data would overflow the stack later on)
 
+_EXPECTED_COLUMN = re.compile(r"^__expected\d*$")   # promptfoo's shorthand columns: __expected, __expected2, ...
 _RESERVED = frozenset({"id", "expected", "assert", "description"})   # JSONL keys that are not vars
 
 
@@ -127,6 +133,7 @@ def read_csv(text: str, shown: str) -> Iterator[CaseRecord]:
             values: dict[str, Any] = {}
             case_id = expected = None
             description = ""
+            asserts: list[dict[str, Any]] = []
             for name, role, cell in zip(columns, roles, row):
                 if role == "var":
                     values[name] = cell
@@ -134,9 +141,14 @@ def read_csv(text: str, shown: str) -> Iterator[CaseRecord]:
                     case_id = cell.strip() or None
                 elif role == "expected":
                     expected = cell if cell != "" else None
+                elif role == "shorthand":
+                    asserts.extend(_shorthand(cell, name, shown, start))
                 else:
                     description = cell
-            yield CaseRecord(start, {"id": case_id, "description": description, "vars": values, "expected": expected})
+            record = {"id": case_id, "description": description, "vars": values, "expected": expected}
+            if asserts:
+                record["assert"] = asserts
+            yield CaseRecord(start, record)
     except csv.Error as exc:
         raise SuiteError(f"malformed CSV: {exc}", shown, reader.line_num or None) from None
 
@@ -150,18 +162,27 @@ def _csv_roles(columns: list[str], shown: str) -> list[str]:
             raise SuiteError(f"column {name!r} appears twice in the header", shown, 1)
         if name == "id":
             roles.append("id")
-        elif name in ("expected", "__expected"):
+        elif name == "expected":
             roles.append("expected")
+        elif _EXPECTED_COLUMN.match(name):
+            roles.append("shorthand")
         elif name in ("description", "__description"):
             roles.append("description")
         elif name.startswith("__"):
             raise SuiteError(f"column {name!r} is not supported", shown, 1,
-                             hint="columns are vars, plus id, expected (or __expected) and description")
+                             hint="columns are vars, plus id, expected, __expected (promptfoo's shorthand) and description")
         else:
             roles.append("var")
-    if roles.count("expected") > 1:
-        raise SuiteError("both `expected` and `__expected` columns are present", shown, 1)
     return roles
+
+
+def _shorthand(cell: str, column: str, shown: str, line: int) -> list[dict[str, Any]]:
+    """A `__expected` cell as promptfoo reads it (`expected.parse_expected`), never as a literal."""
+    parsed = parse_expected(cell)
+    if parsed.refused:
+        raise SuiteError(f"column {column}: {parsed.refused}", shown, line,
+                         hint="use a declarative type (contains:, regex:, grade:, ...) or a plain value (equals)")
+    return [parsed.assertion] if parsed.assertion is not None else []
 
 
 __all__ = ["CASE_FILE_SUFFIXES", "MAX_DEPTH", "CaseRecord", "find_case_files", "read_case_file", "read_csv", "read_jsonl"]

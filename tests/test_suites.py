@@ -296,12 +296,15 @@ def test_csv_with_promptfoo_expected_and_ids(root):
         '"multi\r\nline",fr,other,\r\n'
         '\r\n'
         'bye,en,,c3\r\n'.encode("utf-8"))
-    suite = load_suite(suite_with_file(root, "cases.csv", 'assert: [{type: equals, value: "{{ expected }}"}]\n'), root)
+    suite = load_suite(suite_with_file(root, "cases.csv", 'assert: [{type: contains, value: "e"}]\n'), root)
     one, two, three = suite.cases
-    assert (one.id, one.vars, one.expected, one.source) == ("c1", {"q": "hello", "lang": "en"}, "greeting", "evals/cases.csv:2")
+    # promptfoo's `__expected` is an assertion (a plain value: equals), not the expected value
+    assert (one.id, one.vars, one.expected, one.source) == ("c1", {"q": "hello", "lang": "en"}, None, "evals/cases.csv:2")
+    assert [(a.type, a.value) for a in one.asserts] == [("equals", "greeting"), ("contains", "e")]
     assert two.vars == {"q": "multi\r\nline", "lang": "fr"} and two.id == case_hash(two.vars)
     assert two.source == "evals/cases.csv:3"
     assert (three.id, three.expected, three.source) == ("c3", None, "evals/cases.csv:6")
+    assert [a.type for a in three.asserts] == ["contains"]  # a blank cell adds none
 
 
 def test_csv_expected_column_gets_the_default_equals(root):
