@@ -187,10 +187,13 @@ def main() -> None:
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write JUnit XML here (one testcase per case).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Also write an HTML report here (one self-contained file: every case, its output and reasons).")
+@click.option("--dry-run", is_flag=True, help="Load and validate everything, print the calls it would make; call no model.")
 @_handle_errors
 def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: str | None, junit_path: str | None,
-                 html_path: str | None) -> None:
+                 html_path: str | None, dry_run: bool) -> None:
     """Evaluate the current prompts on their suites (all, or the SUITES named)."""
+    if dry_run:
+        _dry_run(suites, config_path)
     from gpo_action.files import write_atomic
     from gpo_action.report.htmlreport import html_report
     from gpo_action.report.jsonreport import eval_report, interrupted_report
@@ -231,6 +234,17 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     if html_path:
         write_atomic(html_path, html_report(report))
     sys.exit(code)
+
+
+def _dry_run(suites: tuple[str, ...], config_path: str | None) -> None:
+    from gpo_action.dryrun import plan_eval
+    from gpo_action.report.dryrun import plan_renderable
+    from gpo_action.workspace import Workspace
+
+    with Workspace.open(config_path, notes=_notes(), env=os.environ) as ws:
+        plan = plan_eval(ws, ws.suites(suites))
+    _stdout_console().print(plan_renderable(plan))
+    sys.exit(2 if plan.unavailable else 0)
 
 
 def _step_printer():
@@ -439,6 +453,32 @@ def show_command(suite: str | None, failed: bool, flipped: bool, errors: bool, r
     path = report_path or last_report_path(Path(config_path or "gpo.yaml").parent)
     only = [name for name, on in (("failed", failed), ("flipped", flipped), ("errors", errors)) if on]
     _stdout_console().print(report_renderable(load_report(path), suite=suite, only=only, max_chars=max_chars))
+
+
+@main.group("import")
+def import_group() -> None:
+    """Turn another tool's eval config into a gpo-action project."""
+
+
+@import_group.command("promptfoo")
+@click.argument("config", required=False, type=click.Path())
+@click.option("--out", "out_dir", default=".", type=click.Path(file_okay=False), help="Write the project here (default: .).")
+@click.option("--force", is_flag=True, help="Overwrite files of an existing project.")
+@_handle_errors
+def import_promptfoo_command(config: str | None, out_dir: str, force: bool) -> None:
+    """Write gpo.yaml, prompts/ and evals/ from a promptfooconfig.yaml (default: ./promptfooconfig.yaml).
+    Exit 0: all converted; 1: converted, with what was not listed (also in IMPORT-NOTES.md); 2: unreadable."""
+    from gpo_action.importers.promptfoo import import_promptfoo
+
+    result = import_promptfoo(config, out_dir, force=force)
+    for path in result.written:
+        click.echo(f"wrote {path}", err=True)
+    for change in result.changes:
+        click.echo(f"changed: {change}", err=True)
+    for note in result.notes:
+        click.echo(f"not converted: {note}")
+    click.echo(f"{result.suites} suite(s), {result.cases} case(s); next: gpo-action eval", err=True)
+    sys.exit(result.exit_code)
 
 
 @main.command("init")

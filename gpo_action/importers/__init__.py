@@ -1,0 +1,1 @@
+"""Importers: other tools' eval configs turned into a gpo-action project (`gpo-action import`)."""
