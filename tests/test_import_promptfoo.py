@@ -290,3 +290,19 @@ def test_dry_run_exits_2_on_a_bad_suite(pf, openai_server):
                "evals/s.yaml": "prompt: p.j2\ncases:\n  - vars: {q: a}\n    assert: [{type: no-such-type}]\n"})
     result = run_cli("eval", "--dry-run")
     assert result.exit_code == 2 and "evals/s.yaml:4" in result.stderr and openai_server.total == 0
+
+
+def test_a_test_threshold_weights_and_a_metric_survive_the_round_trip_and_score_as_promptfoo_does(pf, openai_server):
+    """threshold 0.6 on a case whose assertions (weights 2 and 1) score 2/3: promptfoo passes it;
+    the metric's score is that of the assertion naming it."""
+    openai_server.set_reply(lambda body, index: "hello there")
+    write(pf / "src", {"promptfooconfig.yaml": "prompts: ['Say {{ q }}']\n" + provider(openai_server.url) + (
+        "tests:\n  - vars: {q: hi}\n    threshold: 0.6\n    assert:\n"
+        "      - {type: contains, value: hello, weight: 2, metric: greeting}\n"
+        "      - {type: contains, value: goodbye, weight: 1}\n")})
+    assert imported(pf).exit_code == 0
+    result = run_cli("eval", "--config", str(pf / "out" / "gpo.yaml"), "--json", str(pf / "r.json"))
+    assert result.exit_code == 0, result.output
+    [case] = json.loads((pf / "r.json").read_text())["suites"][0]["cases"]
+    assert case["passed"] and case["score"] == pytest.approx(2 / 3)
+    assert case["metrics"] == {"greeting": 1.0}
