@@ -9,115 +9,15 @@ bug report, never reported as a verdict); 130 interrupted (Ctrl-C, SIGTERM).
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
-import signal
 import sys
-from typing import Callable, Iterator
 
 import click
 
 from gpo_action import __version__
-from gpo_action.errors import GpoError, InputError
-
-INTERNAL_ERROR = 4
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-# The width of stdout when it is no terminal (a pipe, a file, every CI log): wide enough that no
-# table column is cut to `ticket-r…`; rich's 80 columns are for the terminal it cannot measure.
-PIPE_WIDTH = 4096
-
-
-def _stdout_console():
-    """The Console every command prints its result on: the terminal's, on a TTY; else one
-    PIPE_WIDTH wide (lines are as long as their content: nothing rendered here pads to the width)
-    whose text is never wrapped (`soft_wrap`: a long output `show` prints stays one line). Asked of
-    the stream itself, not of rich: FORCE_COLOR (common in CI) makes rich take a pipe for a
-    terminal of 80 columns; colours still follow rich's rules."""
-    from rich.console import Console
-
-    try:
-        tty = sys.stdout.isatty()
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        tty = False
-    return Console() if tty else Console(width=PIPE_WIDTH, soft_wrap=True)
-
-
-def _handle_errors(func):
-    """Map our error roots to exit codes in one place; any other exception is an internal error
-    (exit 4), shown with its traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except GpoError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished calls are cached; run again to resume", err=True)
-            sys.exit(130)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # click's own: it prints them and picks the code
-        except Exception:  # noqa: BLE001  (the one boundary where a bug becomes exit 4)
-            _report_internal_error()
-            sys.exit(INTERNAL_ERROR)
-
-    return wrapper
-
-
-def _report_internal_error() -> None:
-    """The current exception as an internal error: a short message, then the traceback (a bug
-    report needs it); in GitHub Actions also an annotation and the exit-code output."""
-    import traceback
-
-    from gpo_action.github.runner import publish_internal_error
-
-    click.echo(f"internal error: gpo-action failed, not your change (exit {INTERNAL_ERROR}); "
-               "please report it with this traceback:", err=True)
-    click.echo(traceback.format_exc().rstrip("\n"), err=True)
-    publish_internal_error(INTERNAL_ERROR, sys.stdout, os.environ)
-
-
-@contextlib.contextmanager
-def _stopped_by_signals(client=None) -> Iterator[None]:
-    """Around every command that spends calls (eval, run, optimize, action, demo): SIGTERM (a CI
-    runner cancelling the job) and Ctrl-C stop it at once, the same way, as a KeyboardInterrupt:
-    the optimizer saves its run directory and re-raises it, eval writes its partial report, and
-    `_handle_errors` exits 130. `client`, when the command holds it, is closed quietly first
-    (`_stop_calls`: calls in flight end before anything reads the cache again).
-
-    Our own SIGINT handler also keeps asyncio from installing its cancel-the-task one, under which
-    a run could finish its batch before the interrupt surfaced."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
-    try:
-        yield
-    except KeyboardInterrupt:
-        if client is not None:
-            _stop_calls(client)
-        raise
-
-
-def _guard_output() -> Callable[[], None]:
-    """A run's secrets from the environment, and stdout/stderr that print none of them nor, in
-    GitHub Actions, any workflow command but our own (`streams`). Returns what undoes the streams."""
-    from gpo_action.secrets import reset
-    from gpo_action.streams import install_streams
-
-    reset()
-    return install_streams(actions=bool(os.environ.get("GITHUB_ACTIONS")))
+from gpo_action.errors import InputError
+from gpo_action.process import (INTERNAL_ERROR, guard_output, handle_errors, notes_printer, report_internal_error,
+                                stderr_console, stdout_console, stopped_by_signals)
 
 
 def run_process() -> None:
@@ -125,7 +25,7 @@ def run_process() -> None:
     the interpreter down (freeing litellm's modules costs ~1 s); every output is flushed first and
     the cache commits each answer as it arrives, so nothing is lost. The guarded streams stay
     until then (an internal error's traceback is scrubbed too)."""
-    restore = _guard_output()
+    restore = guard_output()
     try:
         main()
         code = 0
@@ -134,7 +34,7 @@ def run_process() -> None:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
     except Exception:  # noqa: BLE001  (raised outside a command: still ours, still not a verdict)
-        _report_internal_error()
+        report_internal_error()
         code = INTERNAL_ERROR
     restore()  # what the guarded streams held back goes out
     sys.stdout.flush()
@@ -142,42 +42,12 @@ def run_process() -> None:
     os._exit(code)
 
 
-def _stop_calls(client) -> None:
-    """After an interrupt: close the client's loop and workers, quietly. The interrupt may come
-    back once more from a task that awaited the interrupted one; the loop is closed either way."""
-    import gc
-    import logging
-    import warnings
-
-    asyncio_log = logging.getLogger("asyncio")
-    level = asyncio_log.level
-    asyncio_log.setLevel(logging.CRITICAL)  # "Task was destroyed but it is pending": expected here
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # coroutines the interrupt left unawaited
-        try:
-            client.close()
-        except KeyboardInterrupt:
-            pass
-        gc.collect()
-    asyncio_log.setLevel(level)
-
-
-def _notes():
-    seen: set[str] = set()
-
-    def note(message: str) -> None:
-        if message not in seen:
-            seen.add(message)
-            click.echo(f"note: {message}", err=True)
-
-    return note
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gpo-action")
 def main() -> None:
     """Keep LLM prompts from regressing: evaluate, compare with the base branch, propose fixes."""
-    click.get_current_context().call_on_close(_guard_output())
+    click.get_current_context().call_on_close(guard_output())
 
 
 @main.command("eval")
@@ -188,7 +58,7 @@ def main() -> None:
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Also write an HTML report here (one self-contained file: every case, its output and reasons).")
 @click.option("--dry-run", is_flag=True, help="Load and validate everything, print the calls it would make; call no model.")
-@_handle_errors
+@handle_errors
 def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: str | None, junit_path: str | None,
                  html_path: str | None, dry_run: bool) -> None:
     """Evaluate the current prompts on their suites (all, or the SUITES named)."""
@@ -204,13 +74,13 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     from gpo_action.report.terminal import eval_table
     from gpo_action.workspace import Workspace, eval_exit_code
 
-    note = _notes()
+    note = notes_printer()
     with Workspace.open(config_path, notes=note, env=os.environ) as ws:
         ws.skip_unavailable()
         chosen = ws.suites(suites)
         last = last_report_path(ws.root, ws.config.tree)  # `gpo-action show` reads it; refused before any call
         try:
-            with _stopped_by_signals(ws.client), progress_bar(_stderr_console(), "evaluating") as on_progress:
+            with stopped_by_signals(ws.client), progress_bar(stderr_console(), "evaluating") as on_progress:
                 results = ws.evaluate(chosen, on_progress=on_progress)
         except KeyboardInterrupt:  # the calls in flight have ended: the cache does not change under the report
             partial = ws.evaluate_cached(chosen)
@@ -223,7 +93,7 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
                 write_atomic(html_path, html_report(report))
             raise
     code = eval_exit_code(results, ws.config.max_error_rate)
-    _stdout_console().print(eval_table(results))
+    stdout_console().print(eval_table(results))
     unevaluated = unevaluated_text(eval_counts(results), ws.client.skipped_models)
     if unevaluated:
         click.echo(f"error: {unevaluated}", err=True)
@@ -241,9 +111,9 @@ def _dry_run(suites: tuple[str, ...], config_path: str | None) -> None:
     from gpo_action.report.dryrun import plan_renderable
     from gpo_action.workspace import Workspace
 
-    with Workspace.open(config_path, notes=_notes(), env=os.environ) as ws:
+    with Workspace.open(config_path, notes=notes_printer(), env=os.environ) as ws:
         plan = plan_eval(ws, ws.suites(suites))
-    _stdout_console().print(plan_renderable(plan))
+    stdout_console().print(plan_renderable(plan))
     sys.exit(2 if plan.unavailable else 0)
 
 
@@ -258,7 +128,7 @@ def _finish_run(outcome) -> None:
     from gpo_action.report.terminal import outcome_renderable
 
     if outcome.result.comparisons or outcome.guard:
-        _stdout_console().print(outcome_renderable(outcome))
+        stdout_console().print(outcome_renderable(outcome))
     for note in outcome.result.notes:
         click.echo(note, err=True)
     for change in outcome.result.policy.changes:
@@ -283,7 +153,7 @@ def _finish_run(outcome) -> None:
               help="Evaluate only shard K of N of the cases and write its partial report (no verdict); see `merge`.")
 @click.option("--partial", "partial_path", type=click.Path(dir_okay=False),
               help="With --shard: write the partial here (default: .gpo/partial-K-of-N.json).")
-@_handle_errors
+@handle_errors
 def run_command(base, config_path, json_path, markdown_path, junit_path, html_path, optimize, deliver, out_dir,
                 budget_usd, trust_head_config, shard, partial_path) -> None:
     """Compare prompts and suites with the base revision; exit 1 on a regression."""
@@ -310,7 +180,7 @@ def run_command(base, config_path, json_path, markdown_path, junit_path, html_pa
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the comment and review it would post here.")
 @click.option("--budget-usd", type=click.FloatRange(min=0), help="Dollar cap of all fixes together (default: optimize.budget.max_usd).")
 @click.option("--trust-head-config", is_flag=True, help="As the shards were run with it.")
-@_handle_errors
+@handle_errors
 def merge_command(partials, base, config_path, json_path, markdown_path, junit_path, html_path, optimize, deliver,
                   out_dir, budget_usd, trust_head_config) -> None:
     """Merge the partials of `run --shard K/N` (every shard, once) into the one run's verdicts, as
@@ -330,8 +200,8 @@ def _run_pipeline(*, optimize: bool, deliver: str | None, **fields) -> None:
 
     options = Options(mode="fix" if optimize else "check", deliver=parse_deliver(deliver),
                       token=os.environ.get("GITHUB_TOKEN") if deliver else None, **fields)
-    with _stopped_by_signals(), progress_bar(_stderr_console(), "evaluating base and head") as on_progress:
-        outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_progress=on_progress,
+    with stopped_by_signals(), progress_bar(stderr_console(), "evaluating base and head") as on_progress:
+        outcome = execute(options, os.environ, sys.stdout, notes=notes_printer(), on_progress=on_progress,
                           on_step=_step_printer())
     _finish_run(outcome)
 
@@ -344,7 +214,7 @@ def cache_group() -> None:
 @cache_group.command("merge")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--into", "dest", required=True, type=click.Path(dir_okay=False), help="The cache to add them to (made if missing).")
-@_handle_errors
+@handle_errors
 def cache_merge_command(sources: tuple[str, ...], dest: str) -> None:
     """Add the responses of each SOURCE cache (e.g. every shard's) that DEST lacks; safe while
     another process reads DEST."""
@@ -366,7 +236,7 @@ def cache_merge_command(sources: tuple[str, ...], dest: str) -> None:
 
 
 @main.command("action")
-@_handle_errors
+@handle_errors
 def action_command() -> None:
     """The GitHub Action's entry point: inputs from INPUT_* variables, the event from GITHUB_EVENT_PATH."""
     import os
@@ -375,15 +245,15 @@ def action_command() -> None:
     from gpo_action.pr_pipeline import execute
 
     options = options_from_inputs(os.environ)
-    with _stopped_by_signals():
-        outcome = execute(options, os.environ, sys.stdout, notes=_notes(), on_step=_step_printer())
+    with stopped_by_signals():
+        outcome = execute(options, os.environ, sys.stdout, notes=notes_printer(), on_step=_step_printer())
     _finish_run(outcome)
 
 
 @main.command("demo")
 @click.option("--quick", is_flag=True, help="A smaller demo (16 cases, one candidate): under a minute.")
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Build the demo repository here and keep it.")
-@_handle_errors
+@handle_errors
 def demo_command(quick: bool, keep_dir: str | None) -> None:
     """The whole pull-request pipeline offline on the bundled model: a pull request's edit breaks a prompt,
     the edit is found and a fix proposed, and the comment and review it would post are printed. Exits 0
@@ -391,10 +261,10 @@ def demo_command(quick: bool, keep_dir: str | None) -> None:
     from gpo_action.demo import demo_exit_code, run_demo
     from gpo_action.report.terminal import outcome_renderable
 
-    with _stopped_by_signals():
-        outcome, shown = run_demo(keep_dir, quick=quick, notes=_notes(), say=lambda m: click.echo(m, err=True),
+    with stopped_by_signals():
+        outcome, shown = run_demo(keep_dir, quick=quick, notes=notes_printer(), say=lambda m: click.echo(m, err=True),
                                   on_step=_step_printer())
-    _stdout_console().print(outcome_renderable(outcome))
+    stdout_console().print(outcome_renderable(outcome))
     click.echo(shown)
     sys.exit(demo_exit_code(outcome))
 
@@ -409,7 +279,7 @@ def demo_command(quick: bool, keep_dir: str | None) -> None:
 @click.option("--candidates", type=click.IntRange(min=1, max=64), help="Candidates per step (default: optimize.candidates).")
 @click.option("--max-calls", type=click.IntRange(min=0), help="Cap on model calls (default: optimize.budget.max_calls).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="gpo.yaml to use (default: ./gpo.yaml).")
-@_handle_errors
+@handle_errors
 def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool, resume: bool, steps: int | None,
                      candidates: int | None, max_calls: int | None, config_path: str | None) -> None:
     """Propose a better prompt for SUITE within the budget: GPO, scored on dev, guarded on holdout."""
@@ -418,15 +288,15 @@ def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool,
 
     from gpo_action.workspace import Workspace
 
-    with Workspace.open(config_path, notes=_notes(), env=os.environ) as ws:
+    with Workspace.open(config_path, notes=notes_printer(), env=os.environ) as ws:
         plan = plan_optimization(ws, suite, preset=preset, steps=steps, candidates=candidates, max_calls=max_calls)
         if dry_run:
-            _stdout_console().print(projection_table(project_plan(plan, ws.client)))
+            stdout_console().print(projection_table(project_plan(plan, ws.client)))
             return
-        with _stopped_by_signals(ws.client):  # the engine saves its state, then the interrupt goes on
+        with stopped_by_signals(ws.client):  # the engine saves its state, then the interrupt goes on
             result = run_plan(plan, ws.client, resume=resume,
                               on_step=lambda report: click.echo(step_line(report), err=True))
-    _stdout_console().print(result_renderable(result))
+    stdout_console().print(result_renderable(result))
     if write and result.proposed:
         click.echo(f"wrote {write_proposal(result, ws.root)}", err=True)
     sys.exit(optimize_exit_code(result))
@@ -440,7 +310,7 @@ def optimize_command(suite: str, preset: str | None, write: bool, dry_run: bool,
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Report to read (default: the last one, .gpo/report.json).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="gpo.yaml whose project's last report to read (default: ./gpo.yaml).")
 @click.option("--max-chars", type=click.IntRange(min=1), help="Cut each input, expected value and output at this many characters (default: whole).")
-@_handle_errors
+@handle_errors
 def show_command(suite: str | None, failed: bool, flipped: bool, errors: bool, report_path: str | None,
                  config_path: str | None, max_chars: int | None) -> None:
     """Print each case of the last eval or run report (or of SUITE): input, expected, output(s), reasons.
@@ -452,7 +322,7 @@ def show_command(suite: str | None, failed: bool, flipped: bool, errors: bool, r
 
     path = report_path or last_report_path(Path(config_path or "gpo.yaml").parent)
     only = [name for name, on in (("failed", failed), ("flipped", flipped), ("errors", errors)) if on]
-    _stdout_console().print(report_renderable(load_report(path), suite=suite, only=only, max_chars=max_chars))
+    stdout_console().print(report_renderable(load_report(path), suite=suite, only=only, max_chars=max_chars))
 
 
 @main.group("import")
@@ -464,7 +334,7 @@ def import_group() -> None:
 @click.argument("config", required=False, type=click.Path())
 @click.option("--out", "out_dir", default=".", type=click.Path(file_okay=False), help="Write the project here (default: .).")
 @click.option("--force", is_flag=True, help="Overwrite files of an existing project.")
-@_handle_errors
+@handle_errors
 def import_promptfoo_command(config: str | None, out_dir: str, force: bool) -> None:
     """Write gpo.yaml, prompts/ and evals/ from a promptfooconfig.yaml (default: ./promptfooconfig.yaml).
     Exit 0: all converted; 1: converted, with what was not listed (also in IMPORT-NOTES.md); 2: unreadable."""
@@ -484,7 +354,7 @@ def import_promptfoo_command(config: str | None, out_dir: str, force: bool) -> N
 @main.command("init")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @click.option("--matrix", type=int, metavar="N", help="A workflow that evaluates over N shard jobs and merges them in one job.")
-@_handle_errors
+@handle_errors
 def init_command(force: bool, matrix: int | None) -> None:
     """Write gpo.yaml, one prompt, one suite and a workflow into the current directory."""
     from pathlib import Path
