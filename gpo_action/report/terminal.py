@@ -1,4 +1,4 @@
-"""Rich renderables for the terminal. Builds tables; only cli.py owns a Console and prints.
+"""Rich renderables for the terminal. Builds tables; only the commands print, on the Consoles of `process.py`.
 
 A name from the project (a suite, a case) goes into a cell as `Text`, never as a markup string:
 `[wip] triage` is a name, and `[/]` would be a MarkupError at print time."""
