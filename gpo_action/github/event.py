@@ -1,4 +1,9 @@
-"""The event that triggered a GitHub Actions run, read from `$GITHUB_EVENT_PATH`."""
+"""The event that triggered a GitHub Actions run, read from `$GITHUB_EVENT_PATH`.
+
+A comment event (`COMMENT_EVENTS`: `issue_comment` on a pull request, `pull_request_review_comment`)
+carries the comment as `Event.comment`; an `issue_comment` on a plain issue has none. Its head and
+base commits are not in the payload (a review comment's copy may be stale): `chatrun.py` reads them
+from the API."""
 
 from __future__ import annotations
 
@@ -11,6 +16,20 @@ from typing import Any, Mapping
 from gpo_action.errors import InputError
 
 ZERO_SHA = "0" * 40
+COMMENT_EVENTS = ("issue_comment", "pull_request_review_comment")
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment in a pull request's conversation (`kind` "issue") or on its diff ("review")."""
+
+    id: int
+    body: str
+    author: str                    # login
+    author_type: str               # "User", "Bot", ...
+    kind: str                      # "issue" or "review"
+    number: int                    # the pull request's
+    thread: int | None = None      # review: the first comment of its thread (what a reply answers)
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,7 @@ class Event:
     pull_request: PullRequest | None = None
     before: str | None = None      # push: the previous tip (None for a new branch)
     after: str | None = None
+    comment: Comment | None = None  # a comment event on a pull request
 
     @property
     def base_sha(self) -> str | None:
@@ -53,6 +73,8 @@ class Event:
 def parse_event(name: str, payload: Mapping[str, Any]) -> Event:
     """Read the fields we use from a webhook payload; unknown event kinds keep only the repository."""
     repository = (payload.get("repository") or {}).get("full_name", "")
+    if name in COMMENT_EVENTS:
+        return Event(name, repository, payload.get("action"), comment=_comment(name, payload))
     pr = payload.get("pull_request")
     if pr is not None:
         head_repo = (pr.get("head") or {}).get("repo")
@@ -75,6 +97,27 @@ def parse_event(name: str, payload: Mapping[str, Any]) -> Event:
             after=None if after in (None, ZERO_SHA) else after,
         )
     return Event(name, repository, payload.get("action"))
+
+
+def _comment(name: str, payload: Mapping[str, Any]) -> Comment | None:
+    """The comment of a comment event on a pull request (None: a plain issue's, or no comment)."""
+    item = payload.get("comment")
+    if not isinstance(item, dict):
+        return None
+    if name == "issue_comment":
+        issue = payload.get("issue") or {}
+        if not issue.get("pull_request"):
+            return None
+        number, kind, thread = issue.get("number"), "issue", None
+    else:
+        number, kind = (payload.get("pull_request") or {}).get("number"), "review"
+        thread = int(item.get("in_reply_to_id") or item["id"])
+    user = item.get("user") or {}
+    try:
+        return Comment(int(item["id"]), str(item.get("body") or ""), str(user.get("login") or ""),
+                       str(user.get("type") or ""), kind, int(number), thread)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"the {name} payload lacks the comment's id or the pull request's number ({exc!r})") from None
 
 
 def load_event(env: Mapping[str, str] | None = None) -> Event | None:

@@ -1,0 +1,113 @@
+"""`/gpo` commands in a pull request's conversation: from a comment's body to a `Command`, pure.
+
+    parse_command("LGTM, but\n/gpo fix budget=$0.50 steps=2")
+    # Command(name="fix", budget_usd=0.5, steps=2, text="/gpo fix budget=$0.50 steps=2")
+
+Only a line of the comment itself that starts with `/gpo` is a command: a quoted line (`> /gpo`),
+a line inside a fenced code block or an indented one is text, and so is everything the pull request
+itself holds (a prompt, a case, a commit message): those never reach this parser. The first command
+line counts; a `/gpo` line with an unknown word, or a known one with arguments it does not take, is
+`Command("unknown")`, which is answered with `help_text()`.
+
+A command can lower the base's fix budget and steps, never raise them (`clamp`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+COMMANDS = {
+    "check": "compare the base and the head (no fix)",
+    "fix": "compare, then search a fix within the base's budget; `budget=$N` and `steps=N` can lower it",
+    "apply": "commit the proposed fix to the head branch (a fork's pull request gets the suggestion review)",
+    "explain": "reply with the flipped cases and, for a located regression, the edit behind it",
+}
+PREFIX = "/gpo"
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_BUDGET = re.compile(r"budget=\$?(\d+(?:\.\d+)?)", re.IGNORECASE)
+_STEPS = re.compile(r"steps=(\d+)", re.IGNORECASE)
+MAX_TEXT = 200                 # of the command line echoed back in a reply
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str                              # one of COMMANDS, or "unknown"
+    budget_usd: float | None = None        # fix: asked for (clamped to the base's later)
+    steps: int | None = None
+    text: str = ""                         # the command line as written (cut at MAX_TEXT)
+    problem: str = ""                      # unknown: what was wrong with it
+
+
+def command_lines(body: str) -> list[str]:
+    """The comment's own lines that start with `/gpo`: not quoted, not in a fenced code block,
+    not indented as code (4 spaces or a tab)."""
+    found, fence = [], None
+    for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        opened = _FENCE.match(line)
+        if fence is not None:
+            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence):
+                fence = None
+            continue
+        if opened:
+            fence = opened.group(1)
+            continue
+        if line.startswith(("    ", "\t")):
+            continue
+        stripped = line.strip()
+        if stripped == PREFIX or stripped.startswith(PREFIX + " ") or stripped.startswith(PREFIX + "\t"):
+            found.append(stripped)
+    return found
+
+
+def parse_command(body: str) -> Command | None:
+    """The first command of a comment's body, or None when it holds none."""
+    lines = command_lines(body or "")
+    if not lines:
+        return None
+    text = lines[0][:MAX_TEXT]
+    words = lines[0].split()[1:]
+    if not words:
+        return Command("unknown", text=text, problem="no command given")
+    name, args = words[0].lower(), words[1:]
+    if name not in COMMANDS:
+        return Command("unknown", text=text, problem=f"unknown command {name[:40]!r}")
+    if name != "fix":
+        return Command(name, text=text) if not args else Command("unknown", text=text,
+                                                                 problem=f"/gpo {name} takes no arguments")
+    budget = steps = None
+    for arg in args:
+        if match := _BUDGET.fullmatch(arg):
+            budget = float(match.group(1))
+        elif (match := _STEPS.fullmatch(arg)) and int(match.group(1)) >= 1:
+            steps = int(match.group(1))
+        else:
+            return Command("unknown", text=text, problem=f"/gpo fix does not take {arg[:40]!r}")
+    return Command("fix", budget, steps, text)
+
+
+def help_text(problem: str = "") -> str:
+    """The reply to an unknown command: what was wrong, and the known commands."""
+    lines = [f"gpo-action did not understand that: {problem}." if problem else "gpo-action commands:", ""]
+    lines += [f"- `{PREFIX} {name}`: {what}" for name, what in COMMANDS.items()]
+    lines += ["", "Write the command at the start of a line of your comment (`/gpo fix budget=$0.50 steps=2`)."]
+    return "\n".join(lines)
+
+
+def clamp(asked_usd: float | None, asked_steps: int | None, max_usd: float, max_steps: int
+          ) -> tuple[float, int, tuple[str, ...]]:
+    """(dollars, steps, notes): what was asked, never above the base's caps; a note for each cap
+    that was asked to rise."""
+    notes = []
+    usd, steps = max_usd, max_steps
+    if asked_usd is not None:
+        usd = min(asked_usd, max_usd)
+        if asked_usd > max_usd:
+            notes.append(f"budget=${asked_usd:g} asked; the base's gpo.yaml allows at most ${max_usd:g}, so "
+                         f"${max_usd:g} was used (a command can lower the budget, never raise it)")
+    if asked_steps is not None:
+        steps = min(asked_steps, max_steps)
+        if asked_steps > max_steps:
+            notes.append(f"steps={asked_steps} asked; the base's gpo.yaml allows at most {max_steps}, so "
+                         f"{max_steps} were run (a command can lower the steps, never raise them)")
+    return usd, steps, tuple(notes)
