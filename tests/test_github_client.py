@@ -195,3 +195,41 @@ def test_importing_the_github_modules_does_not_import_httpx():
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'litellm'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+# ---- what a /gpo command needs -----------------------------------------------------------------
+@pytest.mark.parametrize("role, expected", [("admin", ("admin", "admin")), ("maintain", ("write", "maintain")),
+                                            ("write", ("write", "write")), ("triage", ("read", "triage")),
+                                            ("read", ("read", "read"))])
+def test_permission_reads_the_collaborator_permission_endpoint(github, client, role, expected):
+    github.set_permission("Mona", role)
+    assert client.permission("mona") == expected
+    [request] = github.requests
+    assert request.method == "GET" and request.path == f"/repos/{REPO}/collaborators/mona/permission"
+
+
+def test_someone_who_is_no_collaborator_has_no_permission(github, client):
+    assert client.permission("stranger") == ("none", "")
+    assert github.requests[0].status == 404
+
+
+def test_reactions_go_to_the_issue_or_the_review_comment(github, client):
+    github.add_pull(2, {"a.txt": ("x\n", "y\n")})
+    issue = github.add_issue_comment(2, "/gpo check")
+    review = github.add_review_comment(2, "/gpo explain", path="a.txt", line=1)
+    client.add_reaction(issue["id"], "eyes")
+    client.add_reaction(review["id"], "eyes", review=True)
+    client.add_reaction(issue["id"], "eyes")                          # given already: GitHub answers 200
+    assert [(r["on"], r["comment_id"]) for r in github.reactions()] == [("issue", issue["id"]), ("review", review["id"])]
+    assert [r.status for r in github.requests] == [201, 201, 200]
+    with pytest.raises(GitHubError, match="404"):
+        client.add_reaction(review["id"], "eyes")                     # a review comment is not an issue comment
+
+
+def test_a_reply_goes_into_the_review_comments_thread(github, client):
+    github.add_pull(2, {"a.txt": ("x\n", "y\n")})
+    first = github.add_review_comment(2, "why?", path="a.txt", line=1)
+    reply_id = client.reply_to_review_comment(2, first["id"], "because")
+    [_, answer] = github.review_comments(2)
+    assert answer["id"] == reply_id and answer["in_reply_to_id"] == first["id"] and answer["body"] == "because"
+    assert github.requests[-1].path == f"/repos/{REPO}/pulls/2/comments/{first['id']}/replies"

@@ -24,7 +24,7 @@ import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from gpo_action import __version__, secrets
 from gpo_action.errors import GitHubError, InputError
@@ -183,6 +183,32 @@ class GitHubClient:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise GitHubError(f"GitHub API GET pull {number}: unexpected response shape ({exc!r})") from None
+
+    def permission(self, login: str) -> tuple[str, str]:
+        """(permission, role_name) of `login` on the repository (`GET /collaborators/{user}/permission`):
+        permission is admin, write, read or none (maintain reads as write, triage as read); role_name
+        names the role itself. A user who is no collaborator: ("none", "")."""
+        url = self._repo(f"/collaborators/{quote(login, safe='')}/permission")
+        try:
+            data = self._json("GET", url)
+        except GitHubError as exc:
+            if exc.status == 404:
+                return "none", ""
+            raise
+        if not isinstance(data, dict):
+            raise self._failure("GET", url, 200, "unexpected response shape")
+        return str(data.get("permission") or "none"), str(data.get("role_name") or "")
+
+    def add_reaction(self, comment_id: int, content: str, *, review: bool = False) -> None:
+        """React to an issue comment (or, `review`, a review comment): +1, eyes, rocket, confused..."""
+        where = "pulls" if review else "issues"
+        self._json("POST", self._repo(f"/{where}/comments/{int(comment_id)}/reactions"), {"content": content})
+
+    def reply_to_review_comment(self, number: int, comment_id: int, body: str) -> int:
+        """A reply in the thread of review comment `comment_id` (the thread's first comment); its id."""
+        data = self._json("POST", self._repo(f"/pulls/{int(number)}/comments/{int(comment_id)}/replies"),
+                          {"body": body})
+        return int(data["id"]) if isinstance(data, dict) and "id" in data else 0
 
     def list_pull_files(self, number: int) -> list[PullFile]:
         return [PullFile(str(f["filename"]), str(f.get("status") or ""), f.get("patch"), f.get("previous_filename"))

@@ -13,7 +13,14 @@ In a test:
 
 Endpoints (under `/repos/{owner}/{repo}` and, as in GitHub's `Link` headers, `/repositories/{id}`):
 GET/POST `/issues/{n}/comments`, PATCH `/issues/comments/{id}`, GET `/pulls/{n}`,
-GET `/pulls/{n}/files`, GET/POST `/pulls/{n}/reviews`, GET `/pulls/{n}/comments`; and GET `/user`.
+GET `/pulls/{n}/files`, GET/POST `/pulls/{n}/reviews`, GET `/pulls/{n}/comments`,
+POST `/pulls/{n}/comments/{id}/replies`, POST `/issues/comments/{id}/reactions` and
+`/pulls/comments/{id}/reactions`, GET `/collaborators/{user}/permission`; and GET `/user`.
+
+Permissions (`set_permission`): a user named there answers as GitHub does (`permission` admin,
+write, read or none, maintain reading as write and triage as read, beside `role_name`); anyone
+else is no collaborator: 404. `push_on_get(n, files, after=k)` pushes a new head once GET
+`/pulls/{n}` has answered k times: a branch that moves while a run is going on.
 
 The token acts as `login` (default `github-actions[bot]`, type Bot): whatever it creates is
 authored by it. A Bot identity is an installation token (the Actions GITHUB_TOKEN, a GitHub App's):
@@ -93,6 +100,10 @@ class _Repo:
     comments: list[dict[str, Any]] = field(default_factory=list)               # issue comments
     reviews: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     review_comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    reactions: list[dict[str, Any]] = field(default_factory=list)             # {"on", "id", "content", "user"}
+    permissions: dict[str, tuple[str, str]] = field(default_factory=dict)     # login (lower) -> (permission, role)
+    pending_pushes: dict[int, list[Any]] = field(default_factory=dict)        # number -> [after, files, sha]
+    pull_gets: dict[int, int] = field(default_factory=dict)
 
 
 def split_lines(text: str) -> list[str]:
@@ -229,6 +240,33 @@ class GitHubServer(BackgroundServer):
             repo.reviews.setdefault(number, []).append(review)
             return review
 
+    def add_review_comment(self, number: int, body: str, *, path: str, line: int, login: str = "octocat",
+                           user_type: str = "User", repository: str | None = None) -> dict[str, Any]:
+        """A comment on the pull request's diff already there (a thread's first comment)."""
+        with self._lock:
+            repo = self._repo(repository or self.repository)
+            entry = self._review_comment(repo, number, body, path, line, self._user(login, user_type))
+            repo.review_comments.setdefault(number, []).append(entry)
+            return entry
+
+    def set_permission(self, login: str, permission: str, role_name: str | None = None, *,
+                       repository: str | None = None) -> None:
+        """`login`'s role on the repository: admin, maintain, write, triage or read."""
+        legacy = {"maintain": "write", "triage": "read"}.get(permission, permission)
+        with self._lock:
+            self._repo(repository or self.repository).permissions[login.lower()] = (legacy, role_name or permission)
+
+    def push_on_get(self, number: int, files: Mapping[str, Any], *, head_sha: str, after: int = 1,
+                    repository: str | None = None) -> None:
+        """Push `head_sha` once GET /pulls/{number} has answered `after` more times."""
+        with self._lock:
+            repo = self._repo(repository or self.repository)
+            repo.pending_pushes[number] = [repo.pull_gets.get(number, 0) + after, dict(files), head_sha]
+
+    def reactions(self, repository: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._repo(repository or self.repository).reactions]
+
     def enqueue_faults(self, *outcomes: str) -> None:
         unknown = [o for o in outcomes if o not in FAULTS]
         if unknown:
@@ -286,6 +324,17 @@ class GitHubServer(BackgroundServer):
             "pull_request_url": f"{self.url}/repos/{repo.full_name}/pulls/{number}", "commit_id": commit_id,
             "submitted_at": _now(), "author_association": "NONE",
         }
+
+    def _review_comment(self, repo: _Repo, number: int, body: str, path: str, line: int, user: dict[str, Any],
+                        in_reply_to: int | None = None) -> dict[str, Any]:
+        cid = next(self._ids)
+        entry = {"id": cid, "pull_request_review_id": None, "commit_id": repo.pulls[number].head_sha, "path": path,
+                 "body": body, "line": line, "side": "RIGHT", "start_line": None, "start_side": None, "user": user,
+                 "created_at": _now(), "author_association": "NONE",
+                 "html_url": f"https://github.com/{repo.full_name}/pull/{number}#discussion_r{cid}"}
+        if in_reply_to is not None:
+            entry["in_reply_to_id"] = in_reply_to
+        return entry
 
     def _pull_json(self, repo: _Repo, pull: _Pull) -> dict[str, Any]:
         def side(ref: str, sha: str, full_name: str | None) -> dict[str, Any]:
@@ -391,7 +440,13 @@ class GitHubServer(BackgroundServer):
             ("GET", r"/pulls/(\d+)/reviews", self._list_reviews),
             ("POST", r"/pulls/(\d+)/reviews", self._create_review),
             ("GET", r"/pulls/(\d+)/comments", self._list_review_comments),
+            ("POST", r"/pulls/\d+/comments/(\d+)/replies", self._reply_review_comment),
+            ("POST", r"/issues/comments/(\d+)/reactions", self._react),
+            ("POST", r"/pulls/comments/(\d+)/reactions", self._react),
         ]
+        match = re.fullmatch(r"/collaborators/([^/]+)/permission", rest)
+        if method == "GET" and match:
+            return self._permission(repo, match.group(1))
         for verb, pattern, handler in routes:
             match = re.fullmatch(pattern, rest)
             if verb == method and match:
@@ -462,7 +517,58 @@ class GitHubServer(BackgroundServer):
 
     def _get_pull(self, repo, number, record, rest):
         pull = self._pull(repo, number)
-        return _not_found() if pull is None else _json(200, self._pull_json(repo, pull))
+        if pull is None:
+            return _not_found()
+        answer = _json(200, self._pull_json(repo, pull))
+        repo.pull_gets[number] = repo.pull_gets.get(number, 0) + 1
+        pending = repo.pending_pushes.get(number)
+        if pending is not None and repo.pull_gets[number] >= pending[0]:   # the branch moves after this answer
+            del repo.pending_pushes[number]
+            pull.heads.append(pending[2])
+            pull.files[pending[2]] = [self._file(path, spec) for path, spec in pending[1].items()]
+        return answer
+
+    def _permission(self, repo: _Repo, login: str) -> web.Response:
+        """GET /collaborators/{user}/permission (docs.github.com/rest/collaborators/collaborators
+        #get-repository-permissions-for-a-user): 404 for a user who is no collaborator."""
+        found = repo.permissions.get(login.lower())
+        if found is None:
+            return _json(404, {"message": f"{login} is not a user", "documentation_url": DOCS, "status": "404"})
+        permission, role = found
+        return _json(200, {"permission": permission, "role_name": role, "user": self._user(login, "User")})
+
+    def _react(self, repo, comment_id, record, rest):
+        """POST .../comments/{id}/reactions: 201 for a new reaction, 200 when this user gave it already."""
+        on = "review" if rest.startswith("/pulls/") else "issue"
+        exists = (self._find_comment(repo, comment_id) if on == "issue" else
+                  next((c for cs in repo.review_comments.values() for c in cs if c["id"] == comment_id), None))
+        if exists is None:
+            return _not_found()
+        content = (record.body or {}).get("content") if isinstance(record.body, dict) else None
+        if content not in ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"):
+            return _unprocessable([f"content {content!r} is not a valid reaction"])
+        user = self._user()
+        for reaction in repo.reactions:
+            if (reaction["on"], reaction["comment_id"], reaction["content"]) == (on, comment_id, content):
+                return _json(200, reaction)
+        reaction = {"id": next(self._ids), "on": on, "comment_id": comment_id, "content": content, "user": user,
+                    "created_at": _now()}
+        repo.reactions.append(reaction)
+        return _json(201, reaction)
+
+    def _reply_review_comment(self, repo, comment_id, record, rest):
+        number = int(re.match(r"/pulls/(\d+)/", rest).group(1))
+        pull = self._pull(repo, number)
+        thread = next((c for c in repo.review_comments.get(number, []) if c["id"] == comment_id), None)
+        if pull is None or thread is None:
+            return _not_found()
+        problem = _body_problem(record.body)
+        if problem:
+            return problem
+        entry = self._review_comment(repo, number, record.body["body"], thread["path"], thread["line"], self._user(),
+                                     in_reply_to=comment_id)
+        repo.review_comments[number].append(entry)
+        return _json(201, entry)
 
     def _list_files(self, repo, number, record, rest):
         pull = self._pull(repo, number)
