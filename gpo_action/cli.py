@@ -242,9 +242,19 @@ def action_command() -> None:
     import os
 
     from gpo_action.action_inputs import options_from_inputs
+    from gpo_action.github.event import COMMENT_EVENTS
     from gpo_action.pr_pipeline import execute
 
     options = options_from_inputs(os.environ)
+    if os.environ.get("GITHUB_EVENT_NAME") in COMMENT_EVENTS:      # a `/gpo` command in the conversation
+        from gpo_action.chatrun import answer_command
+
+        with stopped_by_signals():
+            answered = answer_command(options, os.environ, sys.stdout, notes=notes_printer(), on_step=_step_printer())
+        if answered.outcome is None:
+            click.echo(f"gpo-action: {answered.status}: {answered.reason}", err=True)
+            sys.exit(answered.exit_code)
+        _finish_run(answered.outcome)
     with stopped_by_signals():
         outcome = execute(options, os.environ, sys.stdout, notes=notes_printer(), on_step=_step_printer())
     _finish_run(outcome)

@@ -191,6 +191,7 @@ class PullReport:
     fixes: Any = None                             # fixes.FixReport | None
     skipped_models: Mapping[str, str] | None = None
     notes: Sequence[str] = ()
+    byline: str = ""                              # which `/gpo` command, by whom, made this version
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,8 @@ def deliver(report: PullReport, target: Target | None, pull: PullContext, settin
             if not lines[c.fix.suite]:
                 lines[c.fix.suite].append("The improved prompt, as a diff against the pull request's head:")
     suites = {name: DeliveryNote(tuple(lines[name]), tuple(diffs[name])) for name in lines}
-    body = pr_comment(run_result, fixes, suites, report.skipped_models, list(report.notes) + out_notes)
+    body = pr_comment(run_result, fixes, suites, report.skipped_models, list(report.notes) + out_notes,
+                      byline=report.byline)
     where = None
     if "comment" in modes and target is not None:
         try:

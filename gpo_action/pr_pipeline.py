@@ -63,11 +63,29 @@ class Outcome:
     skipped_models: Mapping[str, str] = field(default_factory=dict)
     guard: str | None = None                        # set when the loop guard skipped the fix stage
     report_path: str | None = None
+    refused: str | None = None                      # a `Request` whose delivery was refused, and why
+
+
+@dataclass(frozen=True)
+class Request:
+    """A run asked for by a `/gpo` command (`chatrun.py`): its line for the sticky comment, the
+    budget and steps asked for (clamped to the policy's: `chatops.clamp`), and `moved()`, asked
+    before anything is delivered: why delivering now would be wrong (the head moved), or None."""
+
+    byline: str
+    budget_usd: float | None = None
+    steps: int | None = None
+    moved: Callable[[], str | None] = field(default=lambda: None)
+
+
+_FROM_ENV: Any = object()
 
 
 def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes: NoteFn | None = None,
-            on_progress=None, on_step=None) -> Outcome:
-    """Run the pipeline as the module docstring says; the Outcome carries the exit code."""
+            on_progress=None, on_step=None, event=_FROM_ENV, request: Request | None = None) -> Outcome:
+    """Run the pipeline as the module docstring says; the Outcome carries the exit code. `event`
+    replaces the one at `$GITHUB_EVENT_PATH` (a comment's run passes its pull request's, read from the
+    API); a `request` clamps its budget to the policy's and is delivered only if `moved()` says None."""
     from gpo_action.workspace import Workspace
 
     secrets.reset(env)
@@ -77,10 +95,13 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     mask()
     say = notes or (lambda message: None)
     partials = tuple(load_partial(path) for path in options.partials)  # bad input before anything is paid for
-    event = load_event(env)
+    event = load_event(env) if event is _FROM_ENV else event
     pull = PullContext.from_event(event)
     head_ws = Workspace.open(options.config, notes=say, env=env)
     policy = _policy(head_ws, options, env, event)
+    clamped: tuple[str, ...] = ()
+    if request is not None:
+        options, clamped = _clamped(options, request, policy.config.optimize)
     ws = Workspace(policy.config, say)              # no client yet: it is made with the policy's cache
     mask()                                          # the values the head's and the base's api_key_env name
     report_path = _output_path(options.report_path, REPORT_FILE, ws.root, ws.config.tree, "the JSON report")
@@ -114,15 +135,17 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     target = _target(options, env, event, pull, ws.root, result)
     modes = options.deliver if options.deliver is not None else tuple(ws.config.optimize.deliver)
     delivery = None
-    notes = (guard,) if guard else ()
-    if target is not None:
-        delivery = deliver(PullReport(result, fixes, skipped, notes), target, pull,
+    refused = request.moved() if request is not None else None
+    notes = ((guard,) if guard else ()) + clamped + ((refused,) if refused else ())
+    byline = request.byline if request is not None else ""
+    if target is not None and refused is None:
+        delivery = deliver(PullReport(result, fixes, skipped, notes, byline), target, pull,
                            DeliverySettings(modes, repo_root=ws.root, project_dir=result.project_dir))
         comment = delivery.comment
     else:
-        comment = pr_comment(result, fixes, skipped_models=skipped, notes=notes)
+        comment = pr_comment(result, fixes, skipped_models=skipped, notes=notes, byline=byline)
     outcome = Outcome(result, fixes=fixes, delivery=delivery, comment=comment, exit_code=result.exit_code,
-                      skipped_models=skipped, guard=guard, report_path=report_path)
+                      skipped_models=skipped, guard=guard, report_path=report_path, refused=refused)
     _write_reports(outcome, options, junit_path, html_path, last, say)
     if junit_path and env.get("GITHUB_ACTIONS"):
         say(f"JUnit XML report: {junit_path} (output junit-path)")
@@ -133,6 +156,16 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
                "html-path": html_path or "", "partial-path": ""}
     publish_run(result, report_path, stream, env, markdown=summary, outputs=outputs)
     return outcome
+
+
+def _clamped(options: Options, request: Request, section) -> tuple[Options, tuple[str, ...]]:
+    """The options with a command's budget and steps, never above the policy's (`section`, the
+    base's `optimize` when enforced; the workflow's budget-usd input, when given, is the cap)."""
+    from gpo_action.github.chatops import clamp
+
+    cap_usd = options.budget_usd if options.budget_usd is not None else section.budget.max_usd
+    usd, steps, notes = clamp(request.budget_usd, request.steps, cap_usd, options.steps or section.steps)
+    return replace(options, budget_usd=usd, steps=steps), notes
 
 
 def _policy(ws, options: Options, env: Mapping[str, str], event) -> Policy:

@@ -69,7 +69,7 @@ def test_clamp_lowers_and_never_raises():
     usd, steps, notes = clamp(5.0, 10, 2.0, 6)
     assert (usd, steps) == (2.0, 6) and len(notes) == 2
     assert notes[0].startswith("budget=$5 asked; the base's gpo.yaml allows at most $2, so $2 was used")
-    assert notes[1].startswith("steps=10 asked; the base's gpo.yaml allows at most 6, so 6 were run")
+    assert notes[1].startswith("steps=10 asked; the base's gpo.yaml allows at most 6, so at most 6 ran")
 
 
 # ---- the events ---------------------------------------------------------------------------

@@ -108,6 +108,6 @@ def clamp(asked_usd: float | None, asked_steps: int | None, max_usd: float, max_
     if asked_steps is not None:
         steps = min(asked_steps, max_steps)
         if asked_steps > max_steps:
-            notes.append(f"steps={asked_steps} asked; the base's gpo.yaml allows at most {max_steps}, so "
-                         f"{max_steps} were run (a command can lower the steps, never raise them)")
+            notes.append(f"steps={asked_steps} asked; the base's gpo.yaml allows at most {max_steps}, so at most "
+                         f"{max_steps} ran (a command can lower the steps, never raise them)")
     return usd, steps, tuple(notes)

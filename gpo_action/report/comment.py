@@ -267,10 +267,11 @@ def fix_section(fix, delivery: DeliveryNote | None) -> tuple[str, str]:
 
 def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None = None,
                skipped_models: Mapping[str, str] | None = None, notes: Sequence[str] = (),
-               max_chars: int = MAX_CHARS) -> str:
-    """The whole comment, under `max_chars` (see the module docstring for what is cut first)."""
+               max_chars: int = MAX_CHARS, byline: str = "") -> str:
+    """The whole comment, under `max_chars` (see the module docstring for what is cut first);
+    `byline` (Markdown the caller made safe) says under the heading which command made this version."""
     delivery = delivery or {}
-    head = [MARKER, "## gpo-action", ""]
+    head = [MARKER, "## gpo-action", ""] + ([byline, ""] if byline else [])
     notice = skipped_notice(result, skipped_models or {})
     policy = policy_notice(getattr(result, "policy", None))
     judging = judging_notice(result)

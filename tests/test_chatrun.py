@@ -1,0 +1,244 @@
+"""`/gpo` commands end to end: `gpo-action action` on issue_comment and pull_request_review_comment
+payloads (tests/data/github), a real git repository with a bare remote, the GitHub stand-in and the
+scripted OpenAI-compatible server (the world of tests/test_action.py)."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from gpo_action.cli import main
+from gpo_action.report.markdown import MARKER
+from gpo_action.report.replies import DENIED_MARKER
+from tests.support.github_server import GitHubServer
+from tests.test_action import BAD, GOOD, KEY, LABELS, PATH, PAYLOADS, REPO, World, git, reply
+
+WRITER, READER = "maintainer-mo", "drive-by-dan"
+
+
+@pytest.fixture
+def github():
+    with GitHubServer(repository=REPO) as server:
+        server.set_permission(WRITER, "write")
+        server.set_permission(READER, "read")
+        yield server
+
+
+@pytest.fixture
+def world(tmp_path, openai_server, github, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    openai_server.set_reply(reply)
+    return World(tmp_path, openai_server.url, github, monkeypatch)
+
+
+def command(world: World, body: str, *, login: str = WRITER, review: bool = False, key: str | None = KEY,
+            action: str = "created"):
+    """A comment on pull request 2 (in the conversation, or on its diff), and the Action run it
+    triggers: (result, the comment's stand-in record, outputs)."""
+    github = world.github
+    if review:
+        posted = github.add_review_comment(2, body, path=PATH, line=1, login=login)
+        payload = json.loads((PAYLOADS / "pull_request_review_comment.created.payload.json").read_text())
+        payload["pull_request"]["number"] = 2
+    else:
+        posted = github.add_issue_comment(2, body, login=login)
+        payload = json.loads((PAYLOADS / "issue_comment.created.payload.json").read_text())
+        payload["issue"]["number"] = 2
+    payload["action"] = action
+    payload["comment"].update(id=posted["id"], body=body, user={**payload["comment"]["user"], "login": login})
+    event = world.tmp / f"comment-{posted['id']}.json"
+    event.write_text(json.dumps(payload))
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request_review_comment" if review else "issue_comment",
+           "GITHUB_EVENT_PATH": str(event), "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": github.url,
+           "GITHUB_OUTPUT": str(world.tmp / "output"), "GITHUB_STEP_SUMMARY": str(world.tmp / "summary.md"),
+           "INPUT_GITHUB-TOKEN": github.token, "INPUT_CONFIG": "gpo.yaml"}
+    for name in ("output", "summary.md"):
+        (world.tmp / name).write_text("")
+    for name, value in env.items():
+        world.monkeypatch.setenv(name, value)
+    if key is None:
+        world.monkeypatch.delenv(world.key_env, raising=False)
+    else:
+        world.monkeypatch.setenv(world.key_env, key)
+    world.monkeypatch.chdir(world.work)
+    result = CliRunner().invoke(main, ["action"], catch_exceptions=False)
+    return result, posted, (world.tmp / "output").read_text()
+
+
+def sticky(github: GitHubServer) -> list[dict]:
+    return [c for c in github.issue_comments(2) if MARKER in c["body"] and c["user"]["login"] == github.login]
+
+
+def replies(github: GitHubServer) -> list[dict]:
+    return [c for c in github.issue_comments(2) if MARKER not in c["body"] and c["user"]["login"] == github.login]
+
+
+def test_check_compares_the_head_read_from_the_api_and_answers_in_the_sticky_comment(world, github, openai_server):
+    result, posted, outputs = command(world, "Could you look at this?\n/gpo check")
+    assert result.exit_code == 1, result.output                          # the regression's verdict
+    [reaction] = github.reactions()
+    assert (reaction["on"], reaction["comment_id"], reaction["content"]) == ("issue", posted["id"], "eyes")
+    [permission] = github.requests_to("GET", "/collaborators/")
+    assert permission.path == f"/repos/{REPO}/collaborators/{WRITER}/permission"
+    assert github.requests.index(permission) < github.requests.index(github.requests_to("POST", "/reactions")[0])
+    assert len(github.requests_to("GET", r"/pulls/2$")) == 2              # the head read, then read again before delivery
+    [comment] = sticky(github)
+    body = comment["body"]
+    assert "| triage | 🔴 regressed | 100.0 | 33.3 |" in body
+    assert f"*This version was asked for by @{WRITER} via `/gpo check`.*" in body
+    assert github.reviews(2) == [] and "Fix budget" not in body           # compare only
+    assert "verdicts=triage=regressed" in outputs and replies(github) == []
+
+
+def test_fix_within_a_lower_budget_and_asking_more_than_the_base_is_clamped(world, github):
+    result, _, _ = command(world, "/gpo fix budget=$5 steps=3")
+    assert result.exit_code == 1, result.output
+    [comment] = sticky(github)
+    body = html.unescape(comment["body"])
+    assert "Fix budget for this pull request: 200 calls, $1.00, 120 s" in body        # the base's $1, not $5
+    assert "budget=$5 asked; the base's gpo.yaml allows at most $1, so $1 was used" in body
+    assert "steps=3 asked; the base's gpo.yaml allows at most 1, so at most 1 ran" in body
+    assert "via `/gpo fix budget=$5 steps=3`" in body and "Suggested in" in body
+    [review] = github.reviews(2)
+    assert review["commit_id"] == world.head
+
+
+def test_fix_can_lower_the_budget(world, github):
+    result, _, _ = command(world, "/gpo fix budget=$0.25")
+    assert result.exit_code == 1, result.output
+    body = html.unescape(sticky(github)[0]["body"])
+    assert "Fix budget for this pull request: 200 calls, $0.25, 120 s" in body and "asked; the base" not in body
+
+
+def test_apply_commits_the_fix_to_the_head_branch(world, github):
+    result, _, _ = command(world, "/gpo apply")
+    assert result.exit_code == 1, result.output
+    tip = world.remote_log()[0]
+    assert tip != world.head and world.remote_log()[1] == world.head
+    assert git(world.remote, "show", f"{tip}:{PATH}") + "\n" == BAD.replace("ticket.", f"ticket as {LABELS}.")
+    assert git(world.remote, "log", "-1", "--format=%B", tip).rstrip().endswith("Gpo-Action: fix")
+    [comment] = sticky(github)
+    assert f"Committed as `{tip[:12]}` to `feature`" in comment["body"] and "via `/gpo apply`" in comment["body"]
+    assert github.reviews(2) == []
+
+
+def test_apply_on_a_fork_posts_the_suggestion_review_instead(world, github):
+    github.add_pull(2, {PATH: (GOOD, BAD)}, head_sha=world.head, base_sha=world.base, head_ref="feature",
+                    head_repo="forker/Hello-World")
+    result, _, _ = command(world, "/gpo apply")
+    assert result.exit_code == 1, result.output
+    assert world.remote_log()[0] == world.head                           # nothing pushed
+    [suggestion] = github.review_comments(2)
+    assert suggestion["body"] == f"```suggestion\nClassify the support ticket as {LABELS}.\n```"
+    assert "Suggested in" in sticky(github)[0]["body"]
+
+
+def test_explain_replies_in_the_review_thread_with_the_flipped_cases_and_the_culprit_edit(world, github):
+    result, posted, _ = command(world, "/gpo explain", review=True)
+    assert result.exit_code == 1, result.output
+    [reaction] = github.reactions()
+    assert (reaction["on"], reaction["comment_id"]) == ("review", posted["id"])
+    [answer] = [c for c in github.review_comments(2) if c.get("in_reply_to_id") == posted["id"]]
+    text = html.unescape(answer["body"])
+    assert f"`/gpo explain` for @{WRITER}, head `{world.head[:12]}`" in text
+    assert "- triage: regressed, 100.0 → 33.3, 20 flipped cases" in text
+    assert "**Located:**" in text and "ticket as billing, bug or other." in text      # the edit behind the drop
+    assert "passed on base, fails on head" in text
+    assert sticky(github) == [] and github.reviews(2) == []              # explain only replies
+
+
+def test_an_unknown_command_gets_the_list_of_known_ones(world, github, openai_server):
+    result, _, _ = command(world, "/gpo merge please")
+    assert result.exit_code == 0, result.output
+    [answer] = replies(github)
+    assert "unknown command 'merge'" in html.unescape(answer["body"]) and "`/gpo explain`" in answer["body"]
+    assert openai_server.total == 0 and sticky(github) == []
+
+
+def test_a_commenter_without_write_permission_gets_no_run_and_one_reply(world, github, openai_server):
+    first, _, _ = command(world, "/gpo fix", login=READER)
+    second, _, _ = command(world, "/gpo apply", login=READER)
+    assert first.exit_code == second.exit_code == 0
+    assert openai_server.total == 0                                      # no run at all
+    assert github.reactions() == [] and sticky(github) == [] and world.remote_log()[0] == world.head
+    [answer] = replies(github)
+    assert DENIED_MARKER in answer["body"] and f"@{READER}" in answer["body"] and "write permission" in answer["body"]
+    assert len(github.requests_to("GET", f"/collaborators/{READER}/permission")) == 2
+
+
+def test_author_association_in_the_payload_is_not_trusted(world, github, openai_server):
+    # the payload says OWNER (as GitHub's example does); the API says this user is no collaborator
+    result, _, _ = command(world, "/gpo check", login="someone-else")
+    assert result.exit_code == 0 and openai_server.total == 0
+    assert [r.status for r in github.requests_to("GET", "/collaborators/")] == [404]
+
+
+def test_a_comment_without_a_command_an_edit_and_a_plain_issue_are_ignored(world, github, openai_server):
+    assert command(world, "> /gpo fix\nI would not do that")[0].exit_code == 0
+    assert command(world, "/gpo fix", action="edited")[0].exit_code == 0
+    assert openai_server.total == 0 and github.requests_to("GET", "/collaborators/") == []
+
+
+def test_a_head_that_moves_during_the_run_is_not_delivered(world, github):
+    moved = "c" * 40
+    github.push_on_get(2, {PATH: (GOOD, BAD + "More.\n")}, head_sha=moved, after=1)   # pushed as the run starts
+    result, _, _ = command(world, "/gpo fix")
+    assert sticky(github) == [] and github.reviews(2) == []              # nothing delivered on a stale head
+    [answer] = replies(github)
+    text = html.unescape(answer["body"])
+    assert f"moved from `{world.head[:12]}` to `{moved[:12]}` during this run: nothing was delivered" in text
+    assert "Comment `/gpo fix` again" in text and result.exit_code == 1
+
+
+def test_a_checkout_that_is_not_the_pull_requests_head_is_refused(world, github, openai_server):
+    git(world.work, "checkout", "-q", "main")
+    result, _, _ = command(world, "/gpo check")
+    assert openai_server.total == 0 and sticky(github) == []
+    [answer] = replies(github)
+    assert "not the pull request's head" in answer["body"] and "nothing was evaluated" in answer["body"]
+
+
+CANARY_TOKEN = "ghs_canaryTOKEN0123456789abcdefABCDEF"
+CANARY_KEY = "sk-canary-KEY-0123456789abcdef"
+
+
+def test_the_canary_secrets_are_in_no_request_the_stand_in_received(tmp_path, openai_server, monkeypatch):
+    """The model echoes its key back (a hostile model or a leaking proxy); every body and path sent
+    to GitHub (reactions, replies, the sticky comment, the review) must hold neither secret."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+    def leaky(body: dict, index: int) -> str:
+        return f"{reply(body, index)} {CANARY_KEY} {CANARY_TOKEN}"
+
+    openai_server.set_reply(leaky)
+    with GitHubServer(repository=REPO, token=CANARY_TOKEN) as github:
+        github.set_permission(WRITER, "admin")
+        github.set_permission(READER, "triage")
+        w = World(tmp_path, openai_server.url, github, monkeypatch)
+        for body, login, review in [("/gpo explain", WRITER, True), ("/gpo check", WRITER, False),
+                                    ("/gpo nope", WRITER, False), ("/gpo fix", READER, False)]:
+            command(w, body, login=login, review=review, key=CANARY_KEY)
+        sent = [c["body"] for c in replies(github) + sticky(github)] + [c["body"] for c in github.review_comments(2)]
+        assert len(replies(github)) == 2 and sticky(github)                 # the help and the denial; the check
+        assert any("***" in body for body in sent)                          # the model's echo reached a body, scrubbed
+        recorded = json.dumps([[r.path, r.query, r.body] for r in github.requests])
+        assert CANARY_TOKEN not in recorded and CANARY_KEY not in recorded
+
+
+def test_trust_head_config_is_ignored_for_a_forks_pull_request_on_a_comments_run(world, github):
+    config = world.work / "gpo.yaml"
+    config.write_text(config.read_text().replace("max_usd: 1.0", "max_usd: 9.0"))
+    git(world.work, "commit", "-qam", "a bigger budget, please")
+    git(world.work, "push", "-q", "origin", "HEAD:refs/heads/feature")
+    head = git(world.work, "rev-parse", "HEAD")
+    github.add_pull(2, {PATH: (GOOD, BAD), "gpo.yaml": None}, head_sha=head, base_sha=world.base, head_ref="feature",
+                    head_repo="forker/Hello-World")
+    world.monkeypatch.setenv("INPUT_TRUST-HEAD-CONFIG", "true")
+    result, _, _ = command(world, "/gpo fix")
+    assert result.exit_code == 1, result.output
+    assert "trust-head-config is ignored for a fork's pull request" in result.output
+    body = html.unescape(sticky(github)[0]["body"])
+    assert "Fix budget for this pull request: 200 calls, $1.00, 120 s" in body         # the base's, not $9
