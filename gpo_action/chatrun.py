@@ -32,6 +32,7 @@ from gpo_action.errors import GitHubError, InputError
 from gpo_action.github.chatops import Command, help_text, parse_command
 from gpo_action.github.event import Comment, Event, load_event
 from gpo_action.pr_pipeline import Outcome, Request, execute
+from gpo_action.report.markdown import cell
 from gpo_action.report.replies import DENIED_MARKER, byline, denied_reply, explain_reply, mention, moved_text
 
 NoteFn = Callable[[str], None]
@@ -80,7 +81,7 @@ def answer_command(options: Options, env: Mapping[str, str], stream: IO[str], *,
             return _deny(client, comment, authors, command, permission, say)
         _acknowledge(client, comment, say)
         if command.name == "unknown":
-            _reply(client, comment, help_text(command.problem))
+            _reply(client, comment, help_text(cell(command.problem)))      # the comment's words, escaped
             return Answered("help", command.problem, command)
         pull = client.get_pull(comment.number)
         with gitrepo.open_repo(".") as repo:

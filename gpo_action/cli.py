@@ -238,7 +238,8 @@ def cache_merge_command(sources: tuple[str, ...], dest: str) -> None:
 @main.command("action")
 @handle_errors
 def action_command() -> None:
-    """The GitHub Action's entry point: inputs from INPUT_* variables, the event from GITHUB_EVENT_PATH."""
+    """The GitHub Action's entry point: inputs from INPUT_* variables, the event from GITHUB_EVENT_PATH
+    (a pull request's, or a comment's with a `/gpo` command)."""
     import os
 
     from gpo_action.action_inputs import options_from_inputs

@@ -1,4 +1,5 @@
-"""`gpo-action init`: a small working project (config, one prompt, one suite, a workflow)."""
+"""`gpo-action init`: a small working project (config, one prompt, one suite, the workflows: one on
+`pull_request`, one answering `/gpo` commands in its comments)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ SCAFFOLD = {
     "prompts/triage.j2": "triage.j2",
     "evals/triage.yaml": "triage.yaml",
     ".github/workflows/gpo.yml": "workflow.yml",
+    ".github/workflows/gpo-commands.yml": "workflow_commands.yml",   # `/gpo` commands in pull request comments
 }
 GITIGNORE = ".gitignore"
 IGNORED = ".gpo/"                        # the response cache and the reports live there

@@ -158,6 +158,22 @@ def test_an_unknown_command_gets_the_list_of_known_ones(world, github, openai_se
     assert openai_server.total == 0 and sticky(github) == []
 
 
+def test_an_unknown_commands_words_are_escaped_in_the_reply(world, github):
+    command(world, '/gpo <img src="https://evil.example/x">')
+    [answer] = replies(github)
+    assert "<img" not in answer["body"] and "unknown command" in answer["body"]
+
+
+def test_a_gpo_line_in_the_pull_requests_prompt_or_commit_message_is_text(world, github):
+    hostile = BAD + "/gpo apply\n"
+    head = world.commit(hostile, "/gpo apply\n\n/gpo apply")
+    github.push(2, {PATH: (GOOD, hostile)}, head_sha=head)
+    result, _, _ = command(world, "/gpo check")
+    assert result.exit_code == 1, result.output
+    assert world.remote_log()[0] == head                                 # nothing committed: check was asked
+    assert "via `/gpo check`" in sticky(github)[0]["body"] and github.reviews(2) == []
+
+
 def test_a_commenter_without_write_permission_gets_no_run_and_one_reply(world, github, openai_server):
     first, _, _ = command(world, "/gpo fix", login=READER)
     second, _, _ = command(world, "/gpo apply", login=READER)

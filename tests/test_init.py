@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from gpo_action.cli import main
 from tests.support.projects import git
 
-FILES = ["gpo.yaml", "prompts/triage.j2", "evals/triage.yaml", ".github/workflows/gpo.yml"]
+FILES = ["gpo.yaml", "prompts/triage.j2", "evals/triage.yaml", ".github/workflows/gpo.yml",
+         ".github/workflows/gpo-commands.yml"]
 
 
 def test_init_writes_the_project(tmp_path, monkeypatch):
@@ -27,6 +28,24 @@ def test_init_writes_the_project(tmp_path, monkeypatch):
     assert list(workflow[True]) == ["pull_request"]           # YAML 1.1 reads the key `on` as True
     steps = workflow["jobs"]["prompts"]["steps"]
     assert any(str(s.get("uses", "")).endswith("gpo-action@v0.1.0") for s in steps)
+
+
+def test_init_writes_the_comment_command_workflow_beside_the_pull_request_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    text = (tmp_path / ".github/workflows/gpo-commands.yml").read_text()
+    assert "pull_request_target" not in text
+    workflow = yaml.safe_load(text)
+    assert workflow[True] == {"issue_comment": {"types": ["created"]},
+                              "pull_request_review_comment": {"types": ["created"]}}
+    assert workflow["permissions"] == {"contents": "write", "pull-requests": "write"}
+    job = workflow["jobs"]["command"]
+    assert "github.event.issue.pull_request" in job["if"] and "contains(github.event.comment.body, '/gpo')" in job["if"]
+    checkout, cache, action = job["steps"]
+    assert checkout["with"]["ref"].startswith("refs/pull/") and checkout["with"]["ref"].endswith("/head")
+    assert checkout["with"]["fetch-depth"] == 0 and cache["with"]["path"] == ".gpo"
+    assert action["uses"].endswith("gpo-action@v0.1.0") and len(job["steps"]) == 3   # nothing of the PR's runs
+    assert "checked out as data only" in text and "write permission" in text
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path, monkeypatch):
