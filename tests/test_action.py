@@ -115,6 +115,12 @@ class World:
             "GITHUB_STEP_SUMMARY": str(self.tmp / "summary.md"), "INPUT_GITHUB-TOKEN": self.github.token,
             "INPUT_MODE": mode, "INPUT_DELIVER": deliver, "INPUT_CONFIG": "gpo.yaml",
         }
+        result = self.invoke(env, key)
+        return result, (self.tmp / "output").read_text(), (self.tmp / "summary.md").read_text()
+
+    def invoke(self, env: dict[str, str], key: str | None):
+        """`gpo-action action` in the work clone with `env` set (the output and summary files
+        emptied) and the model's key set, or unset for None."""
         for name in ("output", "summary.md"):
             (self.tmp / name).write_text("")
         for name, value in env.items():
@@ -124,8 +130,7 @@ class World:
         else:
             self.monkeypatch.setenv(self.key_env, key)
         self.monkeypatch.chdir(self.work)
-        result = CliRunner().invoke(main, ["action"], catch_exceptions=False)
-        return result, (self.tmp / "output").read_text(), (self.tmp / "summary.md").read_text()
+        return CliRunner().invoke(main, ["action"], catch_exceptions=False)
 
     def remote_log(self, branch: str = "feature") -> list[str]:
         return git(self.remote, "log", "--format=%H", branch).splitlines()

@@ -8,13 +8,11 @@ import html
 import json
 
 import pytest
-from click.testing import CliRunner
-
-from gpo_action.cli import main
 from gpo_action.report.markdown import MARKER
 from gpo_action.report.replies import DENIED_MARKER
 from tests.support.github_server import GitHubServer
 from tests.test_action import BAD, GOOD, KEY, LABELS, PATH, PAYLOADS, REPO, World, git, reply
+from tests.test_action import world  # noqa: F401  (the fixture: test_action's world, on this module's github)
 
 WRITER, READER = "maintainer-mo", "drive-by-dan"
 
@@ -25,13 +23,6 @@ def github():
         server.set_permission(WRITER, "write")
         server.set_permission(READER, "read")
         yield server
-
-
-@pytest.fixture
-def world(tmp_path, openai_server, github, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    openai_server.set_reply(reply)
-    return World(tmp_path, openai_server.url, github, monkeypatch)
 
 
 def command(world: World, body: str, *, login: str = WRITER, review: bool = False, key: str | None = KEY,
@@ -55,16 +46,7 @@ def command(world: World, body: str, *, login: str = WRITER, review: bool = Fals
            "GITHUB_EVENT_PATH": str(event), "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": github.url,
            "GITHUB_OUTPUT": str(world.tmp / "output"), "GITHUB_STEP_SUMMARY": str(world.tmp / "summary.md"),
            "INPUT_GITHUB-TOKEN": github.token, "INPUT_CONFIG": "gpo.yaml"}
-    for name in ("output", "summary.md"):
-        (world.tmp / name).write_text("")
-    for name, value in env.items():
-        world.monkeypatch.setenv(name, value)
-    if key is None:
-        world.monkeypatch.delenv(world.key_env, raising=False)
-    else:
-        world.monkeypatch.setenv(world.key_env, key)
-    world.monkeypatch.chdir(world.work)
-    result = CliRunner().invoke(main, ["action"], catch_exceptions=False)
+    result = world.invoke(env, key)
     return result, posted, (world.tmp / "output").read_text()
 
 
