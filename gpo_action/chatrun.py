@@ -12,7 +12,9 @@ pull request (found again by `DENIED_MARKER`) and no run; acknowledge the commen
 :eyes: reaction; read the pull request's head and base from the API (the payload does not carry
 them) and refuse unless the checkout is exactly that head; run the pipeline (`pr_pipeline.execute`)
 on it, the command choosing the mode and delivery, within the base's caps; before delivering, read
-the head again and deliver nothing when it moved. The answer goes into the sticky comment, with a
+the head again and deliver nothing when it moved. `/gpo apply` commits only the fix the sticky
+comment proposes for this head (its hidden `delivery.PROPOSED_MARKER`): found again (from the
+cache the earlier run filled) and compared before anything is pushed. The answer goes into the sticky comment, with a
 line saying which command by whom made it; `/gpo explain`, an unknown command, a refusal and the
 denial are replies (a review comment's in its thread).
 
@@ -97,7 +99,13 @@ def answer_command(options: Options, env: Mapping[str, str], stream: IO[str], *,
             now = client.get_pull(comment.number).head_sha
             return None if now == pull.head_sha else moved_text(pull.head_sha, now, text)
 
-        request = Request(byline(comment.author, text), command.budget_usd, command.steps, moved)
+        expected = _proposed(client, comment.number, authors, pull.head_sha) if command.name == "apply" else None
+        if command.name == "apply" and expected is None:
+            why = f"the gpo-action comment proposes no fix for the head {pull.head_sha[:12]}"
+            _reply(client, comment, f"{mention(comment.author)}: `/gpo apply` has nothing to commit: {why}. "
+                   "Comment `/gpo fix` first.")
+            return Answered("refused", why, command)
+        request = Request(byline(comment.author, text), command.budget_usd, command.steps, moved, expected)
         if options.trust_head_config and pull.is_fork:
             say("trust-head-config is ignored for a fork's pull request on a comment's run, which has the "
                 "repository's secrets: the base's gpo.yaml is the policy")
@@ -126,6 +134,15 @@ def _options(options: Options, command: Command, pull) -> Options:
     else:                           # explain: locating the regression is the fix stage's first step
         deliver, steps, candidates = (), 1, 1
     return replace(options, mode=mode, deliver=deliver, base=pull.base_sha, steps=steps, candidates=candidates)
+
+
+def _proposed(client, number: int, authors, head_sha: str) -> str | None:
+    """The fix our sticky comment proposes for `head_sha` (`delivery.proposal_hash`), or None."""
+    from gpo_action.delivery import proposed_in
+    from gpo_action.github.comments import find_sticky_comment
+
+    sticky = find_sticky_comment(client.list_issue_comments(number), authors=authors)
+    return proposed_in(sticky.body, head_sha) if sticky is not None else None
 
 
 def _acknowledge(client, comment: Comment, say: NoteFn) -> None:

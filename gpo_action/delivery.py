@@ -21,6 +21,7 @@ notes in the comment or summary; they never fail the run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -45,6 +46,23 @@ COMMIT_MARK = "[gpo-action]"
 COMMIT_TRAILER = "Gpo-Action: fix"
 _TRAILER = re.compile(r"^Gpo-Action:\s*fix\s*$", re.MULTILINE | re.IGNORECASE)
 MAX_FIX_DIFF_CHARS = 8_000                 # a fix's diff shown in the comment; a longer one is pointed to, not cut
+PROPOSED_MARKER = re.compile(r"<!-- gpo-action:proposed head=([0-9a-f]{7,64}) fix=([0-9a-f]{16}) -->")
+
+
+def proposal_hash(fixes) -> str | None:
+    """A short hash of what the fix stage proposes (each suite's prompt and improved text), or None
+    when it proposes nothing: what `/gpo apply` checks it commits."""
+    proposed = fixes.proposed if fixes is not None else ()
+    if not proposed:
+        return None
+    data = json.dumps(sorted([f.suite, f.prompt, f.result.best] for f in proposed), ensure_ascii=False)
+    return hashlib.blake2b(data.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def proposed_in(body: str, head_sha: str) -> str | None:
+    """The `proposal_hash` a sticky comment's body proposes for `head_sha` (None: none for that head)."""
+    match = PROPOSED_MARKER.search(body or "")
+    return match.group(2) if match is not None and match.group(1) == head_sha else None
 
 
 def has_fix_trailer(message: str | None) -> bool:
@@ -253,6 +271,9 @@ def deliver(report: PullReport, target: Target | None, pull: PullContext, settin
     suites = {name: DeliveryNote(tuple(lines[name]), tuple(diffs[name])) for name in lines}
     body = pr_comment(run_result, fixes, suites, report.skipped_models, list(report.notes) + out_notes,
                       byline=report.byline)
+    digest = proposal_hash(fixes)
+    if digest is not None and pull.head_sha:        # hidden: what `/gpo apply` may commit for this head
+        body += f"\n<!-- gpo-action:proposed head={pull.head_sha} fix={digest} -->"
     where = None
     if "comment" in modes and target is not None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import pytest
 from gpo_action.report.markdown import MARKER
@@ -95,27 +96,59 @@ def test_fix_can_lower_the_budget(world, github):
     assert "Fix budget for this pull request: 200 calls, $0.25, 120 s" in body and "asked; the base" not in body
 
 
-def test_apply_commits_the_fix_to_the_head_branch(world, github):
+def test_apply_commits_the_fix_the_comment_proposed_to_the_head_branch(world, github, openai_server):
+    proposed, _, _ = command(world, "/gpo fix")
+    assert proposed.exit_code == 1, proposed.output
+    assert f"<!-- gpo-action:proposed head={world.head} fix=" in sticky(github)[0]["body"]
+    calls = openai_server.total
     result, _, _ = command(world, "/gpo apply")
     assert result.exit_code == 1, result.output
+    assert openai_server.total == calls                                  # found again from the cache, not paid again
     tip = world.remote_log()[0]
     assert tip != world.head and world.remote_log()[1] == world.head
     assert git(world.remote, "show", f"{tip}:{PATH}") + "\n" == BAD.replace("ticket.", f"ticket as {LABELS}.")
     assert git(world.remote, "log", "-1", "--format=%B", tip).rstrip().endswith("Gpo-Action: fix")
     [comment] = sticky(github)
     assert f"Committed as `{tip[:12]}` to `feature`" in comment["body"] and "via `/gpo apply`" in comment["body"]
-    assert github.reviews(2) == []
+    assert len(github.reviews(2)) == 1                                   # the fix's review; apply added none
 
 
-def test_apply_on_a_fork_posts_the_suggestion_review_instead(world, github):
+def test_apply_with_no_fix_proposed_for_this_head_commits_nothing(world, github, openai_server):
+    result, _, _ = command(world, "/gpo apply")
+    assert result.exit_code == 0 and openai_server.total == 0 and world.remote_log()[0] == world.head
+    [answer] = replies(github)
+    assert f"proposes no fix for the head {world.head[:12]}" in answer["body"] and "`/gpo fix` first" in answer["body"]
+
+
+def test_apply_refuses_a_fix_that_is_not_the_one_the_comment_proposed(world, github):
+    command(world, "/gpo fix")
+    [comment] = sticky(github)
+    other = re.sub(r"(gpo-action:proposed head=\w+ fix=)[0-9a-f]{16}", r"\g<1>0000000000000000", comment["body"])
+    assert other != comment["body"]
+    github.edit_issue_comment(comment["id"], other)                      # stands for an earlier run's other fix
+    result, _, _ = command(world, "/gpo apply")
+    assert world.remote_log()[0] == world.head                           # nothing pushed
+    [answer] = replies(github)
+    text = html.unescape(answer["body"])
+    assert "the fix found again for this head is not the one the gpo-action comment proposes" in text
+    assert "nothing was committed" in text
+
+
+def test_apply_on_a_fork_falls_back_to_the_suggestion_review(world, github):
     github.add_pull(2, {PATH: (GOOD, BAD)}, head_sha=world.head, base_sha=world.base, head_ref="feature",
                     head_repo="forker/Hello-World")
+    github.set_permission(WRITER, "maintain")
+    proposed, _, _ = command(world, "/gpo fix")
+    assert proposed.exit_code == 1, proposed.output
+    [review] = github.reviews(2)
     result, _, _ = command(world, "/gpo apply")
     assert result.exit_code == 1, result.output
-    assert world.remote_log()[0] == world.head                           # nothing pushed
+    assert world.remote_log()[0] == world.head                           # nothing pushed to a fork
+    assert github.reviews(2) == [review]                                 # the review with the suggestion stands
     [suggestion] = github.review_comments(2)
     assert suggestion["body"] == f"```suggestion\nClassify the support ticket as {LABELS}.\n```"
-    assert "Suggested in" in sticky(github)[0]["body"]
+    body = sticky(github)[0]["body"]
+    assert "via `/gpo apply`" in body and "Already suggested" in body and "Committed" not in body
 
 
 def test_explain_replies_in_the_review_thread_with_the_flipped_cases_and_the_culprit_edit(world, github):

@@ -249,6 +249,12 @@ class GitHubServer(BackgroundServer):
             repo.review_comments.setdefault(number, []).append(entry)
             return entry
 
+    def edit_issue_comment(self, comment_id: int, body: str, repository: str | None = None) -> None:
+        """Change a comment's body (as its author editing it would)."""
+        with self._lock:
+            comment = self._find_comment(self._repo(repository or self.repository), comment_id)
+            comment["body"], comment["updated_at"] = body, _now()
+
     def set_permission(self, login: str, permission: str, role_name: str | None = None, *,
                        repository: str | None = None) -> None:
         """`login`'s role on the repository: admin, maintain, write, triage or read."""
