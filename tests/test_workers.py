@@ -201,3 +201,47 @@ def test_a_finish_reason_and_a_tool_call_come_back_through_the_workers(openai_se
     assert reasons.count("length") == 1 and reasons.count("tool_calls") == 1 and reasons.count("stop") == N - 2
     [tools] = [r for r in responses if r.finish_reason == "tool_calls"]
     assert json.loads(tools.text)[0]["function"] == call["function"]
+
+
+WORKER_SETUP = textwrap.dedent("""
+    import asyncio, json, sys
+    import litellm
+    from gpo_action.llm.providers import import_litellm
+    from gpo_action.llm.worker_main import skip_success_logging, warm_up
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+    seen = []
+    if sys.argv[2] == "callback":
+        from litellm.integrations.custom_logger import CustomLogger
+        class Seen(CustomLogger):
+            async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+                seen.append(response_obj.choices[0].message.content)
+        litellm.callbacks = [Seen()]
+    lib = import_litellm()
+    before = len(sys.modules)
+    warm_up(lib)
+    warmed = len(sys.modules) - before
+    dropped = skip_success_logging(lib)
+    async def main():
+        response = await litellm.acompletion(model="openai/scripted", api_base=sys.argv[1] + "/v1", api_key="k",
+                                             messages=[{"role": "user", "content": "hello"}])
+        await asyncio.sleep(0.2)
+        await GLOBAL_LOGGING_WORKER.flush()
+        return response.choices[0].message.content
+    print(json.dumps({"dropped": dropped, "warmed": warmed, "text": asyncio.run(main()), "seen": seen}))
+""")
+
+
+@pytest.mark.parametrize("callbacks", ["none", "callback"])
+def test_a_worker_warms_litellm_without_a_request_and_drops_its_logging_only_without_callbacks(callbacks):
+    # A fresh process, as a worker is: both steps change litellm's module state.
+    with ScriptedOpenAIServer() as server:
+        done = subprocess.run([sys.executable, "-c", WORKER_SETUP, server.url, callbacks], capture_output=True,
+                              text=True, timeout=100, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert server.total == 1  # the warm-up sent nothing; the call after it was answered
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["text"] == "hello"
+    if callbacks == "none":
+        assert out["dropped"] is True and out["seen"] == [] and out["warmed"] > 0
+    else:  # a user's callback still gets every call, and no warm-up call
+        assert out["dropped"] is False and len(out["seen"]) == 1 and out["warmed"] == 0
