@@ -176,6 +176,42 @@ def test_second_call_is_answered_from_the_cache(openai_server, tmp_path):
     assert second[0].prompt_tokens == first[0].prompt_tokens  # nominal usage kept
 
 
+def test_answers_arrive_while_another_process_holds_the_cache_lock_and_are_written_once_it_is_free(openai_server, tmp_path):
+    # The cache write is off each slot's path: with the file locked by another writer, every
+    # answer still reaches on_result (concurrency 2, 12 requests: no slot waits for a write),
+    # and complete() returns once the lock is released and the answers are written.
+    import sqlite3
+    import threading
+
+    path = tmp_path / "cache.sqlite"
+    model = scripted(openai_server)
+    with ResponseCache(path, busy_timeout=60) as cache:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+        answered = threading.Event()
+        seen: list[int] = []
+
+        def on_result(index: int, response) -> None:
+            seen.append(index)
+            if len(seen) == 12:
+                answered.set()
+
+        with LLMClient(ClientSettings(concurrency=2), cache=cache) as client:
+            outcome: dict = {}
+            thread = threading.Thread(target=lambda: outcome.update(
+                responses=client.complete([ask(model, f"q{i}") for i in range(12)], on_result=on_result)))
+            thread.start()
+            try:
+                assert answered.wait(60), f"only {len(seen)} answers while the cache was locked"
+                assert "responses" not in outcome  # still writing
+            finally:
+                other.execute("COMMIT")
+                other.close()
+            thread.join(60)
+        assert [r.text for r in outcome["responses"]] == [f"q{i}" for i in range(12)]
+        assert len(cache) == 12 and openai_server.total == 12
+
+
 def test_errors_are_never_cached(openai_server, tmp_path, sleep):
     model = scripted(openai_server)
     requests = [ask(model, f"q{i}") for i in range(3)]

@@ -156,15 +156,22 @@ class ResponseCache:
     def put(self, key: str, response: LLMResponse) -> None:
         """Store a successful response (text, scrubbed of secrets, and usage); errors are ignored,
         never stored. An answer the file cannot take is kept in memory instead (see the module doc)."""
-        if response.error is not None or response.text is None or self.disabled:
+        self.put_many([(key, response)])
+
+    def put_many(self, items: Iterable[tuple[str, LLMResponse]]) -> None:
+        """`put` for several responses, in one transaction: one commit for a batch of answers."""
+        if self.disabled:
             return
-        row = (key, scrub(response.text), int(response.prompt_tokens), int(response.completion_tokens),
-               float(response.cost), time.time(), float(response.seconds), response.finish_reason, int(response.priced))
-        if self.writable and self._guarded(lambda db: db.execute(_INSERT, row) is not None, False, "written"):
+        now = time.time()
+        rows = [(key, scrub(r.text), int(r.prompt_tokens), int(r.completion_tokens), float(r.cost), now,
+                 float(r.seconds), r.finish_reason, int(r.priced))
+                for key, r in items if r.error is None and r.text is not None]
+        if not rows or (self.writable and self._guarded(lambda db: _insert_batch(db, _INSERT, rows) >= 0, False, "written")):
             return
-        self._unsaved[key] = LLMResponse(text=row[1], prompt_tokens=row[2], completion_tokens=row[3],
-                                         cost=row[4], cached=True, seconds=row[6], finish_reason=row[7],
-                                         priced=bool(row[8]))
+        for row in rows:
+            self._unsaved[row[0]] = LLMResponse(text=row[1], prompt_tokens=row[2], completion_tokens=row[3],
+                                                cost=row[4], cached=True, seconds=row[6], finish_reason=row[7],
+                                                priced=bool(row[8]))
 
     def merge_from(self, source: str | os.PathLike[str]) -> int:
         """Add the rows of the cache file `source` that this one lacks (a key already here is kept:

@@ -9,8 +9,8 @@ retry loop, its backoff and `CallLimit` are in `llm/retries.py`.
 
 A batch goes: cache (one lookup) -> duplicates folded -> a bounded pool of workers per model ->
 provider call with a per-request timeout -> retries with exponential backoff and jitter on
-retryable errors (honouring Retry-After) -> cache write as each success arrives (on a thread; a
-cache that cannot be written is reported once and the run goes on, see `cache`). After its
+retryable errors (honouring Retry-After) -> cache writes off the slot's path, batched on a thread
+(`cachewriter`; a cache that cannot be written is reported once and the run goes on, see `cache`). After its
 retries a failure is an `LLMResponse` with `error` set, never an exception.
 
 `usage` counts what this client actually did: provider calls (retries included), cache hits,
@@ -48,6 +48,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Iterator, Mapping, Named
 
 from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
 from gpo_action.llm.cache import ResponseCache, request_key
+from gpo_action.llm.cachewriter import CacheWriter
 from gpo_action.llm.completer import OnResult
 from gpo_action.llm.embeddings import EmbeddingMixin
 from gpo_action.llm.providers import Provider, get_provider, redact
@@ -357,16 +358,21 @@ class LLMClient(EmbeddingMixin):
             if prepare is not None:
                 prepare()
         workers = []
+        writes = CacheWriter(self.cache) if self.cache is not None else None
         for model_jobs in by_model.values():
             queue = iter(model_jobs)
             limit = getattr(model_jobs[0].provider, "max_concurrency", None) or self.concurrency
             for _ in range(min(self.concurrency, limit, len(model_jobs))):
-                workers.append(asyncio.ensure_future(self._work(queue, deliver)))
+                workers.append(asyncio.ensure_future(self._work(queue, deliver, writes)))
         try:
             await asyncio.gather(*workers)
+            if writes is not None:
+                await writes.drained()
         finally:
             for worker in workers:
                 worker.cancel()
+            if writes is not None:
+                writes.write_rest()  # after an interrupt too: the answers obtained are kept
 
     async def _offload(self, provider: Provider, count: int) -> bool:
         """Whether `provider`'s calls go to the worker processes (started here on first need)."""
@@ -382,13 +388,12 @@ class LLMClient(EmbeddingMixin):
                 return False
         return self._pool.alive
 
-    async def _work(self, queue: Iterator[_Job], deliver: Callable[[str, LLMResponse], None]) -> None:
+    async def _work(self, queue: Iterator[_Job], deliver: Callable[[str, LLMResponse], None],
+                    writes: CacheWriter | None) -> None:
         for job in queue:  # a shared iterator: each job goes to exactly one worker
             for key, response in zip(job.keys, await self._obtain(job)):
-                if response.error is None and job.provider.cacheable and self.cache is not None:
-                    # On a thread: a write waiting for another process's lock must not stall the
-                    # loop, or the calls in flight would time out and be asked again.
-                    await asyncio.to_thread(self.cache.put, key, response)
+                if response.error is None and job.provider.cacheable and writes is not None:
+                    writes.add(key, response)  # written in batches off this slot's path (`cachewriter`)
                 deliver(key, response)
 
     async def _obtain(self, job: _Job) -> list[LLMResponse]:
