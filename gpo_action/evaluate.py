@@ -103,6 +103,7 @@ def evaluate_jobs(
 ) -> list[SuiteResult]:
     """Evaluate every job in one batch of task calls (one of judge calls, one of embeddings by
     `embedding` through `embedder`); results in job order."""
+    _announce(jobs, client)
     per_job = [_render_slots(job) for job in jobs]
     flat = [s for slots in per_job for s in slots if isinstance(s, LLMRequest)]
     owner = [j for j, slots in enumerate(per_job) for s in slots if isinstance(s, LLMRequest)]
@@ -135,6 +136,20 @@ def evaluate_jobs(
         results.append(_suite_result(job, mine, judged, offset, finished_at[j], facts, failed))
         offset += len(reqs)
     return results
+
+
+def _announce(jobs: Sequence[EvalJob], client: Completer) -> None:
+    """Tell a client that can use it (`LLMClient.expect`) how many requests per model come, before
+    rendering: a cold cache then starts its worker processes (litellm's import) meanwhile."""
+    expect = getattr(client, "expect", None)
+    if expect is None:
+        return
+    counts: dict[str, tuple[ModelConfig, int]] = {}
+    for job in jobs:
+        model, count = counts.get(job.model.name, (job.model, 0))
+        counts[job.model.name] = (model, count + len(job.selected) * job.suite.repeats)
+    for model, count in counts.values():
+        expect(model, count)
 
 
 def response_facts(job: EvalJob, slot: LLMRequest | LLMResponse, response: LLMResponse,

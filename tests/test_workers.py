@@ -245,3 +245,25 @@ def test_a_worker_warms_litellm_without_a_request_and_drops_its_logging_only_wit
         assert out["dropped"] is True and out["seen"] == [] and out["warmed"] > 0
     else:  # a user's callback still gets every call, and no warm-up call
         assert out["dropped"] is False and len(out["seen"]) == 1 and out["warmed"] == 0
+
+
+def test_expect_starts_the_workers_before_the_batch_only_when_the_cache_cannot_answer(openai_server, tmp_path):
+    from gpo_action.llm.cache import ResponseCache
+
+    model = scripted(openai_server)
+    requests = [ask(model, f"q{i}") for i in range(N)]
+    with ResponseCache(tmp_path / "cache.sqlite") as cache:
+        with LLMClient(ClientSettings(concurrency=8, processes=2), cache=cache) as client:
+            client.expect(model, N)                 # an empty cache: the workers start now
+            assert worker_pids_of(os.getpid())      # (spawned synchronously: the first is a child already)
+            assert openai_server.total == 0
+            assert [r.text for r in client.complete(requests)] == [f"q{i}" for i in range(N)]
+            assert len(client.worker_pids) == 2 and openai_server.total == N
+        with LLMClient(ClientSettings(concurrency=8, processes=2), cache=cache) as client:
+            client.expect(model, N)                 # the cache may answer: nothing starts before the lookup
+            assert not worker_pids_of(os.getpid())
+            assert all(r.cached for r in client.complete(requests))
+            assert client.worker_pids == [] and not worker_pids_of(os.getpid())
+    with LLMClient(ClientSettings(concurrency=8, processes=2)) as client:
+        client.expect(model, OFFLOAD_MIN - 1)       # too few to be worth the workers
+        assert not worker_pids_of(os.getpid())

@@ -265,6 +265,22 @@ class LLMClient(EmbeddingMixin):
             cacheable = [key for key, r in firsts.items() if self._provider(r.model).cacheable]
             return len(firsts) - len(self._lookup(cacheable))
 
+    def expect(self, model: ModelConfig, count: int) -> None:
+        """A hint: about `count` requests for `model` come next. When they would go to the worker
+        processes and the cache can answer none of them (there is none, or it is empty), the
+        workers start now, so litellm's import in them overlaps what comes before the batch
+        (rendering, lookups); a cache that may answer them decides first, in `complete`, so a
+        fully cached run never pays the import."""
+        with self._lock:
+            if self._pool is not None or self.processes < 1 or count < OFFLOAD_MIN:
+                return
+            if self.cache is not None and len(self.cache) > 0:
+                return
+            if not getattr(self._provider(model), "offloadable", False) or self.skip_reason(model) is not None:
+                return
+            self._pool = WorkerPool(self.processes)
+            self._pool.spawn()  # `_offload` waits for it (and reports a pool that did not start)
+
     def supports(self, model: ModelConfig, feature: str) -> bool:
         """Whether `model`'s provider declares `supports_<feature>` (e.g. "prefill", "stop"; see
         `providers.Provider`). Builds the provider if needed; never calls a model."""
@@ -378,10 +394,10 @@ class LLMClient(EmbeddingMixin):
         """Whether `provider`'s calls go to the worker processes (started here on first need)."""
         if not getattr(provider, "offloadable", False) or self.processes < 1:
             return False
-        if self._pool is None:
-            if count < OFFLOAD_MIN:
-                return False
-            self._pool = WorkerPool(self.processes)
+        if self._pool is None and count < OFFLOAD_MIN:
+            return False
+        if self._pool is None or self._pool.fresh:  # (a pool `expect` spawned is started here)
+            self._pool = self._pool or WorkerPool(self.processes)
             if not await self._pool.start():
                 self._note_once("workers", "worker processes did not start: model calls run in this process")
                 self.processes = 0

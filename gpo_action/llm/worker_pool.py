@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,7 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._process: subprocess.Popen | None = None
         self._server: asyncio.AbstractServer | None = None
+        self._socket: socket.socket | None = None  # bound and listening from `spawn` on
         self._dir: str | None = None
         self._started: bool | None = None  # None: not tried; False: failed or gone
         self._first = asyncio.Event()
@@ -105,19 +107,27 @@ class WorkerPool:
         return bool(self._started) and bool(self._workers)
 
     @property
+    def fresh(self) -> bool:
+        """`start` was never called (the processes may be spawned already)."""
+        return self._started is None
+
+    @property
     def pids(self) -> list[int]:
         """Process ids of the workers serving now."""
         return [worker.pid for worker in self._workers]
 
-    async def start(self) -> bool:
-        """Start the workers and wait for the first to connect (after its litellm import).
-        True when at least one serves; False (and nothing left running) otherwise."""
-        if self._started is not None:
-            return self.alive
-        self._started = False
+    def spawn(self) -> bool:
+        """Start the worker processes without waiting for them (no event loop needed): their
+        litellm import runs while the caller goes on; `start` then waits for them. The socket
+        listens from here on, so a worker that connects early waits in its backlog. False when
+        the process could not be started (`start` then reports it)."""
+        if self._process is not None or self._dir is not None:
+            return self._process is not None
         self._dir = tempfile.mkdtemp(prefix="gpo-workers-")  # 0700: only this user can connect
         path = str(Path(self._dir) / "s")
-        self._server = await asyncio.start_unix_server(self._accept, path, limit=LINE_LIMIT)
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._socket.bind(path)
+        self._socket.listen(max(16, self.size))
         package_root = str(Path(gpo_action.__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         try:
@@ -127,9 +137,20 @@ class WorkerPool:
                 [sys.executable, "-P", "-m", "gpo_action.llm.worker_main", path, str(self.size)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, start_new_session=True)
         except OSError:
-            self.close()
             return False
         self._finalizer = weakref.finalize(self, _stop, self._process, self._dir)
+        return True
+
+    async def start(self) -> bool:
+        """Start the workers (unless `spawn` did) and wait for the first to connect (after its
+        litellm import). True when at least one serves; False (and nothing left running) otherwise."""
+        if self._started is not None:
+            return self.alive
+        self._started = False
+        if not self.spawn() or self._process is None:
+            self.close()
+            return False
+        self._server = await asyncio.start_unix_server(self._accept, sock=self._socket, limit=LINE_LIMIT)
         waited = 0.0
         while not self._first.is_set():
             if self._process.poll() is not None or waited >= START_TIMEOUT:
@@ -177,6 +198,9 @@ class WorkerPool:
         except RuntimeError:  # the loop is closed already
             pass
         self._server = None
+        if self._socket is not None:
+            self._socket.close()  # (already the server's when it was made: closing twice is harmless)
+            self._socket = None
         if self._finalizer is not None:
             self._finalizer()
         elif self._dir is not None:
