@@ -16,6 +16,16 @@ an exact match, else (restore-key) the newest venv of the same environment, whos
 reinstalled; anything else is a miss and the venv is built. Two stamp files in the venv record the
 digests it was built with, so `install` decides from what is on disk, not from the cache's outputs:
 a venv whose environment stamp differs, or whose python does not start, is rebuilt.
+
+A built venv is slimmed before it is stamped (and so before it is saved): the cache's restore makes
+one file per entry of the archive, and a pinned install holds thousands no run reads. Removed:
+setuptools (the venv's pip builds the checkout in an isolated environment of its own), litellm's
+proxy admin UI (UNUSED_TREES: HTML, scripts and images that only `litellm --proxy` serves), and
+the bytecode of every module a run does not import: all __pycache__ directories go (but pip's,
+KEEP_BYTECODE, which the restore key's hit runs), then every module of gpo_action and the
+dependencies it imports lazily (WARM_IMPORTS) are imported once, so Python writes the bytecode a
+run loads and nothing else. The slimming is part of this script, so of the environment's digest:
+a venv saved by an earlier recipe has another key and is not restored.
 """
 
 from __future__ import annotations
@@ -36,6 +46,32 @@ VENV_NAME = "gpo-action-venv"
 ENV_STAMP = "gpo-action-environment.sha256"
 PACKAGE_STAMP = "gpo-action-package.sha256"
 DIGEST_CHARS = 20
+UNUSED_TREES = ("litellm/proxy/_experimental/out",)   # relative to site-packages
+UNUSED_PACKAGES = ("setuptools",)
+WARM_IMPORTS = ("litellm", "git")     # imported inside functions by a run: not reached by importing gpo_action
+KEEP_BYTECODE = ("pip",)              # a hit of the restore key reinstalls the package with it
+
+# Run by the venv's python (-I: no PYTHONDONTWRITEBYTECODE, PYTHONPATH or user site from the step's
+# environment): argv[1] the trees to remove, argv[2] the imports to warm, argv[3] the packages whose
+# bytecode stays, each comma-separated.
+SLIM = """
+import importlib, importlib.util, pkgutil, shutil, sys, sysconfig
+from pathlib import Path
+trees, imports, kept = sys.argv[1].split(","), sys.argv[2].split(","), sys.argv[3].split(",")
+for root in sorted({Path(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")}):
+    for tree in trees:
+        if (root / tree).is_dir():
+            shutil.rmtree(root / tree)
+    for cache in sorted(root.rglob("__pycache__"), reverse=True):
+        if cache.relative_to(root).parts[0] not in kept:
+            shutil.rmtree(cache)
+import gpo_action
+names = [m.name for m in pkgutil.walk_packages(gpo_action.__path__, "gpo_action.")
+         if m.name.rpartition(".")[2] != "__main__"]
+names += [name for name in imports if importlib.util.find_spec(name) is not None]
+for name in names:
+    importlib.import_module(name)
+"""
 
 
 class VenvError(Exception):
@@ -133,6 +169,7 @@ def install(key: Key, action_path: Path, say=_say) -> Path:
     venv = key.path
     python = _exe(venv, "python")
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    built = False
     if _read(venv / ENV_STAMP) == key.environment and _starts(python):
         say(f"gpo-action: reusing the restored venv {venv}")
     else:
@@ -142,7 +179,7 @@ def install(key: Key, action_path: Path, say=_say) -> Path:
         say(f"gpo-action: building the venv {venv} from {PINS}")
         _run("creating the venv", [sys.executable, "-m", "venv", str(venv)])
         _run(f"installing {PINS}", [*pip, "-r", str(action_path / PINS)])
-        (venv / ENV_STAMP).write_text(key.environment + "\n")
+        built = True
     if _read(venv / PACKAGE_STAMP) != key.package:
         say("gpo-action: installing gpo-action from the action's checkout")
         (venv / PACKAGE_STAMP).unlink(missing_ok=True)
@@ -150,8 +187,23 @@ def install(key: Key, action_path: Path, say=_say) -> Path:
         (venv / PACKAGE_STAMP).write_text(key.package + "\n")
     else:
         say("gpo-action: the venv's gpo-action is this checkout's")
+    if built:
+        slim(venv)
+        (venv / ENV_STAMP).write_text(key.environment + "\n")   # last: a venv not slimmed is rebuilt
     _run("gpo-action --version", [str(_exe(venv, "gpo-action")), "--version"])
     return bin_dir(venv)
+
+
+def slim(venv: Path) -> None:
+    """Remove from a built venv what no run reads (see the module's docstring)."""
+    python = str(_exe(venv, "python"))
+    _run("removing " + ", ".join(UNUSED_PACKAGES),
+         [python, "-m", "pip", "uninstall", "--yes", "--quiet", "--disable-pip-version-check", *UNUSED_PACKAGES])
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}   # as the action's run: no fetch at import
+    lists = [",".join(names) for names in (UNUSED_TREES, WARM_IMPORTS, KEEP_BYTECODE)]
+    done = subprocess.run([python, "-I", "-c", SLIM, *lists], env=env)
+    if done.returncode != 0:
+        raise VenvError(f"slimming the venv (compiling what a run imports) failed (exit {done.returncode})")
 
 
 def _env(name: str) -> str:

@@ -152,15 +152,34 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 '''
 
 
-def _dep_wheel(directory: Path) -> Path:
-    """A real wheel to pin: `dep` 1.0, one module."""
-    path = directory / "dep-1.0-py3-none-any.whl"
+def _wheel(directory: Path, name: str, files: dict[str, str]) -> Path:
+    """A real wheel to pin: `name` 1.0 with `files`."""
+    path = directory / f"{name}-1.0-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("dep.py", "VALUE = 1\n")
-        z.writestr("dep-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: dep\nVersion: 1.0\n")
-        z.writestr("dep-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        z.writestr("dep-1.0.dist-info/RECORD", "")
+        for file, text in files.items():
+            z.writestr(file, text)
+        z.writestr(f"{name}-1.0.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        z.writestr(f"{name}-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{name}-1.0.dist-info/RECORD", "")
     return path
+
+
+def _dep_wheel(directory: Path) -> Path:
+    """`dep`, which the tiny gpo_action imports, and `dep_unused`, which nothing imports."""
+    return _wheel(directory, "dep", {"dep.py": "VALUE = 1\n", "dep_unused.py": "VALUE = 2\n"})
+
+
+def _litellm_wheel(directory: Path) -> Path:
+    """A stand-in with the tree the slimming removes (the proxy's admin UI) beside one it keeps."""
+    return _wheel(directory, "litellm", {
+        "litellm/__init__.py": "", "litellm/proxy/__init__.py": "",
+        "litellm/proxy/_experimental/post_call_rules.py": "",
+        "litellm/proxy/_experimental/out/index.html": "<html></html>\n",
+        "litellm/proxy/_experimental/out/_next/static/app.js": "0\n"})
+
+
+def _bytecode(module: Path) -> Path:
+    return module.parent / "__pycache__" / f"{module.stem}.{sys.implementation.cache_tag}.pyc"
 
 
 def installable_checkout(root: Path, pins: str, version: str) -> Path:
@@ -204,7 +223,7 @@ class Runner:
 def test_install_builds_reuses_reinstalls_only_the_package_and_rebuilds_what_it_cannot_trust(tmp_path):
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    pins = f"{_dep_wheel(wheels)}\n"
+    pins = f"{_dep_wheel(wheels)}\n{_litellm_wheel(wheels)}\n"
     run = Runner(tmp_path)
 
     # a miss: no venv, so it is built from the pins, then the package; the outputs name its bin/
@@ -244,3 +263,30 @@ def test_install_builds_reuses_reinstalls_only_the_package_and_rebuilds_what_it_
     assert healed.returncode == 0, healed.stderr
     assert "does not start): rebuilding" in healed.stdout and not marker.exists()
     assert "gpo-action, version 2.0" in healed.stdout
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the test's venv paths are POSIX ones")
+def test_a_built_venv_keeps_only_what_a_run_reads(tmp_path):
+    """The slimming of a miss: bytecode of what gpo_action and the lazy imports load, no other
+    bytecode, no proxy UI, no setuptools; the venv still runs, and a package reinstall still works."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    pins = f"{_dep_wheel(wheels)}\n{_litellm_wheel(wheels)}\n"
+    run = Runner(tmp_path)
+    built = run.install(installable_checkout(tmp_path / "v1", pins, "1.0"))
+    assert built.returncode == 0, built.stderr
+    site = next((run.venv / "lib").glob("python3.*/site-packages"))
+    assert _bytecode(site / "dep.py").is_file()                          # imported by gpo_action
+    assert _bytecode(site / "litellm" / "__init__.py").is_file()          # a lazy import, warmed
+    assert _bytecode(site / "gpo_action" / "__init__.py").is_file()
+    assert (site / "dep_unused.py").is_file() and not _bytecode(site / "dep_unused.py").exists()
+    assert list((site / "pip").rglob("*.pyc"))                            # kept: a package reinstall runs pip
+    experimental = site / "litellm" / "proxy" / "_experimental"
+    assert (experimental / "post_call_rules.py").is_file() and not (experimental / "out").exists()
+    assert not (site / "setuptools").exists() and not list(site.glob("setuptools-*.dist-info"))
+    assert (run.venv / venv_script.ENV_STAMP).is_file()
+
+    # a newer checkout on the restored venv: pip reinstalls the package
+    newer = run.install(installable_checkout(tmp_path / "v2", pins, "2.0"))
+    assert newer.returncode == 0, newer.stderr
+    assert "reusing the restored venv" in newer.stdout and "gpo-action, version 2.0" in newer.stdout
