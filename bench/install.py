@@ -12,14 +12,17 @@ gpo_action/). The recipes:
   simulated by what actions/cache does once the archive is downloaded: `tar` with `zstd -d
   --long=30` into the fixed path (RUNNER_TEMP/gpo-action-venv, here a temp dir). Then the same
   script the action runs, `action/venv.py key` and `action/venv.py install`, which finds the stamps,
-  installs nothing and runs `gpo-action --version`.
+  installs nothing and runs `gpo-action --version`. Then, beside the total, not in it: `first eval`,
+  the restored venv's first `gpo-action eval` (a 10-case project against the scripted server on
+  127.0.0.1, no response cache, bytecode written as on a runner): what the action's own run pays
+  for the modules the venv holds no bytecode of (see action/venv.py's slimming).
 - venv-package: the same, from a venv of the same environment (pins, Python, path) saved by an
   older checkout (the action updated, its pins not): the restore-key's hit; `install` reinstalls
   the package only (`pip install --no-deps --force-reinstall`). The older checkout differs here in
-  README.md, which is part of the package's digest.
+  README.md, which is part of the package's digest. Its first eval is shown too.
 - venv-miss: a cache miss (new pins, a new Python, the first run): `key`, then `install` builds the
   venv (`python -m venv`, `pip install -r requirements-action.txt` with `PIP_NO_CACHE_DIR=1`, the
-  package), then the save's archive step (`tar` with `zstd -T0 --long=30`, as actions/cache
+  package, the slimming), then the save's archive step (`tar` with `zstd -T0 --long=30`, as actions/cache
   creates it). Its archive is the one the hit recipes restore.
 - pip-cache: the action's previous recipe: a fresh venv, the two pip commands from a warm pip cache
   of its own (filled by one untimed run first), as when actions/cache kept pip's cache.
@@ -29,6 +32,15 @@ gpo_action/). The recipes:
   requirements-action.txt` and `uv pip install --no-deps` of the package, from a warm uv cache of
   its own (one untimed run first); uv does not byte-compile unless asked. Not used by action.yml:
   a figure to compare with.
+
+A runner starts with a fresh disk, so no recipe deletes anything while the rounds run: a venv
+done with is moved aside (a rename) and the work dir is removed at the end. Deleting it instead
+would time this machine's file system, not the recipe: ext4 without a journal (as here; a runner's
+disk has one) skips, in every file create, each inode freed in the last 60 s (6 min while its
+inode table block is dirty) - `recently_deleted()` in the kernel's ext4 inode allocator. After the
+previous round's 23,000-file venv was deleted, each create scanned thousands of them: `perf`
+showed 57% of the restore's CPU there, and the same archive took 15-22 s to extract where it takes
+3 s into an untouched directory (2026-12-02, load under 1).
 
 Not simulated: the download of the cache archive from GitHub's cache service (and the upload of
 a save): its size is printed (`archive:`) so a reader can add the transfer at their runner's rate;
@@ -57,7 +69,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import ROOT, BenchError, machine_line, run_guarded, show, verdict
+from harness import (KEY, KEY_ENV, ROOT, BenchError, ServerProcess, check_report, machine_line, run_guarded, show,
+                     verdict, write_project)
 
 PINS = "requirements-action.txt"
 VENV_SCRIPT = Path("action") / "venv.py"
@@ -71,6 +84,7 @@ ZSTD_RESTORE = "zstd -d --long=30"    # and extracts it
 class Timing:
     parts: tuple[tuple[str, float], ...]
     cpu: float
+    first_eval: float | None = None     # after the install, not part of its total
 
     @property
     def total(self) -> float:
@@ -78,7 +92,8 @@ class Timing:
 
     def line(self) -> str:
         parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.parts)
-        return f"{parts}, total {self.total:.1f} s (cpu {self.cpu:.1f} s)"
+        after = "" if self.first_eval is None else f"; then first eval {self.first_eval:.1f} s"
+        return f"{parts}, total {self.total:.1f} s (cpu {self.cpu:.1f} s){after}"
 
 
 class Clock:
@@ -100,8 +115,8 @@ class Clock:
             raise BenchError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-1000:]}{done.stderr[-2000:]}")
         return done.stdout
 
-    def timing(self) -> Timing:
-        return Timing(tuple(self.parts), self.cpu)
+    def timing(self, first_eval: float | None = None) -> Timing:
+        return Timing(tuple(self.parts), self.cpu, first_eval)
 
 
 def _copy_checkout(dest: Path, readme_suffix: str = "") -> Path:
@@ -127,8 +142,11 @@ def _base_env() -> dict[str, str]:
 class Runner:
     """The recipes, in one work dir: `runner-temp/` is the runner's RUNNER_TEMP."""
 
-    def __init__(self, python: str, work: Path, pip_args: tuple[str, ...], uv: str | None):
+    def __init__(self, python: str, work: Path, pip_args: tuple[str, ...], uv: str | None, server_url: str = ""):
         self.python, self.work, self.pip_args, self.uv = python, work, pip_args, uv
+        self.server_url = server_url        # the scripted server of the hits' first eval
+        self.removed = work / "removed"     # what a round is done with (see the docstring)
+        self.removed.mkdir()
         self.checkout = _copy_checkout(work / "checkout")
         self.older = _copy_checkout(work / "older-checkout", "\n<!-- an older checkout -->\n")
         self.temp = work / "runner-temp"
@@ -155,8 +173,28 @@ class Runner:
             raise BenchError(f"venv.py install did not end with gpo-action --version: {out[-500:]!r}")
         return out
 
+    def _set_aside(self, path: Path) -> None:
+        if path.exists():
+            path.rename(self.removed / f"{len(list(self.removed.iterdir()))}-{path.name}")
+
     def _fresh(self) -> None:
-        shutil.rmtree(self.venv, ignore_errors=True)
+        self._set_aside(self.venv)
+
+    def first_eval(self) -> float:
+        """The restored venv's first `gpo-action eval`, as the action's run step starts it."""
+        project = write_project(self.work / f"project-{len(list(self.removed.iterdir()))}", self.server_url, 10, 4)
+        env = {k: v for k, v in _base_env().items() if not k.startswith(("PYTHON", "PIP_"))}
+        env.update({KEY_ENV: KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+                    "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+        start = time.monotonic()
+        done = subprocess.run([str(self.venv / "bin" / "gpo-action"), "eval", "--json", "out.json"], cwd=project,
+                              env=env, capture_output=True, text=True)
+        seconds = time.monotonic() - start
+        if done.returncode != 0:
+            raise BenchError(f"the first eval exited {done.returncode}: {done.stderr[-2000:]}")
+        check_report(project, 10, cached=False)
+        self._set_aside(project)
+        return seconds
 
     def miss(self, checkout: Path | None = None, archive: Path | None = None) -> Timing:
         checkout, archive = checkout or self.checkout, archive or self.archive
@@ -177,8 +215,9 @@ class Runner:
         out = self._script(clock, self.checkout)
         if expect not in out or "building the venv" in out:
             raise BenchError(f"the restored venv was not used as expected ({expect!r}): {out[-500:]!r}")
+        first_eval = self.first_eval() if self.server_url else None
         self._fresh()
-        return clock.timing()
+        return clock.timing(first_eval)
 
     def pip(self, cache: Path | None) -> Timing:
         """A fresh venv and the two pip commands; `cache` None: `PIP_NO_CACHE_DIR=1`."""
@@ -188,20 +227,20 @@ class Runner:
         else:
             env["PIP_CACHE_DIR"] = str(cache)
         venv = self.work / "venv"
-        shutil.rmtree(venv, ignore_errors=True)
+        self._set_aside(venv)
         clock = Clock(env)
         clock.run("venv", [self.python, "-m", "venv", str(venv)])
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *self.pip_args]
         clock.run("requirements", [*pip, "-r", str(self.checkout / PINS)])
         clock.run("package", [*pip, "--no-deps", str(self.checkout)])
-        shutil.rmtree(venv, ignore_errors=True)
+        self._set_aside(venv)
         return clock.timing()
 
     def uv_install(self) -> Timing:
         env = _base_env()
         env["UV_CACHE_DIR"] = str(self.uv_cache)
         venv = self.work / "uv-venv"
-        shutil.rmtree(venv, ignore_errors=True)
+        self._set_aside(venv)
         env["VIRTUAL_ENV"] = str(venv)
         clock = Clock(env)
         assert self.uv is not None
@@ -209,7 +248,7 @@ class Runner:
         clock.run("requirements", [self.uv, "pip", "install", "--quiet", "-r", str(self.checkout / PINS)])
         clock.run("package", [self.uv, "pip", "install", "--quiet", "--no-deps", str(self.checkout)])
         clock.run("version", [str(venv / "bin" / "gpo-action"), "--version"])
-        shutil.rmtree(venv, ignore_errors=True)
+        self._set_aside(venv)
         return clock.timing()
 
     def recipe(self, name: str) -> Timing:
@@ -262,8 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                                           text=True).stdout.replace("\n", "; ").strip("; ") or "(none)")
         if args.uv and "uv" in chosen:
             show("uv", subprocess.run([args.uv, "--version"], capture_output=True, text=True).stdout.strip())
-        with tempfile.TemporaryDirectory(prefix="gpo-install-bench-") as tmp:
-            r = Runner(args.python, Path(tmp), tuple(args.pip_arg), args.uv)
+        with tempfile.TemporaryDirectory(prefix="gpo-install-bench-") as tmp, \
+                ServerProcess(0, Path(tmp)) as server:
+            r = Runner(args.python, Path(tmp), tuple(args.pip_arg), args.uv, server.url)
             if args.pip_arg:
                 show("pip_args", " ".join(args.pip_arg))
             if "venv-package" in chosen:
@@ -290,7 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         medians = {name: statistics.median(t.total for t in runs) for name, runs in results.items()}
         for name, median in medians.items():
             target = f", target {TARGET:.0f} s: {verdict(median, TARGET)}" if name == "venv-hit" else ""
-            show(f"{name}_median", f"{median:.1f} s (cpu {statistics.median(t.cpu for t in results[name]):.1f} s){target}")
+            evals = [t.first_eval for t in results[name] if t.first_eval is not None]
+            after = f"; then first eval {statistics.median(evals):.1f} s" if evals else ""
+            show(f"{name}_median", f"{median:.1f} s (cpu {statistics.median(t.cpu for t in results[name]):.1f} s){target}"
+                 f"{after}")
         show("summary", "; ".join(f"{name} {median:.1f} s" for name, median in medians.items())
              + f" (medians of {args.runs} runs"
              + (f"; venv-hit against the {TARGET:.0f} s target: {verdict(medians['venv-hit'], TARGET)}, the archive's "
@@ -306,7 +349,7 @@ def _venv_size(r: Runner) -> str:
                    check=True)
     size = _size(r.venv)
     entries = sum(1 for _ in r.venv.rglob("*"))
-    shutil.rmtree(r.venv)
+    r._set_aside(r.venv)
     return f"{size / 1e6:.0f} MB, {entries:,}-entry"
 
 
