@@ -178,6 +178,13 @@ def _litellm_wheel(directory: Path) -> Path:
         "litellm/proxy/_experimental/out/_next/static/app.js": "0\n"})
 
 
+def _pins(tmp_path: Path) -> tuple[Path, str]:
+    """The wheels directory and a requirements file's text pinning dep and the litellm stand-in."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    return wheels, f"{_dep_wheel(wheels)}\n{_litellm_wheel(wheels)}\n"
+
+
 def _bytecode(module: Path) -> Path:
     return module.parent / "__pycache__" / f"{module.stem}.{sys.implementation.cache_tag}.pyc"
 
@@ -221,9 +228,7 @@ class Runner:
 
 @pytest.mark.skipif(os.name == "nt", reason="the test's venv paths are POSIX ones")
 def test_install_builds_reuses_reinstalls_only_the_package_and_rebuilds_what_it_cannot_trust(tmp_path):
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    pins = f"{_dep_wheel(wheels)}\n{_litellm_wheel(wheels)}\n"
+    wheels, pins = _pins(tmp_path)
     run = Runner(tmp_path)
 
     # a miss: no venv, so it is built from the pins, then the package; the outputs name its bin/
@@ -269,9 +274,7 @@ def test_install_builds_reuses_reinstalls_only_the_package_and_rebuilds_what_it_
 def test_a_built_venv_keeps_only_what_a_run_reads(tmp_path):
     """The slimming of a miss: bytecode of what gpo_action and the lazy imports load, no other
     bytecode, no proxy UI, no setuptools; the venv still runs, and a package reinstall still works."""
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    pins = f"{_dep_wheel(wheels)}\n{_litellm_wheel(wheels)}\n"
+    _, pins = _pins(tmp_path)
     run = Runner(tmp_path)
     built = run.install(installable_checkout(tmp_path / "v1", pins, "1.0"))
     assert built.returncode == 0, built.stderr
