@@ -22,6 +22,16 @@ def write_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8") ->
         handle.write(text)
 
 
+def copy_atomic(source: str | os.PathLike, path: str | os.PathLike, encoding: str = "utf-8") -> None:
+    """Write a copy of the text file `source` to `path`, atomically and scrubbed like every write
+    here: for a second copy of a file just written (the last report beside `--json`), which costs
+    a read, not a second rendering. Copied in whole lines, so no secret is split between two
+    scrubbed pieces (a JSON file's strings never span a line)."""
+    with open(source, encoding=encoding, newline="") as src, atomic_writer(path, encoding) as handle:
+        while lines := src.readlines(1 << 16):
+            handle.write("".join(lines))
+
+
 class _ScrubbedWriter:
     """A text handle whose every `write` is scrubbed first. Each call is scrubbed on its own, which
     holds for our writers: `json.dump` writes each string whole, in one call."""

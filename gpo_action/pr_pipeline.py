@@ -317,11 +317,12 @@ def _write_reports(outcome: Outcome, options: Options, junit_path: str | None, h
     from gpo_action.report.htmlreport import html_report
     from gpo_action.report.junit import run_junit
 
-    save_report(report_data(outcome), last, outcome.report_path, notes=say)
+    data = report_data(outcome)
+    save_report(data, last, outcome.report_path, notes=say)
     if junit_path:
         write_atomic(junit_path, run_junit(outcome.result))
     if html_path:
-        write_atomic(html_path, html_report(report_data(outcome)))
+        write_atomic(html_path, html_report(data))
     if options.markdown_path:
         write_atomic(options.markdown_path, outcome.comment)
 

@@ -305,3 +305,25 @@ def test_a_last_report_that_cannot_be_written_is_a_note_not_a_failure(tmp_path, 
     assert result.exit_code == 0, result.stderr
     assert "the last report could not be saved at .gpo/report.json" in result.stderr
     assert json.loads((tmp_path / "out.json").read_text())["exit_code"] == 0  # the copy asked for is written
+
+
+def test_the_last_report_copied_beside_json_is_scrubbed_like_every_write(tmp_path):
+    """save_report writes `--json` once and copies it to the last report: the copy goes through
+    the scrubber too, so a secret a hand-edited or older file holds is not carried over."""
+    from gpo_action import secrets
+    from gpo_action.files import copy_atomic
+
+    canary = "sk-canary-copy-5c1e9a7d3b"
+    secrets.reset({})
+    try:
+        secrets.remember(canary)
+        source = tmp_path / "out.json"
+        # one long line and many short ones: the secret falls on every offset of a 64K piece
+        source.write_text(json.dumps({"note": f"key {canary}", "n": 1}) * 3000 + "\n"
+                          + "".join(f'{{"i": {i}, "k": "{canary}"}}\n' for i in range(5000)), encoding="utf-8")
+        copy_atomic(source, tmp_path / ".gpo" / "report.json")
+        copied = (tmp_path / ".gpo" / "report.json").read_text(encoding="utf-8")
+    finally:
+        secrets.reset()
+    assert canary not in copied
+    assert copied == source.read_text(encoding="utf-8").replace(canary, "***")
