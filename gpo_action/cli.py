@@ -64,46 +64,29 @@ def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: st
     """Evaluate the current prompts on their suites (all, or the SUITES named)."""
     if dry_run:
         _dry_run(suites, config_path)
-    from gpo_action.files import write_atomic
-    from gpo_action.report.htmlreport import html_report
-    from gpo_action.report.jsonreport import eval_report, interrupted_report
-    from gpo_action.report.junit import eval_junit
-    from gpo_action.report.formats import eval_counts, unevaluated_text
-    from gpo_action.report.lastreport import last_report_path, save_report
-    from gpo_action.report.progress import progress_bar
+    from gpo_action.eval_pipeline import EvalOptions, execute_eval
     from gpo_action.report.terminal import eval_table
-    from gpo_action.workspace import Workspace, eval_exit_code
 
-    note = notes_printer()
-    with Workspace.open(config_path, notes=note, env=os.environ) as ws:
-        ws.skip_unavailable()
-        chosen = ws.suites(suites)
-        last = last_report_path(ws.root, ws.config.tree)  # `gpo-action show` reads it; refused before any call
-        try:
-            with stopped_by_signals(ws.client), progress_bar(stderr_console(), "evaluating") as on_progress:
-                results = ws.evaluate(chosen, on_progress=on_progress)
-        except KeyboardInterrupt:  # the calls in flight have ended: the cache does not change under the report
-            partial = ws.evaluate_cached(chosen)
-            report = interrupted_report(partial, ws.client.usage.to_dict())
-            # the partial report: what finished, and which cases are missing
-            save_report(report, last, json_path, notes=note)
-            if junit_path:  # the missing cases are errors (NotEvaluated)
-                write_atomic(junit_path, eval_junit(partial))
-            if html_path:
-                write_atomic(html_path, html_report(report))
-            raise
-    code = eval_exit_code(results, ws.config.max_error_rate)
-    stdout_console().print(eval_table(results))
-    unevaluated = unevaluated_text(eval_counts(results), ws.client.skipped_models)
-    if unevaluated:
-        click.echo(f"error: {unevaluated}", err=True)
-    report = eval_report(results, ws.client.usage.to_dict(), code)
-    save_report(report, last, json_path, notes=note)
-    if junit_path:
-        write_atomic(junit_path, eval_junit(results))
-    if html_path:
-        write_atomic(html_path, html_report(report))
-    sys.exit(code)
+    options = EvalOptions(suites, config_path, json_path, junit_path, html_path)
+    outcome = execute_eval(options, os.environ, notes=notes_printer(), watch=_watched("evaluating"))
+    stdout_console().print(eval_table(outcome.results))
+    if outcome.unevaluated:
+        click.echo(f"error: {outcome.unevaluated}", err=True)
+    sys.exit(outcome.exit_code)
+
+
+def _watched(description: str):
+    """What a command holds around its model calls, given the client: SIGTERM/Ctrl-C handling and a progress bar."""
+    import contextlib
+
+    from gpo_action.report.progress import progress_bar
+
+    @contextlib.contextmanager
+    def watch(client):
+        with stopped_by_signals(client), progress_bar(stderr_console(), description) as on_progress:
+            yield on_progress
+
+    return watch
 
 
 def _dry_run(suites: tuple[str, ...], config_path: str | None) -> None:
