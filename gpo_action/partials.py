@@ -72,27 +72,34 @@ class Partial:
 def load_partial(path: str | os.PathLike) -> Partial:
     """The partial at `path`; InputError (naming the file) when it is missing, not JSON, not a
     partial of this gpo-action version, or not the shape this version writes."""
+    data = read_partial_data(path, PARTIAL_KIND, WRITER)
+    try:
+        return Partial.from_dict(data, str(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"malformed partial report ({type(exc).__name__}: {exc})", str(path), hint=WRITER) from None
+
+
+def read_partial_data(path: str | os.PathLike, kind: str, writer: str) -> dict[str, Any]:
+    """The JSON object at `path`, a gpo-action partial of `kind` written by this version; else an
+    InputError naming the file (`writer`: what writes such a file, for the hint)."""
     shown = str(path)
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except FileNotFoundError:
-        raise InputError(f"no partial report at {shown}", hint=WRITER) from None
+        raise InputError(f"no partial report at {shown}", hint=writer) from None
     except IsADirectoryError:
         raise InputError(f"{shown} is a directory, not a partial report") from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"not a JSON partial report: {exc.msg}", shown, exc.lineno, hint=WRITER) from None
+        raise InputError(f"not a JSON partial report: {exc.msg}", shown, exc.lineno, hint=writer) from None
     except (UnicodeDecodeError, OSError) as exc:
         raise InputError(f"cannot read the partial report: {exc}", shown) from None
-    if not isinstance(data, dict) or data.get("tool") != "gpo-action" or data.get("kind") != PARTIAL_KIND:
-        raise InputError("not a gpo-action partial report", shown, hint=WRITER)
+    if not isinstance(data, dict) or data.get("tool") != "gpo-action" or data.get("kind") != kind:
+        raise InputError("not a gpo-action partial report", shown, hint=writer)
     if data.get("version") != __version__:
         raise InputError(f"the partial was written by gpo-action {data.get('version')}; this is gpo-action "
                          f"{__version__}", shown, hint="run every shard and the merge with one gpo-action version")
-    try:
-        return Partial.from_dict(data, shown)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"malformed partial report ({type(exc).__name__}: {exc})", shown, hint=WRITER) from None
+    return data
 
 
 def check_partials(partials: Sequence[Partial], *, base: str, head: str, fingerprint: str) -> None:
@@ -110,6 +117,12 @@ def check_partials(partials: Sequence[Partial], *, base: str, head: str, fingerp
             raise InputError(f"{p.source}: made from another configuration (the policy, the gate, a prompt, the "
                              "cases, a model or the suite settings differ from this checkout's)",
                              hint="merge the partials of one workflow run, on its checkout")
+    check_shard_set(partials)
+
+
+def check_shard_set(partials: Sequence[Any]) -> None:
+    """Refuse partials (anything with `.shard` and `.source`) that are not exactly the shards 1..N
+    of one split: another N, a shard given twice (naming both files), a shard missing."""
     counts = sorted({p.shard.count for p in partials})
     if len(counts) > 1:
         raise InputError(f"the partials split the run in different ways ({' and '.join(f'{n} shards' for n in counts)})")
@@ -127,25 +140,28 @@ def check_partials(partials: Sequence[Partial], *, base: str, head: str, fingerp
 def merged_results(partials: Sequence[Partial], jobs: Sequence[tuple[str, EvalJob, str]]) -> list[SuiteResult]:
     """Each (side, job, identity)'s result over all its cases, in the job's order, from the partials;
     InputError when a case is in none of them or in two."""
-    results = []
-    for side, job, identity in jobs:
-        parts = [pj.result for p in partials for pj in p.jobs if (pj.side, pj.identity) == (side, identity)]
-        by_id: dict[str, Any] = {}
-        for part in parts:
-            for case in part.cases:
-                if case.case_id in by_id:
-                    raise InputError(f"case {case.case_id!r} of suite {job.suite.name} ({side}) is in two partials")
-                by_id[case.case_id] = case
-        wanted = job.selected
-        absent = [c.id for c in wanted if c.id not in by_id]
-        if absent or not parts:
-            raise InputError(f"suite {job.suite.name} ({side}): case {absent[0] if absent else '?'} is in no partial",
-                             hint="merge the partials of one workflow run, on its checkout")
-        cases = tuple(by_id[c.id] for c in wanted)
-        results.append(SuiteResult(name=job.suite.name, path=job.suite.path, prompt=job.template.path,
-                                   model=job.model.name, cases=cases, seconds=max(p.seconds for p in parts),
-                                   min_score=job.suite.min_score, notes=suite_notes(cases)))
-    return results
+    return [merged_result(job, [pj.result for p in partials for pj in p.jobs if (pj.side, pj.identity) == (side, identity)],
+                          f"suite {job.suite.name} ({side})")
+            for side, job, identity in jobs]
+
+
+def merged_result(job: EvalJob, parts: Sequence[SuiteResult], what: str) -> SuiteResult:
+    """`job`'s result over all its cases, in its order, from the shards' `parts` of it, as evaluating
+    it unsharded gives it; InputError (`what`: the suite, in words) when a case is in none or in two."""
+    by_id: dict[str, Any] = {}
+    for part in parts:
+        for case in part.cases:
+            if case.case_id in by_id:
+                raise InputError(f"case {case.case_id!r} of {what} is in two partials")
+            by_id[case.case_id] = case
+    absent = [c.id for c in job.selected if c.id not in by_id]
+    if absent or not parts:
+        raise InputError(f"{what}: case {absent[0] if absent else '?'} is in no partial",
+                         hint="merge the partials of one workflow run, on its checkout")
+    cases = tuple(by_id[c.id] for c in job.selected)
+    return SuiteResult(name=job.suite.name, path=job.suite.path, prompt=job.template.path, model=job.model.name,
+                       cases=cases, seconds=max(p.seconds for p in parts), min_score=job.suite.min_score,
+                       notes=suite_notes(cases))
 
 
 def summed_usage(partials: Sequence[Partial]) -> dict[str, Any]:

@@ -119,7 +119,11 @@ class Workspace:
                 for s in suites]
 
     def evaluate(self, suites: Sequence[Suite], on_progress: ProgressFn | None = None) -> list[SuiteResult]:
-        results = evaluate_jobs(self.jobs(suites), self.client, judge=self.config.model("judge"),
+        return self.evaluate_jobs(self.jobs(suites), on_progress)
+
+    def evaluate_jobs(self, jobs: Sequence[EvalJob], on_progress: ProgressFn | None = None) -> list[SuiteResult]:
+        """`jobs` (e.g. a shard's cases of each suite) evaluated in one batch; each suite's notes to `notes`."""
+        results = evaluate_jobs(jobs, self.client, judge=self.config.model("judge"),
                                 on_progress=on_progress, embedding=self.config.model("embedding"), embedder=self.client)
         for result in results:
             for note in result.notes:
