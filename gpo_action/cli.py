@@ -58,17 +58,39 @@ def main() -> None:
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Also write an HTML report here (one self-contained file: every case, its output and reasons).")
 @click.option("--dry-run", is_flag=True, help="Load and validate everything, print the calls it would make; call no model.")
+@click.option("--shard", "shard", metavar="K/N",
+              help="Evaluate only shard K of N of the cases and write its partial (no result, exit 0); see `merge`.")
+@click.option("--partial", "partial_path", type=click.Path(dir_okay=False),
+              help="With --shard: write the partial here (default: .gpo/eval-partial-K-of-N.json).")
 @handle_errors
 def eval_command(suites: tuple[str, ...], config_path: str | None, json_path: str | None, junit_path: str | None,
-                 html_path: str | None, dry_run: bool) -> None:
+                 html_path: str | None, dry_run: bool, shard: str | None, partial_path: str | None) -> None:
     """Evaluate the current prompts on their suites (all, or the SUITES named)."""
     if dry_run:
         _dry_run(suites, config_path)
     from gpo_action.eval_pipeline import EvalOptions, execute_eval
+    from gpo_action.shards import Shard
+
+    _shard_flags(shard, partial_path, {"--json": json_path, "--junit": junit_path, "--html": html_path})
+    options = EvalOptions(suites, config_path, json_path, junit_path, html_path,
+                          shard=Shard.parse(shard) if shard else None, partial_path=partial_path)
+    outcome = execute_eval(options, os.environ, notes=notes_printer(), watch=_watched("evaluating"))
+    if outcome.partial_path is None:  # a shard's result is no result: `merge` gives it
+        _finish_eval(outcome)
+
+
+def _shard_flags(shard: str | None, partial_path: str | None, reports: dict[str, str | None]) -> None:
+    if partial_path and not shard:
+        raise InputError("--partial names where a shard's partial goes", hint="give --shard K/N with it")
+    given = [flag for flag, value in reports.items() if value]
+    if shard and given:
+        raise InputError(f"a shard writes its partial only, not {', '.join(given)}", hint="give them to `gpo-action merge`")
+
+
+def _finish_eval(outcome) -> None:
+    """Print an eval's table (and what could not be evaluated) and exit with its code."""
     from gpo_action.report.terminal import eval_table
 
-    options = EvalOptions(suites, config_path, json_path, junit_path, html_path)
-    outcome = execute_eval(options, os.environ, notes=notes_printer(), watch=_watched("evaluating"))
     stdout_console().print(eval_table(outcome.results))
     if outcome.unevaluated:
         click.echo(f"error: {outcome.unevaluated}", err=True)
@@ -142,8 +164,7 @@ def run_command(base, config_path, json_path, markdown_path, junit_path, html_pa
     """Compare prompts and suites with the base revision; exit 1 on a regression."""
     from gpo_action.shards import Shard
 
-    if partial_path and not shard:
-        raise InputError("--partial names where a shard's partial goes", hint="give --shard K/N with it")
+    _shard_flags(shard, partial_path, {})
     _run_pipeline(base=base, config=config_path, report_path=json_path, markdown_path=markdown_path,
                   junit_path=junit_path, html_path=html_path, optimize=optimize, deliver=deliver, out_dir=out_dir,
                   budget_usd=budget_usd, trust_head_config=trust_head_config,
@@ -166,11 +187,30 @@ def run_command(base, config_path, json_path, markdown_path, junit_path, html_pa
 @handle_errors
 def merge_command(partials, base, config_path, json_path, markdown_path, junit_path, html_path, optimize, deliver,
                   out_dir, budget_usd, trust_head_config) -> None:
-    """Merge the partials of `run --shard K/N` (every shard, once) into the one run's verdicts, as
-    `run` on the same checkout would give them; exit 1 on a regression."""
+    """Merge the partials of `run --shard K/N` or of `eval --shard K/N` (every shard, once) into the
+    one run's verdicts, or the one eval's result, as that command on the same checkout would give
+    them; exit as it would (run: 1 on a regression)."""
+    from gpo_action.evalpartials import are_eval_partials
+
+    if are_eval_partials(partials):
+        _merge_eval(partials, config_path, json_path, junit_path, html_path, run_only={
+            "--base": base, "--markdown": markdown_path, "--optimize": optimize, "--deliver": deliver,
+            "--out": out_dir, "--budget-usd": budget_usd, "--trust-head-config": trust_head_config})
     _run_pipeline(base=base, config=config_path, report_path=json_path, markdown_path=markdown_path,
                   junit_path=junit_path, html_path=html_path, optimize=optimize, deliver=deliver, out_dir=out_dir,
                   budget_usd=budget_usd, trust_head_config=trust_head_config, partials=tuple(partials))
+
+
+def _merge_eval(partials, config_path, json_path, junit_path, html_path, run_only: dict) -> None:
+    """`merge` of eval partials: the eval's table, reports and exit code."""
+    from gpo_action.eval_pipeline import EvalOptions, merge_eval
+
+    given = [flag for flag, value in run_only.items() if value not in (None, False)]
+    if given:
+        raise InputError(f"{', '.join(given)}: only for a run's partials; these are eval partials",
+                         hint="an eval's merge takes --config, --json, --junit and --html")
+    options = EvalOptions(config=config_path, json_path=json_path, junit_path=junit_path, html_path=html_path)
+    _finish_eval(merge_eval(partials, options, os.environ, notes=notes_printer()))
 
 
 def _run_pipeline(*, optimize: bool, deliver: str | None, **fields) -> None:

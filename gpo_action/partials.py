@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -100,6 +101,21 @@ def read_partial_data(path: str | os.PathLike, kind: str, writer: str) -> dict[s
         raise InputError(f"the partial was written by gpo-action {data.get('version')}; this is gpo-action "
                          f"{__version__}", shown, hint="run every shard and the merge with one gpo-action version")
     return data
+
+
+KIND_CHARS = 4096  # gpo-action writes "kind" among a partial's first keys
+_KIND = re.compile(r'"kind"\s*:\s*"([^"\\]*)"')
+
+
+def partial_kind(path: str | os.PathLike) -> str | None:
+    """The kind a partial file names near its start, without parsing it all; None when it names
+    none or cannot be read. Only which loader to give the file: that loader checks everything."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            found = _KIND.search(handle.read(KIND_CHARS))
+    except OSError:
+        return None
+    return found.group(1) if found else None
 
 
 def check_partials(partials: Sequence[Partial], *, base: str, head: str, fingerprint: str) -> None:
