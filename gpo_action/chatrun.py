@@ -33,6 +33,7 @@ from gpo_action.action_inputs import Options
 from gpo_action.errors import GitHubError, InputError
 from gpo_action.github.chatops import Command, help_text, parse_command
 from gpo_action.github.event import Comment, Event, load_event
+from gpo_action.plantedcache import remove_for_base
 from gpo_action.pr_pipeline import Outcome, Request, execute
 from gpo_action.report.markdown import cell
 from gpo_action.report.replies import DENIED_MARKER, byline, denied_reply, explain_reply, mention, moved_text
@@ -78,6 +79,10 @@ def answer_command(options: Options, env: Mapping[str, str], stream: IO[str], *,
         raise InputError("a /gpo command needs a GitHub token", hint="pass `github-token` to the action")
     with GitHubClient(options.token, repository=env.get("GITHUB_REPOSITORY") or event.repository, env=env) as client:
         authors = (comment_author(client, options.comment_author),)
+        pull = client.get_pull(comment.number)
+        planted = remove_for_base(options.config, pull.base_sha, env)     # whatever the answer: see plantedcache
+        if planted:
+            say(f"removed the response cache this pull request commits ({', '.join(planted)}) from the checkout")
         permission, role = client.permission(comment.author)
         if permission not in MAY_COMMAND and role not in MAY_COMMAND:
             return _deny(client, comment, authors, command, permission, say)
@@ -85,7 +90,6 @@ def answer_command(options: Options, env: Mapping[str, str], stream: IO[str], *,
         if command.name == "unknown":
             _reply(client, comment, help_text(cell(command.problem)))      # the comment's words, escaped
             return Answered("help", command.problem, command)
-        pull = client.get_pull(comment.number)
         with gitrepo.open_repo(".") as repo:
             checked_out = gitrepo.head_sha(repo)
         text = command_text(command)

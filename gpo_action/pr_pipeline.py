@@ -35,7 +35,6 @@ from typing import IO, Any, Callable, Mapping
 from gpo_action import gitrepo, secrets
 from gpo_action.action_inputs import HTML_FILE, JUNIT_FILE, REPORT_FILE, Options, mask_secrets
 from gpo_action.basehead import LOCAL_RUN, RunResult, base_revision, run
-from gpo_action.config import CACHE_FILE_SUFFIXES
 from gpo_action.containment import Origin, contain
 from gpo_action.delivery import (DeliveryResult, DeliverySettings, FileTarget, GitHubTarget, PullContext, PullReport,
                                  deliver, is_own_commit, proposal_hash)
@@ -199,18 +198,18 @@ def _policy(ws, options: Options, env: Mapping[str, str], event) -> Policy:
 
 
 def _without_committed_cache(policy: Policy, base_sha: str) -> Policy:
-    """The policy with the cache off when the head commits its file (or a sqlite file beside it):
-    a row is keyed by what a request asks, all of it public, so a pull request could commit the
-    answers its own prompt is judged by."""
+    """The policy with the cache off when the head commits its file (or a sqlite file beside it, or
+    a symlink on the way): those are removed from the checkout (`plantedcache`), so neither this run
+    nor the workflow's cache save after the job takes them, and this run writes no cache back."""
+    from gpo_action.plantedcache import remove_planted_cache
+
     config = policy.config
-    with gitrepo.open_repo(config.root) as repo:
-        rel = gitrepo.to_repo_path(repo, config.cache_path)
-        changed = gitrepo.changed_files(repo, base_sha, gitrepo.head_sha(repo))
-    committed = sorted(p for p in changed.modified | changed.added if p in {rel + s for s in CACHE_FILE_SUFFIXES})
+    committed = remove_planted_cache(config.cache_path, base_sha)
     if not committed:
         return policy
-    note = (f"this pull request commits the response cache ({', '.join(committed)}): it was not read, and this "
-            "run is uncached (a pull request does not supply the answers it is judged by)")
+    note = (f"this pull request commits the response cache ({', '.join(committed)}): it was not read, it was "
+            "removed from the checkout (no cache save keeps it), and this run is uncached (a pull request does "
+            "not supply the answers it is judged by)")
     cache = config.cache.model_copy(update={"enabled": False})
     return replace(policy, notes=policy.notes + (note,), config=config.model_copy(update={"cache": cache}))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 
 import pytest
 from gpo_action.report.markdown import MARKER
@@ -273,3 +274,76 @@ def test_trust_head_config_is_ignored_for_a_forks_pull_request_on_a_comments_run
     assert "trust-head-config is ignored for a fork's pull request" in result.output
     body = html.unescape(sticky(github)[0]["body"])
     assert "Fix budget for this pull request: 200 calls, $1.00, 120 s" in body         # the base's, not $9
+
+
+# ---- a response cache the pull request commits (the comment's run saves .gpo in the default branch's scope) ----
+
+def _plant_cache(world: World, openai_server) -> list[str]:
+    """The head commits a `.gpo/cache.sqlite` (and its side files) whose rows answer its regressed
+    prompt perfectly; returns the planted names."""
+    from click.testing import CliRunner
+
+    from gpo_action.cli import main
+    from tests.test_action import answer
+
+    openai_server.set_reply(lambda body, index: answer(body["messages"][-1]["content"], True))   # always right
+    world.monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    world.monkeypatch.setenv("GPO_TEST_KEY", KEY)
+    world.monkeypatch.chdir(world.work)
+    assert CliRunner().invoke(main, ["eval"], catch_exceptions=False).exit_code == 0
+    planted = sorted(p.name for p in (world.work / ".gpo").iterdir() if p.name.startswith("cache.sqlite"))
+    git(world.work, "add", "-f", *(f".gpo/{name}" for name in planted))
+    git(world.work, "commit", "-qm", "a better prompt, with its answers")
+    git(world.work, "push", "-q", "origin", "HEAD:refs/heads/feature")
+    world.head = git(world.work, "rev-parse", "HEAD")
+    world.github.push(2, {PATH: (GOOD, BAD), **{f".gpo/{n}": None for n in planted}}, head_sha=world.head)
+    openai_server.set_reply(reply)
+    return planted
+
+
+def _cache_files(world: World) -> list[str]:
+    gpo = world.work / ".gpo"
+    return sorted(p.name for p in gpo.iterdir() if p.name.startswith("cache.sqlite")) if gpo.is_dir() else []
+
+
+def test_a_cache_the_pull_request_commits_answers_nothing_and_is_gone_before_the_cache_save(world, github,
+                                                                                          openai_server):
+    planted = _plant_cache(world, openai_server)
+    assert "cache.sqlite" in planted and _cache_files(world) == planted
+    before = openai_server.total
+    result, _, outputs = command(world, "/gpo check")
+    assert result.exit_code == 1, result.output
+    assert "verdicts=triage=regressed" in outputs                        # the planted answers were not used
+    assert openai_server.total - before == 60                            # both sides asked the model
+    assert _cache_files(world) == []                                     # nothing under .gpo for actions/cache to save
+    body = html.unescape(sticky(github)[0]["body"])
+    assert "this pull request commits the response cache (.gpo/cache.sqlite" in body
+    assert "removed from the checkout" in body
+
+
+def test_a_planted_cache_is_removed_even_when_the_command_is_answered_without_a_run(world, github, openai_server):
+    _plant_cache(world, openai_server)
+    before = openai_server.total
+    result, _, _ = command(world, "/gpo nope")                           # the help reply: no pipeline at all
+    assert result.exit_code == 0 and openai_server.total == before
+    assert _cache_files(world) == [] and "unknown command" in replies(github)[0]["body"]
+
+
+def test_a_gpo_directory_committed_as_a_symlink_to_a_planted_cache_is_removed(world, github, openai_server):
+    _plant_cache(world, openai_server)
+    git(world.work, "rm", "-q", "--cached", "-r", ".gpo")
+    (world.work / "answers").mkdir()
+    for name in _cache_files(world):
+        (world.work / ".gpo" / name).rename(world.work / "answers" / name)
+    shutil.rmtree(world.work / ".gpo")
+    (world.work / ".gpo").symlink_to("answers")
+    git(world.work, "add", "-f", ".gpo", "answers")
+    git(world.work, "commit", "-qm", "the answers, one link away")
+    git(world.work, "push", "-q", "origin", "HEAD:refs/heads/feature")
+    world.head = git(world.work, "rev-parse", "HEAD")
+    github.push(2, {PATH: (GOOD, BAD)}, head_sha=world.head)
+    before = openai_server.total
+    result, _, outputs = command(world, "/gpo check")
+    assert result.exit_code == 1, result.output
+    assert "verdicts=triage=regressed" in outputs and openai_server.total - before == 60
+    assert not (world.work / ".gpo").is_symlink()                        # the link is gone, its target left alone

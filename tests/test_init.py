@@ -143,3 +143,35 @@ def test_init_gitignore_is_idempotent_and_written_through_a_symlink(tmp_path, mo
     assert CliRunner().invoke(main, ["init", "--force"]).exit_code == 0
     assert (tmp_path / ".gitignore").is_symlink()
     assert (tmp_path / "shared.gitignore").read_text() == "*.log\n.gpo/\n"
+
+
+def _restore_keys(step: dict) -> list[str]:
+    return [k for k in str(step["with"].get("restore-keys") or "").splitlines() if k.strip()]
+
+
+def test_each_workflow_restores_only_cache_keys_of_its_own_kind(tmp_path, monkeypatch):
+    """A comment's run is in the default branch's cache scope, which every pull_request run can
+    restore from: its key prefix is one no pull_request run asks for, and no workflow restores the
+    bare `gpo-` prefix (which would take any entry, of any pull request or kind)."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    root = Path(__file__).resolve().parents[1]
+    number = "${{ github.event.pull_request.number }}"
+    texts = {"pull_request": (tmp_path / ".github/workflows/gpo.yml").read_text(),
+             "dogfood": (root / ".github/workflows/gpo.yml").read_text(),
+             "matrix": (root / "gpo_action/scaffold/workflow_matrix.yml").read_text()}
+    for name, text in texts.items():
+        steps = [s for job in yaml.safe_load(text)["jobs"].values() for s in job["steps"]
+                 if str(s.get("uses", "")).startswith("actions/cache") and "restore" in s["uses"] + str(s["with"])]
+        assert steps, name
+        for step in steps:
+            assert step["with"]["key"].startswith(f"gpo-{number}-"), name
+            assert _restore_keys(step) == [f"gpo-{number}-"], name
+    commands = yaml.safe_load((tmp_path / ".github/workflows/gpo-commands.yml").read_text())
+    [cache] = [s for s in commands["jobs"]["command"]["steps"] if str(s.get("uses", "")).startswith("actions/cache")]
+    either = "${{ github.event.issue.number || github.event.pull_request.number }}"
+    assert cache["with"]["key"] == f"gpo-command-{either}-${{{{ github.run_id }}}}"
+    assert _restore_keys(cache) == [f"gpo-command-{either}-"]
+    assert not cache["with"]["key"].startswith("gpo-${{")            # never matched by a `gpo-<n>-` restore key
