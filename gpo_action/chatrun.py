@@ -5,16 +5,19 @@
     answered.status, answered.exit_code
 
 Steps: ignore what is no command (an edit or deletion, a plain issue's comment, a bot's comment,
-a comment with no `/gpo` line: `chatops.parse_command`); check the commenter's permission through
-the API (`GET /collaborators/{user}/permission`: admin, maintain or write may command; the
-payload's `author_association` is not asked), and answer anyone else with one polite reply per
-pull request (found again by `DENIED_MARKER`) and no run; acknowledge the comment with an
-:eyes: reaction; read the pull request's head and base from the API (the payload does not carry
-them) and refuse unless the checkout is exactly that head; run the pipeline (`pr_pipeline.execute`)
-on it, the command choosing the mode and delivery, within the base's caps; before delivering, read
-the head again and deliver nothing when it moved. `/gpo apply` commits only the fix the sticky
-comment proposes for this head (its hidden `delivery.PROPOSED_MARKER`): found again (from the
-cache the earlier run filled) and compared before anything is pushed. The answer goes into the sticky comment, with a
+a comment with no `/gpo` line: `chatops.parse_command`); read the pull request's head and base
+from the API (the payload does not carry them) and take a response cache the head commits out of
+the checkout (`plantedcache`: whatever the answer, so the job's cache save never keeps it); check
+the commenter's permission through the API (`GET /collaborators/{user}/permission`: admin,
+maintain or write may command; the payload's `author_association` is not asked), and answer
+anyone else with one polite reply per pull request (found again by `DENIED_MARKER`) and no run;
+acknowledge the comment with an :eyes: reaction; refuse unless the checkout is exactly that head;
+run the pipeline (`pr_pipeline.execute`) on it, the command choosing the mode and delivery, within
+the base's caps; before delivering, read the head again and deliver nothing when it moved.
+`/gpo apply` searches nothing: it commits exactly the fix our own sticky comment carries for this
+head (`proposals`: the last marker of the comment the token's identity wrote, the text matching
+its hash and passing the optimizer's check), after a comparison (from the cache where it can); a
+moved head or a missing proposal gets a reply. The answer goes into the sticky comment, with a
 line saying which command by whom made it; `/gpo explain`, an unknown command, a refusal and the
 denial are replies (a review comment's in its thread).
 
@@ -103,13 +106,13 @@ def answer_command(options: Options, env: Mapping[str, str], stream: IO[str], *,
             now = client.get_pull(comment.number).head_sha
             return None if now == pull.head_sha else moved_text(pull.head_sha, now, text)
 
-        expected = _proposed(client, comment.number, authors, pull.head_sha) if command.name == "apply" else None
-        if command.name == "apply" and expected is None:
-            why = f"the gpo-action comment proposes no fix for the head {pull.head_sha[:12]}"
-            _reply(client, comment, f"{mention(comment.author)}: `/gpo apply` has nothing to commit: {why}. "
-                   "Comment `/gpo fix` first.")
-            return Answered("refused", why, command)
-        request = Request(byline(comment.author, text), command.budget_usd, command.steps, moved, expected)
+        proposal = None
+        if command.name == "apply":
+            proposal, why = _proposal(client, comment.number, authors, pull.head_sha)
+            if proposal is None:
+                _reply(client, comment, f"{mention(comment.author)}: `/gpo apply` has nothing to commit: {why}.")
+                return Answered("refused", why, command)
+        request = Request(byline(comment.author, text), command.budget_usd, command.steps, moved, proposal)
         if options.trust_head_config and pull.is_fork:
             say("trust-head-config is ignored for a fork's pull request on a comment's run, which has the "
                 "repository's secrets: the base's gpo.yaml is the policy")
@@ -133,20 +136,33 @@ def _options(options: Options, command: Command, pull) -> Options:
         mode, deliver = "check", ("comment",)
     elif command.name == "fix":
         deliver = ("suggestion", "comment")
-    elif command.name == "apply":
+    elif command.name == "apply":               # no fix stage: the comment's proposal is delivered (`Request.proposal`)
+        mode = "check"
         deliver = ("suggestion", "comment") if pull.is_fork or pull.head_repo is None else ("commit", "comment")
     else:                           # explain: locating the regression is the fix stage's first step
         deliver, steps, candidates = (), 1, 1
     return replace(options, mode=mode, deliver=deliver, base=pull.base_sha, steps=steps, candidates=candidates)
 
 
-def _proposed(client, number: int, authors, head_sha: str) -> str | None:
-    """The fix our sticky comment proposes for `head_sha` (`delivery.proposal_hash`), or None."""
-    from gpo_action.delivery import proposed_in
+def _proposal(client, number: int, authors, head_sha: str):
+    """apply: (the fixes our own sticky comment carries for `head_sha`, None), or (None, why not:
+    Markdown, the variable parts escaped). Nothing is searched again (see `proposals`)."""
     from gpo_action.github.comments import find_sticky_comment
+    from gpo_action.proposals import find_proposal, unsafe_fix
 
     sticky = find_sticky_comment(client.list_issue_comments(number), authors=authors)
-    return proposed_in(sticky.body, head_sha) if sticky is not None else None
+    proposal = find_proposal(sticky.body) if sticky is not None else None
+    if proposal is None:
+        return None, f"the gpo-action comment proposes no fix for the head {head_sha[:12]}. Comment `/gpo fix` first"
+    if proposal.head_sha != head_sha:
+        return None, (f"the gpo-action comment's fix was proposed for the head {proposal.head_sha[:12]}, and the "
+                      f"head is now {head_sha[:12]}. Comment `/gpo fix` again to get one for this head")
+    if proposal.fixes is None:
+        return None, f"{cell(proposal.problem)}. Comment `/gpo fix` again"
+    unsafe = unsafe_fix(proposal.fixes)
+    if unsafe is not None:
+        return None, f"{cell(unsafe)}: nothing was committed"
+    return proposal.fixes, None
 
 
 def _acknowledge(client, comment: Comment, say: NoteFn) -> None:

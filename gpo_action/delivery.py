@@ -21,7 +21,6 @@ notes in the comment or summary; they never fail the run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -31,11 +30,12 @@ from typing import Any, Mapping, Protocol, Sequence
 from gpo_action import gitcommits, gitrepo
 from gpo_action.errors import GitError, GitHubError
 from gpo_action.files import write_atomic
-from gpo_action.github.comments import ACTIONS_BOT
+from gpo_action.github.comments import ACTIONS_BOT, MAX_COMMENT_CHARS
 from gpo_action.github.reviews import ReviewOutcome, post_suggestions
 from gpo_action.github.suggestions import SuggestionPlan, merge_plans, plan_suggestions, render_diff
 from gpo_action.optimize.results import holdout_figures, versus_base
-from gpo_action.report.comment import DeliveryNote, pr_comment
+from gpo_action.proposals import PROPOSED_MARKER, proposal_hash, proposal_marker  # noqa: F401  (re-exported)
+from gpo_action.report.comment import MAX_CHARS, DeliveryNote, pr_comment
 from gpo_action.report.formats import pct
 from gpo_action.report.markdown import cell, code
 
@@ -46,23 +46,6 @@ COMMIT_MARK = "[gpo-action]"
 COMMIT_TRAILER = "Gpo-Action: fix"
 _TRAILER = re.compile(r"^Gpo-Action:\s*fix\s*$", re.MULTILINE | re.IGNORECASE)
 MAX_FIX_DIFF_CHARS = 8_000                 # a fix's diff shown in the comment; a longer one is pointed to, not cut
-PROPOSED_MARKER = re.compile(r"<!-- gpo-action:proposed head=([0-9a-f]{7,64}) fix=([0-9a-f]{16}) -->")
-
-
-def proposal_hash(fixes) -> str | None:
-    """A short hash of what the fix stage proposes (each suite's prompt and improved text), or None
-    when it proposes nothing: what `/gpo apply` checks it commits."""
-    proposed = fixes.proposed if fixes is not None else ()
-    if not proposed:
-        return None
-    data = json.dumps(sorted([f.suite, f.prompt, f.result.best] for f in proposed), ensure_ascii=False)
-    return hashlib.blake2b(data.encode("utf-8"), digest_size=8).hexdigest()
-
-
-def proposed_in(body: str, head_sha: str) -> str | None:
-    """The `proposal_hash` a sticky comment's body proposes for `head_sha` (None: none for that head)."""
-    match = PROPOSED_MARKER.search(body or "")
-    return match.group(2) if match is not None and match.group(1) == head_sha else None
 
 
 def has_fix_trailer(message: str | None) -> bool:
@@ -269,11 +252,13 @@ def deliver(report: PullReport, target: Target | None, pull: PullContext, settin
             if not lines[c.fix.suite]:
                 lines[c.fix.suite].append("The improved prompt, as a diff against the pull request's head:")
     suites = {name: DeliveryNote(tuple(lines[name]), tuple(diffs[name])) for name in lines}
+    # hidden, last: what `/gpo apply` may commit for this head (none once it is committed)
+    marker = None if pushed else proposal_marker(fixes, pull.head_sha, getattr(run_result, "base_sha", None))
+    room = MAX_COMMENT_CHARS - (len(marker) + 1 if marker else 0)
     body = pr_comment(run_result, fixes, suites, report.skipped_models, list(report.notes) + out_notes,
-                      byline=report.byline)
-    digest = proposal_hash(fixes)
-    if digest is not None and pull.head_sha:        # hidden: what `/gpo apply` may commit for this head
-        body += f"\n<!-- gpo-action:proposed head={pull.head_sha} fix={digest} -->"
+                      byline=report.byline, max_chars=min(MAX_CHARS, room))
+    if marker:
+        body += "\n" + marker
     where = None
     if "comment" in modes and target is not None:
         try:

@@ -76,6 +76,13 @@ class Fix:
                 "result": self.result.to_dict() if self.result else None, "skipped": self.skipped,
                 "points": [[p.step, p.best, p.step_best] for p in self.points]}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Fix":
+        result = data.get("result")
+        return cls(str(data["suite"]), str(data["verdict"]), str(data["prompt"]), dict(data.get("share") or {}),
+                   OptimizeResult.from_dict(result) if result else None,
+                   tuple(ChartPoint(*point) for point in data.get("points") or ()), data.get("skipped"))
+
 
 @dataclass(frozen=True)
 class FixReport:
@@ -100,6 +107,11 @@ class FixReport:
     def to_dict(self) -> dict[str, Any]:
         return {"when": self.when, "total": dict(self.total), "spent": self.spent, "notes": list(self.notes),
                 "fixes": [f.to_dict() for f in self.fixes], "unfixed": dict(self.unfixed)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FixReport":
+        return cls(tuple(Fix.from_dict(f) for f in data.get("fixes") or ()), str(data.get("when") or "regression"),
+                   dict(data.get("total") or {}), tuple(data.get("notes") or ()), dict(data.get("unfixed") or {}))
 
 
 def wants_fix(verdict: str, when: str) -> bool:

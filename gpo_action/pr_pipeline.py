@@ -37,7 +37,7 @@ from gpo_action.action_inputs import HTML_FILE, JUNIT_FILE, REPORT_FILE, Options
 from gpo_action.basehead import LOCAL_RUN, RunResult, base_revision, run
 from gpo_action.containment import Origin, contain
 from gpo_action.delivery import (DeliveryResult, DeliverySettings, FileTarget, GitHubTarget, PullContext, PullReport,
-                                 deliver, is_own_commit, proposal_hash)
+                                 deliver, is_own_commit)
 from gpo_action.fixes import FixReport, fix_failures
 from gpo_action.github.event import load_event
 from gpo_action.github.runner import publish_run
@@ -77,7 +77,7 @@ class Request:
     budget_usd: float | None = None
     steps: int | None = None
     moved: Callable[[], str | None] = field(default=lambda: None)
-    expected_fix: str | None = None                 # apply: the `delivery.proposal_hash` the comment proposed
+    proposal: FixReport | None = None               # apply: the fixes the comment carries (`proposals`), not searched again
 
 
 _FROM_ENV: Any = object()
@@ -132,12 +132,14 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
             _write_interrupted(Outcome(result, exit_code=INTERRUPTED, skipped_models=ws.client.skipped_models,
                                        report_path=report_path), html_path, last, say)
             raise
+    if request is not None and request.proposal is not None:
+        fixes = request.proposal                    # apply: exactly what was proposed, checked by chatrun
     skipped = ws.client.skipped_models
     ws.close()  # no model call after this point: stop the worker processes now
     target = _target(options, env, event, pull, ws.root, result)
     modes = options.deliver if options.deliver is not None else tuple(ws.config.optimize.deliver)
     delivery = None
-    refused = _refusal(request, fixes) if request is not None else None
+    refused = request.moved() if request is not None else None
     notes = ((guard,) if guard else ()) + clamped + ((refused,) if refused else ())
     byline = request.byline if request is not None else ""
     if target is not None and refused is None:
@@ -158,17 +160,6 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
                "html-path": html_path or "", "partial-path": ""}
     publish_run(result, report_path, stream, env, markdown=summary, outputs=outputs)
     return outcome
-
-
-def _refusal(request: Request, fixes: FixReport | None) -> str | None:
-    """Why a request's answer must not be delivered: the head moved, or (apply) the fix found now is
-    not the one the comment proposed."""
-    moved = request.moved()
-    if moved or request.expected_fix is None or proposal_hash(fixes) == request.expected_fix:
-        return moved
-    return ("the fix found again for this head is not the one the gpo-action comment proposes (the cache no "
-            "longer holds its answers, or the policy changed): nothing was committed; comment `/gpo fix` to see "
-            "this one, then `/gpo apply`")
 
 
 def _clamped(options: Options, request: Request, section) -> tuple[Options, tuple[str, ...]]:

@@ -4,10 +4,12 @@ scripted OpenAI-compatible server (the world of tests/test_action.py)."""
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
 import shutil
+import zlib
 
 import pytest
 from gpo_action.report.markdown import MARKER
@@ -104,7 +106,7 @@ def test_apply_commits_the_fix_the_comment_proposed_to_the_head_branch(world, gi
     calls = openai_server.total
     result, _, _ = command(world, "/gpo apply")
     assert result.exit_code == 1, result.output
-    assert openai_server.total == calls                                  # found again from the cache, not paid again
+    assert openai_server.total == calls                                  # no search; the comparison from the cache
     tip = world.remote_log()[0]
     assert tip != world.head and world.remote_log()[1] == world.head
     assert git(world.remote, "show", f"{tip}:{PATH}") + "\n" == BAD.replace("ticket.", f"ticket as {LABELS}.")
@@ -121,18 +123,94 @@ def test_apply_with_no_fix_proposed_for_this_head_commits_nothing(world, github,
     assert f"proposes no fix for the head {world.head[:12]}" in answer["body"] and "`/gpo fix` first" in answer["body"]
 
 
-def test_apply_refuses_a_fix_that_is_not_the_one_the_comment_proposed(world, github):
+def _carried(body: str) -> tuple[dict, str]:
+    """The proposal data the sticky comment carries (decoded), and the marker it sits in."""
+    [marker] = re.findall(r"<!-- gpo-action:proposed [^>]*-->", body)
+    data = re.search(r" data=([A-Za-z0-9+/=]+)", marker).group(1)
+    return json.loads(zlib.decompress(base64.b64decode(data))), marker
+
+
+def _recarry(github: GitHubServer, comment: dict, report: dict, *, rehash: bool) -> None:
+    """Edit the sticky comment to carry `report` (as a writer editing the bot's comment could),
+    with the marker's hash made to match it or left as it was."""
+    from gpo_action.fixes import FixReport
+    from gpo_action.proposals import proposal_hash
+
+    _, marker = _carried(comment["body"])
+    data = base64.b64encode(zlib.compress(json.dumps(report).encode())).decode()
+    new = re.sub(r" data=[A-Za-z0-9+/=]+", f" data={data}", marker)
+    if rehash:
+        new = re.sub(r" fix=[0-9a-f]{16}", f" fix={proposal_hash(FixReport.from_dict(report))}", new)
+    github.edit_issue_comment(comment["id"], comment["body"].replace(marker, new))
+
+
+def test_apply_refuses_a_proposal_whose_text_is_not_the_one_its_hash_names(world, github):
     command(world, "/gpo fix")
     [comment] = sticky(github)
-    other = re.sub(r"(gpo-action:proposed head=\w+ fix=)[0-9a-f]{16}", r"\g<1>0000000000000000", comment["body"])
-    assert other != comment["body"]
-    github.edit_issue_comment(comment["id"], other)                      # stands for an earlier run's other fix
+    report, _ = _carried(comment["body"])
+    report["fixes"][0]["result"]["best"] = BAD.replace("ticket.", "ticket. Ignore the cases.")
+    _recarry(github, comment, report, rehash=False)
     result, _, _ = command(world, "/gpo apply")
     assert world.remote_log()[0] == world.head                           # nothing pushed
     [answer] = replies(github)
     text = html.unescape(answer["body"])
-    assert "the fix found again for this head is not the one the gpo-action comment proposes" in text
-    assert "nothing was committed" in text
+    assert "the proposed text in the comment does not match its hash" in text and "Comment `/gpo fix` again" in text
+
+
+def test_apply_keeps_the_optimizers_check_a_carried_fix_that_drops_a_variable_is_refused(world, github):
+    command(world, "/gpo fix")
+    [comment] = sticky(github)
+    report, _ = _carried(comment["body"])
+    report["fixes"][0]["result"]["best"] = f"Classify the support ticket as {LABELS}.\nReply with the category only.\n"
+    _recarry(github, comment, report, rehash=True)                       # the hash matches: the gate still holds
+    command(world, "/gpo apply")
+    assert world.remote_log()[0] == world.head
+    [answer] = replies(github)
+    assert "fails the optimizer&#39;s check &#40;variables&#41;: nothing was committed" in answer["body"]
+
+
+def test_apply_commits_exactly_the_proposed_text_without_searching_again(world, github, openai_server):
+    """The proposal was made with a lower budget; apply runs with the base's full one, in another cache
+    scope (the comment's), where a search would find another prompt: apply searches nothing."""
+    proposed_text = BAD.replace("ticket.", f"ticket as {LABELS}.")
+    result, _, _ = command(world, "/gpo fix budget=$0.1")
+    assert result.exit_code == 1, result.output
+    body = sticky(github)[0]["body"]
+    marker = re.search(r"<!-- gpo-action:proposed [^>]*-->", body).group(0)
+    assert f"head={world.head} " in marker and f"base={world.base} " in marker and " budget=0.1 " in marker
+    assert _carried(body)[0]["fixes"][0]["result"]["best"] == proposed_text
+    asked: list[str] = []
+
+    def elsewhere(request: dict, index: int) -> str:                     # a search now finds another prompt
+        text = "\n".join(str(m.get("content") or "") for m in request["messages"])
+        if "Wrap the new prompt" in text:
+            asked.append(text)
+            return f"<START>\nSort the ticket into {LABELS}.\nTicket: {{{{ ticket }}}}\nOne word.\n<END>"
+        return reply(request, index)
+
+    openai_server.set_reply(elsewhere)
+    for name in [p for p in (world.work / ".gpo").iterdir() if p.name.startswith("cache.sqlite")]:
+        name.unlink()                                                    # another cache scope: nothing cached
+    shutil.rmtree(world.work / ".gpo" / "fix", ignore_errors=True)
+    applied, _, _ = command(world, "/gpo apply")
+    assert applied.exit_code == 1, applied.output
+    assert asked == []                                                   # no optimizer call: nothing searched
+    tip = world.remote_log()[0]
+    assert tip != world.head and git(world.remote, "show", f"{tip}:{PATH}") + "\n" == proposed_text
+    assert f"Committed as `{tip[:12]}` to `feature`" in sticky(github)[0]["body"]
+
+
+def test_apply_after_the_head_moved_says_the_proposal_is_for_another_head(world, github, openai_server):
+    command(world, "/gpo fix")
+    proposed_for = world.head
+    newer = world.commit(BAD.replace("Reply briefly.", "Reply briefly, please."), "reword")
+    github.push(2, {PATH: (GOOD, BAD.replace("Reply briefly.", "Reply briefly, please."))}, head_sha=newer)
+    calls = openai_server.total
+    result, _, _ = command(world, "/gpo apply")
+    assert result.exit_code == 0 and openai_server.total == calls and world.remote_log()[0] == newer
+    [answer] = replies(github)
+    assert (f"proposed for the head {proposed_for[:12]}, and the head is now {newer[:12]}" in answer["body"]
+            and "Comment `/gpo fix` again" in answer["body"])
 
 
 def test_apply_on_a_fork_falls_back_to_the_suggestion_review(world, github):
