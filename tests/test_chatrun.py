@@ -279,6 +279,14 @@ def test_a_commenter_without_write_permission_gets_no_run_and_one_reply(world, g
     assert len(github.requests_to("GET", f"/collaborators/{READER}/permission")) == 2
 
 
+def test_a_non_writers_unknown_command_gets_the_denial_not_the_help_and_no_action(world, github, openai_server):
+    result, _, _ = command(world, "/gpo merge please", login=READER)
+    assert result.exit_code == 0 and openai_server.total == 0
+    assert github.reactions() == [] and sticky(github) == [] and github.reviews(2) == []
+    [answer] = replies(github)
+    assert DENIED_MARKER in answer["body"] and "did not understand" not in answer["body"]
+
+
 def test_author_association_in_the_payload_is_not_trusted(world, github, openai_server):
     # the payload says OWNER (as GitHub's example does); the API says this user is no collaborator
     result, _, _ = command(world, "/gpo check", login="someone-else")

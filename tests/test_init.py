@@ -175,3 +175,19 @@ def test_each_workflow_restores_only_cache_keys_of_its_own_kind(tmp_path, monkey
     assert cache["with"]["key"] == f"gpo-command-{either}-${{{{ github.run_id }}}}"
     assert _restore_keys(cache) == [f"gpo-command-{either}-"]
     assert not cache["with"]["key"].startswith("gpo-${{")            # never matched by a `gpo-<n>-` restore key
+
+
+def test_the_comment_workflow_starts_only_for_an_owners_members_or_collaborators_comment(tmp_path, monkeypatch):
+    """One run per pull request is queued (the concurrency group): a stranger's `/gpo` comment must
+    not start a job, or it cancels a maintainer's queued one. The API permission check stays the gate."""
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    job = yaml.safe_load((tmp_path / ".github/workflows/gpo-commands.yml").read_text())["jobs"]["command"]
+    condition = " ".join(job["if"].split())
+    prefilter = ("contains(fromJSON('[\"OWNER\", \"MEMBER\", \"COLLABORATOR\"]'), "
+                 "github.event.comment.author_association)")
+    assert condition.endswith("&& " + prefilter)
+    assert "contains(github.event.comment.body, '/gpo')" in condition
+    for stranger in ("NONE", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN"):
+        assert f'"{stranger}"' not in condition
+    assert job["concurrency"]["group"].startswith("gpo-command-")
