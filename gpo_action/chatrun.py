@@ -38,7 +38,7 @@ from gpo_action.github.chatops import Command, help_text, parse_command
 from gpo_action.github.event import Comment, Event, load_event
 from gpo_action.plantedcache import remove_for_base
 from gpo_action.pr_pipeline import Outcome, Request, execute
-from gpo_action.report.markdown import cell
+from gpo_action.report.markdown import cell, code
 from gpo_action.report.replies import DENIED_MARKER, byline, denied_reply, explain_reply, mention, moved_text
 
 NoteFn = Callable[[str], None]
@@ -93,9 +93,16 @@ def answer_command(options: Options, env: Mapping[str, str], stream: IO[str], *,
         if command.name == "unknown":
             _reply(client, comment, help_text(cell(command.problem)))      # the comment's words, escaped
             return Answered("help", command.problem, command)
+        text = command_text(command)
+        default = pull.default_branch or event.default_branch
+        if pull.base_ref != default:       # the pull request's author picks its base: the policy is the default branch's
+            why = (f"the pull request's base is {code(pull.base_ref)}, not the default branch "
+                   f"{code(default or 'unknown')}: `/gpo` commands run only on pull requests into the default branch, "
+                   "whose gpo.yaml is the policy")
+            _reply(client, comment, f"{mention(comment.author)}: `{text}` was not run: {why}.")
+            return Answered("refused", why, command)
         with gitrepo.open_repo(".") as repo:
             checked_out = gitrepo.head_sha(repo)
-        text = command_text(command)
         if checked_out != pull.head_sha:
             why = (f"the checkout is at {checked_out[:12]}, not the pull request's head {pull.head_sha[:12]}: "
                    "nothing was evaluated (the workflow must check out the pull request's head; see the README)")

@@ -311,6 +311,26 @@ def test_a_head_that_moves_during_the_run_is_not_delivered(world, github):
     assert "Comment `/gpo fix` again" in text and result.exit_code == 1
 
 
+def test_a_pull_request_into_another_branch_than_the_default_gets_no_run(world, github, openai_server):
+    """The pull request's author picks its base: retargeted to a stale branch, that branch's gpo.yaml
+    would be the policy a maintainer's command runs under."""
+    github.add_pull(2, {PATH: (GOOD, BAD)}, head_sha=world.head, base_sha=world.base, head_ref="feature",
+                    base_ref="release-0.9")
+    result, _, _ = command(world, "/gpo fix")
+    assert result.exit_code == 0 and openai_server.total == 0
+    assert sticky(github) == [] and github.reviews(2) == [] and world.remote_log()[0] == world.head
+    [answer] = replies(github)
+    assert ("the pull request's base is `release-0.9`, not the default branch `main`" in answer["body"]
+            and "only on pull requests into the default branch" in answer["body"])
+
+
+def test_the_default_branch_is_the_apis_not_the_payloads(world, github, openai_server):
+    github.set_default_branch("trunk")                                   # the payload still says master
+    result, _, _ = command(world, "/gpo check")
+    assert result.exit_code == 0 and openai_server.total == 0
+    assert "not the default branch `trunk`" in replies(github)[0]["body"]
+
+
 def test_a_checkout_that_is_not_the_pull_requests_head_is_refused(world, github, openai_server):
     git(world.work, "checkout", "-q", "main")
     result, _, _ = command(world, "/gpo check")

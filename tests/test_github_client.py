@@ -66,7 +66,7 @@ def test_pull_and_its_files(github, client):
                     head_sha="c" * 40, head_repo="someone/fork")
     pull = client.get_pull(3)
     assert pull == PullRequest(3, "main", "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "feature", "c" * 40,
-                               REPO, "someone/fork")
+                               REPO, "someone/fork", default_branch="main")
     assert pull.is_fork
     github.set_page_size(1)
     files = client.list_pull_files(3)

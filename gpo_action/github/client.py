@@ -180,6 +180,7 @@ class GitHubClient:
                 number=int(data["number"]), base_ref=data["base"]["ref"], base_sha=data["base"]["sha"],
                 head_ref=data["head"]["ref"], head_sha=data["head"]["sha"],
                 base_repo=data["base"]["repo"]["full_name"], head_repo=head_repo["full_name"] if head_repo else None,
+                default_branch=data["base"]["repo"].get("default_branch") or None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise GitHubError(f"GitHub API GET pull {number}: unexpected response shape ({exc!r})") from None

@@ -41,6 +41,7 @@ class PullRequest:
     head_sha: str
     base_repo: str                 # owner/name
     head_repo: str | None          # None when the fork was deleted
+    default_branch: str | None = None   # the base repository's (the API's `base.repo.default_branch`)
 
     @property
     def is_fork(self) -> bool:
@@ -56,6 +57,7 @@ class Event:
     before: str | None = None      # push: the previous tip (None for a new branch)
     after: str | None = None
     comment: Comment | None = None  # a comment event on a pull request
+    default_branch: str | None = None   # the payload's `repository.default_branch`
 
     @property
     def base_sha(self) -> str | None:
@@ -74,7 +76,9 @@ def parse_event(name: str, payload: Mapping[str, Any]) -> Event:
     """Read the fields we use from a webhook payload; unknown event kinds keep only the repository."""
     repository = (payload.get("repository") or {}).get("full_name", "")
     if name in COMMENT_EVENTS:
-        return Event(name, repository, payload.get("action"), comment=_comment(name, payload))
+        default = (payload.get("repository") or {}).get("default_branch")
+        return Event(name, repository, payload.get("action"), comment=_comment(name, payload),
+                     default_branch=str(default) if default else None)
     pr = payload.get("pull_request")
     if pr is not None:
         head_repo = (pr.get("head") or {}).get("repo")

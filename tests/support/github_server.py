@@ -20,7 +20,8 @@ POST `/pulls/{n}/comments/{id}/replies`, POST `/issues/comments/{id}/reactions` 
 Permissions (`set_permission`): a user named there answers as GitHub does (`permission` admin,
 write, read or none, maintain reading as write and triage as read, beside `role_name`); anyone
 else is no collaborator: 404. `push_on_get(n, files, after=k)` pushes a new head once GET
-`/pulls/{n}` has answered k times: a branch that moves while a run is going on.
+`/pulls/{n}` has answered k times: a branch that moves while a run is going on. The pull request's
+`base.repo` carries the repository's `default_branch` (`set_default_branch`, default `main`).
 
 The token acts as `login` (default `github-actions[bot]`, type Bot): whatever it creates is
 authored by it. A Bot identity is an installation token (the Actions GITHUB_TOKEN, a GitHub App's):
@@ -104,6 +105,7 @@ class _Repo:
     permissions: dict[str, tuple[str, str]] = field(default_factory=dict)     # login (lower) -> (permission, role)
     pending_pushes: dict[int, list[Any]] = field(default_factory=dict)        # number -> [after, files, sha]
     pull_gets: dict[int, int] = field(default_factory=dict)
+    default_branch: str = "main"
 
 
 def split_lines(text: str) -> list[str]:
@@ -262,6 +264,11 @@ class GitHubServer(BackgroundServer):
         with self._lock:
             self._repo(repository or self.repository).permissions[login.lower()] = (legacy, role_name or permission)
 
+    def set_default_branch(self, branch: str, *, repository: str | None = None) -> None:
+        """The repository's default branch (`default_branch` of a pull request's `base.repo`)."""
+        with self._lock:
+            self._repo(repository or self.repository).default_branch = branch
+
     def push_on_get(self, number: int, files: Mapping[str, Any], *, head_sha: str, after: int = 1,
                     repository: str | None = None) -> None:
         """Push `head_sha` once GET /pulls/{number} has answered `after` more times."""
@@ -349,12 +356,14 @@ class GitHubServer(BackgroundServer):
             owner = (full_name or repo.full_name).split("/")[0]
             return {"label": f"{owner}:{ref}", "ref": ref, "sha": sha, "repo": repo_json}
 
+        base = side(pull.base_ref, pull.base_sha, repo.full_name)
+        base["repo"]["default_branch"] = repo.default_branch
         return {
             "url": f"{self.url}/repos/{repo.full_name}/pulls/{pull.number}", "number": pull.number, "state": "open",
             "html_url": f"https://github.com/{repo.full_name}/pull/{pull.number}", "title": f"PR {pull.number}",
             "user": self._user("octocat", "User"),
             "head": side(pull.head_ref, pull.head_sha, pull.head_repo),
-            "base": side(pull.base_ref, pull.base_sha, repo.full_name),
+            "base": base,
             "commits": len(pull.heads), "changed_files": len(pull.files[pull.head_sha]),
         }
 
