@@ -39,6 +39,36 @@ def test_quoted_fenced_indented_or_inline_gpo_is_text(body):
     assert parse_command(body) is None
 
 
+@pytest.mark.parametrize("body", [
+    "<!--\n/gpo apply\n-->",                                   # an HTML comment: GitHub shows nothing
+    "Thanks! <!-- a note\n/gpo apply\n-->",
+    "<!-- one --> <!-- two\n/gpo apply\n-->",
+    "<pre>\n/gpo apply\n</pre>",                               # preformatted text, not a command line
+    "<PRE class=x>\n/gpo apply\n</PRE>",
+    "text <pre>\n/gpo apply\n</pre>",
+    "<textarea>\n/gpo apply\n</textarea>",
+    "<script>\n/gpo apply\n</script>",
+    "<style>\n/gpo apply\n</style>",
+    "> I said earlier\n/gpo apply",                             # a lazy continuation: shown inside the quote
+    "> > nested\n/gpo apply",
+    "> quoted\nstill the quote\n/gpo apply",
+])
+def test_hidden_or_quoted_gpo_lines_are_text(body):
+    assert parse_command(body) is None
+
+
+@pytest.mark.parametrize("body", [
+    "<!-- a note -->\n/gpo check",                              # closed on its own line
+    "<!--\nnote\n-->\n/gpo check",
+    "<pre>x</pre>\n/gpo check",
+    "> quoted\n\n/gpo check",                                   # a blank line ends the quote
+    ">\n/gpo check",                                            # an empty quote line has no paragraph to continue
+    "<preface>\n/gpo check",                                    # not a <pre> tag
+])
+def test_a_command_after_a_closed_comment_pre_or_quote_counts(body):
+    assert parse_command(body).name == "check"
+
+
 def test_a_command_after_a_closed_fence_counts():
     assert parse_command("```\n/gpo apply\n```\n/gpo check").name == "check"
 

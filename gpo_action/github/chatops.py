@@ -3,8 +3,9 @@
     parse_command("LGTM, but\n/gpo fix budget=$0.50 steps=2")
     # Command(name="fix", budget_usd=0.5, steps=2, text="/gpo fix budget=$0.50 steps=2")
 
-Only a line of the comment itself that starts with `/gpo` is a command: a quoted line (`> /gpo`),
-a line inside a fenced code block or an indented one is text, and so is everything the pull request
+Only a line of the comment itself that starts with `/gpo` is a command: a quoted line (`> /gpo`, or
+a line GitHub shows inside the quote above it), a line inside a fenced code block or an indented
+one, inside an HTML comment or a `<pre>` (hidden, or shown as text) is text, and so is everything the pull request
 itself holds (a prompt, a case, a commit message): those never reach this parser. The first command
 line counts; a `/gpo` line with an unknown word, or a known one with arguments it does not take, is
 `Command("unknown")`, which is answered with `help_text()`.
@@ -25,6 +26,8 @@ COMMANDS = {
 }
 PREFIX = "/gpo"
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_QUOTE = re.compile(r"^(?: {0,3}>)+")
+_OPENS = re.compile(r"<!--|<(pre|textarea|script|style)(?=[\s>/]|$)")
 _BUDGET = re.compile(r"budget=\$?(\d+(?:\.\d+)?)", re.IGNORECASE)
 _STEPS = re.compile(r"steps=(\d+)", re.IGNORECASE)
 MAX_TEXT = 200                 # of the command line echoed back in a reply
@@ -40,24 +43,66 @@ class Command:
 
 
 def command_lines(body: str) -> list[str]:
-    """The comment's own lines that start with `/gpo`: not quoted, not in a fenced code block,
-    not indented as code (4 spaces or a tab)."""
-    found, fence = [], None
+    """The comment's own lines that start with `/gpo` and show as such: not quoted (a `>` line, or
+    a lazy continuation of a quoted paragraph, which GitHub shows inside the quote), not in a
+    fenced code block or indented as code (4 spaces or a tab), not inside an HTML comment (hidden)
+    or a `<pre>`, `<textarea>`, `<script>` or `<style>` element (shown as text, or hidden)."""
+    found: list[str] = []
+    fence: str | None = None
+    hidden = _Hidden()
+    quoted = False                          # the line before was a quoted paragraph's
     for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if hidden.inside:
+            hidden.scan(line)
+            continue
         opened = _FENCE.match(line)
         if fence is not None:
             if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence):
                 fence = None
             continue
         if opened:
-            fence = opened.group(1)
-            continue
-        if line.startswith(("    ", "\t")):
+            fence, quoted = opened.group(1), False
             continue
         stripped = line.strip()
-        if stripped == PREFIX or stripped.startswith(PREFIX + " ") or stripped.startswith(PREFIX + "\t"):
+        if _QUOTE.match(line):
+            quoted = bool(_QUOTE.sub("", line).strip())
+        elif quoted and stripped:            # lazy continuation: still the quote's paragraph
+            pass
+        elif not line.startswith(("    ", "\t")) and _is_command(stripped):
             found.append(stripped)
+        if not stripped:
+            quoted = False
+        hidden.scan(line)
     return found
+
+
+def _is_command(stripped: str) -> bool:
+    return stripped == PREFIX or stripped.startswith(PREFIX + " ") or stripped.startswith(PREFIX + "\t")
+
+
+class _Hidden:
+    """Whether the text so far leaves an HTML comment or a raw-text element (`_RAW`) open."""
+
+    def __init__(self) -> None:
+        self.closer: str | None = None       # what ends the open one: "-->" or "</pre", ...
+
+    @property
+    def inside(self) -> bool:
+        return self.closer is not None
+
+    def scan(self, line: str) -> None:
+        low, pos = line.lower(), 0
+        while True:
+            if self.closer is not None:
+                end = low.find(self.closer, pos)
+                if end < 0:
+                    return
+                pos, self.closer = end + len(self.closer), None
+            match = _OPENS.search(low, pos)
+            if match is None:
+                return
+            self.closer = "-->" if match.group(0) == "<!--" else f"</{match.group(1)}"
+            pos = match.end()
 
 
 def parse_command(body: str) -> Command | None:
