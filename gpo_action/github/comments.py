@@ -35,9 +35,11 @@ def is_by(login: str, authors: Collection[str]) -> bool:
 
 def find_sticky_comment(comments: Collection[IssueComment], marker: str = MARKER,
                         authors: Collection[str] = (ACTIONS_BOT,)) -> IssueComment | None:
-    """The oldest comment carrying `marker` written by one of `authors`."""
+    """The oldest comment written by one of `authors` that starts or ends with `marker` (where the
+    tool puts its markers: one quoted inside another comment of ours does not make it the sticky one)."""
     for comment in comments:
-        if marker in comment.body and is_by(comment.author, authors):
+        body = comment.body.strip()
+        if (body.startswith(marker) or body.endswith(marker)) and is_by(comment.author, authors):
             return comment
     return None
 

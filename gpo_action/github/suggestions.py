@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from gpo_action.report.markdown import defuse
+
 HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 NO_NEWLINE = "\\ No newline at end of file"
 
@@ -201,4 +203,4 @@ def render_diff(old: str | None, new: str, path: str, context: int = 3) -> str:
     if not text:
         return ""
     fence = fence_for(text)
-    return f"{fence}diff\n{text}{fence}"
+    return f"{fence}diff\n{defuse(text)}{fence}"      # shown in the comment: no marker spelt inside

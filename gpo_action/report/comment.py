@@ -23,7 +23,8 @@ from gpo_action.optimize.results import TEST_NAMES, p_text, versus_base
 from gpo_action.report.chart import trajectory_chart
 from gpo_action.report.fixtext import holdout_text, location_text, refinement_text
 from gpo_action.report.formats import format_cost, pct
-from gpo_action.report.markdown import MARKER, VERDICT_ICON, cell, clip, code, escape_pre, flipped_section, verdict_table
+from gpo_action.report.markdown import (MARKER, VERDICT_ICON, cell, clip, code, defuse, escape_pre, flipped_section,
+                                        verdict_table)
 
 MAX_CHARS = 65_000
 MAX_WORD_DIFF_CHARS = 6_000                # a word diff in the comment (delivery.MAX_FIX_DIFF_CHARS: a fix's diff)
@@ -279,7 +280,7 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
         body = head + ([policy] if policy else []) + ([notice] if notice else []) + [
             "No prompt, suite or model change to evaluate."]
         body += [f"- {cell(n)}" for n in list(result.notes) + list(notes)]
-        return "\n".join(body)[:max_chars]
+        return _defused("\n".join(body)[:max_chars])
     parts = [_Part("\n".join(head + [verdict_table(result), ""]) + "\n")]
     if policy:
         parts.append(_Part(policy + "\n"))
@@ -327,7 +328,12 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
     if note_lines:
         parts.append(_Part("**Notes**\n" + "\n".join(note_lines) + "\n\n", level=3))
     parts.append(_Part(_footer(result, fixes)))
-    return _fit(parts, max_chars)
+    return _defused(_fit(parts, max_chars))
+
+
+def _defused(body: str) -> str:
+    """The comment with every `<!--` after its own leading marker defused (`markdown.defuse`)."""
+    return MARKER + defuse(body[len(MARKER):]) if body.startswith(MARKER) else defuse(body)
 
 
 def _footer(result, fixes) -> str:

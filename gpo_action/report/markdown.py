@@ -7,7 +7,8 @@ characters and every character Markdown gives a meaning to (backticks, brackets,
 start a line (an HTML block: GitHub does not parse Markdown inside it), HTML escaped along with
 backticks, brackets and `@` (`escape_pre`). So a case cannot inject a
 fake ```suggestion, a link, a mention or hidden text (`<!-- -->`, `<details>`). Code spans take
-`code()`, which cannot be closed from inside.
+`code()`, which cannot be closed from inside; it and every fence `defuse` `<!--`, and the whole
+comment is defused after its marker, so no text of the pull request spells one of the tool's markers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from gpo_action.report.formats import format_delta, format_p, pct, verdict_label
 
 MARKER = "<!-- gpo-action:report -->"
+HIDDEN_BREAK = "<!-\u200b-"                # what `defuse` makes of `<!--`
 VERDICT_ICON = {"regressed": "🔴", "below-min": "🔴", "error": "⚠️", "improved": "🟢", "unchanged": "⚪", "skipped": "⏭️",
                 "removed": "🗑️"}
 MAX_FLIPPED = 5
@@ -48,9 +50,16 @@ def cell(text: Any) -> str:
     return escape_text(text).replace("\r", " ").replace("\n", " ")
 
 
+def defuse(text: Any) -> str:
+    """`text` with every `<!--` broken by a zero-width space: pull-request text in a code span or a
+    fence shows as itself, but can no longer spell the hidden markers the tool finds its own
+    comments by (`MARKER`, `replies.DENIED_MARKER`, `proposals.PROPOSED_MARKER`)."""
+    return str(text).replace("<!--", HIDDEN_BREAK)
+
+
 def code(text: Any) -> str:
-    """An inline code span of `text` (one line) that nothing in it can close."""
-    body = str(text).replace("\r", " ").replace("\n", " ").replace("`", "'")
+    """An inline code span of `text` (one line) that nothing in it can close or hide a marker in."""
+    body = defuse(text).replace("\r", " ").replace("\n", " ").replace("`", "'")
     return f"`{body}`" if body.strip() else "` `"
 
 

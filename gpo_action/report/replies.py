@@ -9,7 +9,7 @@ import re
 from gpo_action.report.comment import MAX_EDIT_CHARS
 from gpo_action.report.fixtext import location_text
 from gpo_action.report.formats import pct, verdict_label
-from gpo_action.report.markdown import cell, clip, code, flipped_section
+from gpo_action.report.markdown import cell, clip, code, defuse, flipped_section
 
 DENIED_MARKER = "<!-- gpo-action:not-allowed -->"
 LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?")
@@ -59,8 +59,8 @@ def explain_reply(outcome, login: str, command_text: str, head_sha: str) -> str:
         sections.append(flipped_section(c))
     if outcome.refused:
         lines += ["", f"> {outcome.refused}."]
-    head = "\n".join(lines)
-    body = head + "\n\n" + "\n".join(s for s in sections if s)
+    head = defuse("\n".join(lines))                 # no text of the pull request spells one of our markers
+    body = head + "\n\n" + defuse("\n".join(s for s in sections if s))
     if len(body) <= MAX_REPLY_CHARS:
         return body
     return head[:MAX_REPLY_CHARS] + "\n\n*(the flipped cases are too long for a reply: see the JSON report)*"
