@@ -15,7 +15,7 @@ from gpo_action.optimize.spec import BudgetLimits
 from gpo_action.optimize.trajectory import FinalRecord, PromptRecord, StepRecord
 from gpo_action.basehead import RunResult, SuiteChange
 from gpo_action.report.chart import chart_title, trajectory_chart
-from gpo_action.report.comment import MAX_CHARS, pr_comment
+from gpo_action.report.comment import MAX_CHARS, DeliveryNote, pr_comment
 from gpo_action.report.markdown import MARKER
 from gpo_action.suites import Suite
 from gpo_action.templates import parse_template
@@ -182,3 +182,16 @@ def test_a_huge_report_stays_under_githubs_limit():
     body = pr_comment(run_result(comparisons, changes), fix_report(*names))
     assert len(body) <= MAX_CHARS < 65_536
     assert all(f"| {n} | 🔴 regressed |" in body for n in names)
+
+
+def test_every_hidden_comment_opener_after_the_marker_is_defused_and_the_body_still_fits():
+    """A piece that quotes pull-request text raw (here a delivery diff) cannot spell one of the
+    tool's markers, and the zero-width breaks count towards the limit."""
+    names = ["triage"]
+    raw = "```diff\n" + "<!-- gpo-action:report -->\n" * 3000 + "```"
+    delivery = {"triage": DeliveryNote(("The improved prompt, as a diff against the pull request's head:",), (raw,))}
+    result = run_result([comparison("triage", "regressed")], [change("triage", OLD, NEW)])
+    for limit in (20_000, 200_000):
+        body = pr_comment(result, fix_report(*names), delivery, max_chars=limit)
+        assert len(body) <= limit and body.startswith(MARKER) and body.count("<!--") == 1
+    assert "gpo-action:report" in body[len(MARKER):]                     # shown, defused

@@ -55,3 +55,4 @@ def test_pull_request_text_cannot_spell_a_marker_in_a_code_span():
     text = f"Reply. {MARKER}"
     assert "<!--" not in code(text) and "<!--" not in defuse(text)
     assert "gpo-action:report" in code(text)
+

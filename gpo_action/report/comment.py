@@ -328,7 +328,7 @@ def pr_comment(result, fixes=None, delivery: Mapping[str, DeliveryNote] | None =
     if note_lines:
         parts.append(_Part("**Notes**\n" + "\n".join(note_lines) + "\n\n", level=3))
     parts.append(_Part(_footer(result, fixes)))
-    return _defused(_fit(parts, max_chars))
+    return _fit(parts, max_chars)
 
 
 def _defused(body: str) -> str:
@@ -366,13 +366,14 @@ def _render(parts: list[_Part]) -> str:
 
 
 def _fit(parts: list[_Part], max_chars: int) -> str:
-    text = _render(parts)
+    """The parts, defused (`_defused`: measured as sent), dropping levels until they fit."""
+    text = _defused(_render(parts))
     for level in (1, 2, 3, 4, 5):
         for part in reversed([p for p in parts if p.level == level]):
             if len(text) <= max_chars:
                 return text
             part.kept = False
-            text = _render(parts)
+            text = _defused(_render(parts))
     if len(text) <= max_chars:
         return text
     cut = "\n\n*(comment cut to fit GitHub's limit)*\n"
