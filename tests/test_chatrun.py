@@ -90,6 +90,15 @@ def test_fix_within_a_lower_budget_and_asking_more_than_the_base_is_clamped(worl
     assert "via `/gpo fix budget=$5 steps=3`" in body and "Suggested in" in body
     [review] = github.reviews(2)
     assert review["commit_id"] == world.head
+    received = fix_stage(world)                                          # what the fix stage ran under, not the words
+    assert received["total"]["max_usd"] == 1.0 and received["fixes"][0]["share"]["max_usd"] == 1.0
+    assert received["fixes"][0]["result"]["steps"] == 1
+    assert " budget=1 steps=1 " in body                                  # and what the proposal records
+
+
+def fix_stage(world: World) -> dict:
+    """The fix stage's report of the last run (.gpo/report.json): its caps, each suite's share and run."""
+    return json.loads((world.work / ".gpo" / "report.json").read_text())["fixes"]
 
 
 def test_fix_can_lower_the_budget(world, github):
@@ -97,6 +106,8 @@ def test_fix_can_lower_the_budget(world, github):
     assert result.exit_code == 1, result.output
     body = html.unescape(sticky(github)[0]["body"])
     assert "Fix budget for this pull request: 200 calls, $0.25, 120 s" in body and "asked; the base" not in body
+    received = fix_stage(world)
+    assert received["total"]["max_usd"] == 0.25 and received["fixes"][0]["share"]["max_usd"] == 0.25
 
 
 def test_apply_commits_the_fix_the_comment_proposed_to_the_head_branch(world, github, openai_server):
