@@ -38,7 +38,8 @@ def remove_planted_cache(cache_path: str | os.PathLike, base_sha: str) -> list[s
     """Remove what `planted_cache` finds, and the cache's other sqlite files, from the working
     tree (a symlink itself, never what it points to); return the planted paths."""
     path = Path(cache_path).absolute()
-    with gitrepo.open_repo(path.parent if path.parent.exists() else ".") as repo:
+    anchor = next((p for p in path.parents if p.is_dir() and not p.is_symlink()), Path("."))   # not through a link
+    with gitrepo.open_repo(anchor) as repo:
         planted = planted_cache(repo, path, base_sha)
         if not planted:
             return []
