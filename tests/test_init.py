@@ -191,3 +191,13 @@ def test_the_comment_workflow_starts_only_for_an_owners_members_or_collaborators
     for stranger in ("NONE", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN"):
         assert f'"{stranger}"' not in condition
     assert job["concurrency"]["group"].startswith("gpo-command-")
+
+
+@pytest.mark.parametrize("name", ["workflow.yml", "workflow_commands.yml"])
+def test_the_readme_shows_each_workflow_as_init_writes_it(name):
+    """The README's copies carry the cache keys and the job's `if:` a reader copies: they must not drift."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "gpo_action/scaffold" / name).read_text()
+    assert text[text.index("name: "):] in (root / "README.md").read_text()
