@@ -71,7 +71,9 @@ class Outcome:
 class Request:
     """A run asked for by a `/gpo` command (`chatrun.py`): its line for the sticky comment, the
     budget and steps asked for (clamped to the policy's: `chatops.clamp`), and `moved()`, asked
-    before anything is delivered: why delivering now would be wrong (the head moved), or None."""
+    before anything is delivered: why delivering now would be wrong (the head moved), or None;
+    for `/gpo apply`, `proposal`: the fixes the sticky comment carries, delivered as the run's own
+    (with mode "check": no fix stage, so nothing is searched again)."""
 
     byline: str
     budget_usd: float | None = None
