@@ -16,7 +16,8 @@ fix commit (the loop guard: the verdict still stands); `delivery.deliver` to Git
 request event and a token), to files (`out_dir`), or nowhere (the comment is still rendered for
 the summary); then the Actions outputs, job summary and annotations, and the JSON report. A `/gpo` command
 (`chatrun.py`) passes the pull request's event from the API and a `Request`: its budget and steps,
-clamped to the policy's, a line for the comment, and a last look at the head before delivering.
+clamped to the policy's, a line for the comment, a last look at the head before delivering, and
+for `/gpo apply` the proposal it delivers in place of a fix stage.
 
 The Action's inputs (`Options`, `options_from_inputs`, from `INPUT_<NAME>` variables: the Docker runner
 sets them, the composite action.yml's last step passes each one under the same name) are `action_inputs.py`.

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_DATA_CHARS = 24_000                   # of the base64 data (the comment holds 65,536 characters)
+MAX_INFLATED = 4_000_000                  # bytes the data may inflate to
 PROPOSED_MARKER = re.compile(r"<!-- gpo-action:proposed head=([0-9a-f]{7,64}) fix=([0-9a-f]{16})"
                              r"((?: [a-z]+=[A-Za-z0-9+/=.]*)*) -->")
 _DROPPED = ("diff", "run_dir", "trajectory")      # rebuilt, or paths of the run that found it
@@ -89,12 +90,21 @@ def find_proposal(body: str) -> Proposal | None:
     if "data" not in attrs:
         return _invalid(proposal, "the proposed text was too long to carry in the comment")
     try:
-        report = FixReport.from_dict(json.loads(zlib.decompress(base64.b64decode(attrs["data"], validate=True))))
+        report = FixReport.from_dict(json.loads(_inflate(base64.b64decode(attrs["data"], validate=True))))
     except (binascii.Error, zlib.error, ValueError, TypeError, KeyError, AttributeError):
         return _invalid(proposal, "the proposal in the comment cannot be read")
     if proposal_hash(report) != proposal.fix_hash:
         return _invalid(proposal, "the proposed text in the comment does not match its hash")
     return Proposal(**{**proposal.__dict__, "fixes": report})
+
+
+def _inflate(data: bytes) -> bytes:
+    """zlib data, refused (ValueError) past `MAX_INFLATED` bytes: an edited comment is no zip bomb."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_INFLATED)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ValueError("the proposal data is too large or cut")
+    return out
 
 
 def _invalid(proposal: Proposal, problem: str) -> Proposal:

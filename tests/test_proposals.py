@@ -56,3 +56,15 @@ def test_pull_request_text_cannot_spell_a_marker_in_a_code_span():
     assert "<!--" not in code(text) and "<!--" not in defuse(text)
     assert "gpo-action:report" in code(text)
 
+
+
+def test_data_that_inflates_past_the_limit_is_refused_not_read():
+    import base64
+    import zlib
+
+    from gpo_action.proposals import MAX_INFLATED
+
+    marker = proposal_marker(report("Classify the ticket well.\nTicket: {{ ticket }}\n"), HEAD, BASE)
+    bomb = base64.b64encode(zlib.compress(b"[" * (MAX_INFLATED + 10), 9)).decode()
+    proposal = find_proposal(marker.split(" data=")[0] + f" data={bomb} -->")
+    assert proposal.fixes is None and "cannot be read" in proposal.problem
