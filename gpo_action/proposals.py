@@ -7,7 +7,8 @@
 The marker is one hidden line, `<!-- gpo-action:proposed head=<sha> fix=<hash> base=<sha>
 budget=<usd> steps=<n> data=<base64> -->`: the head and base the fix was found for, the budget and
 steps it was found with, `proposal_hash` (each suite's prompt and improved text) and the proposed
-fixes themselves (`FixReport.to_dict`, zlib, base64). Apply re-runs no search: a search under
+fixes themselves (`FixReport.to_dict`, scrubbed of the run's secrets, zlib, base64: a text
+holding a secret then fails its hash and is never committed). Apply re-runs no search: a search under
 another budget, cache or model sample finds another prompt. It takes the tool's own last marker
 (the comment is found by its author, `comments.find_sticky_comment`; pull-request text that could
 spell a marker is defused, `markdown.defuse`), decodes the fixes, and uses them only when their
@@ -25,6 +26,8 @@ import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
+
+from gpo_action import secrets
 
 MAX_DATA_CHARS = 24_000                   # of the base64 data (the comment holds 65,536 characters)
 MAX_INFLATED = 4_000_000                  # bytes the data may inflate to
@@ -61,7 +64,8 @@ def proposal_marker(fixes, head_sha: str | None, base_sha: str | None) -> str | 
         return None
     proposed = fixes.proposed
     report = {**fixes.to_dict(), "fixes": [_slim(f.to_dict()) for f in proposed]}
-    data = base64.b64encode(zlib.compress(json.dumps(report, ensure_ascii=False).encode("utf-8"), 9)).decode("ascii")
+    text = secrets.scrub(json.dumps(report, ensure_ascii=False))     # compressed, the client's scrubber could not see it
+    data = base64.b64encode(zlib.compress(text.encode("utf-8"), 9)).decode("ascii")
     budget = (fixes.total or {}).get("max_usd")
     fields = [f"head={head_sha}", f"fix={digest}"]
     fields += [f"base={base_sha}"] if base_sha and re.fullmatch(r"[0-9a-f]{7,64}", base_sha) else []

@@ -486,3 +486,26 @@ def test_markers_in_the_heads_prompt_do_not_make_a_reply_our_sticky_comment_or_a
     assert own["body"].count("<!--") == 1                                # ours alone; the prompt's diff is defused
     command(world, "/gpo fix", login=READER)
     assert [c for c in replies(github) if DENIED_MARKER in c["body"]]    # the denial is still said once
+
+
+def test_a_secret_in_the_proposed_prompt_is_not_carried_in_the_comments_data(tmp_path, openai_server, monkeypatch):
+    """The carried proposal is compressed, so the client's scrubber cannot see into it: it is
+    scrubbed before it is packed, and a fix whose text held a secret fails its hash at apply."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+    def leaky(body: dict, index: int) -> str:                            # the optimizer writes the key into the prompt
+        text = reply(body, index)
+        return text.replace(f"as {LABELS}.", f"as {LABELS}. {CANARY_KEY}") if text.startswith("<START>") else text
+
+    openai_server.set_reply(leaky)
+    with GitHubServer(repository=REPO, token=CANARY_TOKEN) as github:
+        github.set_permission(WRITER, "write")
+        w = World(tmp_path, openai_server.url, github, monkeypatch, localize=False)   # the optimizer's text is the fix
+        command(w, "/gpo fix", key=CANARY_KEY)
+        [comment] = sticky(github)
+        carried, _ = _carried(comment["body"])
+        assert "***" in carried["fixes"][0]["result"]["best"]
+        assert CANARY_KEY not in json.dumps(carried) and CANARY_KEY not in comment["body"]
+        command(w, "/gpo apply", key=CANARY_KEY)
+        assert w.remote_log()[0] == w.head                               # nothing committed
+        assert any("does not match its hash" in html.unescape(c["body"]) for c in replies(github))
