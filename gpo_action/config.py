@@ -39,7 +39,7 @@ from pydantic import (
 from gpo_action import secrets
 from gpo_action.containment import Origin, contain, tree_root
 from gpo_action.errors import ConfigError
-from gpo_action.llm.types import SECRET_PARAMS, ModelConfig
+from gpo_action.llm.types import SECRET_PARAMS, ModelConfig, RateLimit
 from gpo_action.yamlsource import Loc, YamlDoc, load_yaml, validation_error
 
 CONFIG_FILE = "gpo.yaml"
@@ -58,6 +58,16 @@ _STRICT = ConfigDict(extra="forbid", strict=True)
 _TYPED_PARAMS = ("api_base", "api_version", "temperature", "top_p", "max_tokens", "seed")
 
 
+class RateLimitSpec(BaseModel):
+    """A model's own limits, to pace requests before they are sent (`llm/ratelimits.py`)."""
+
+    model_config = _STRICT
+
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
+    tpm: int | None = Field(default=None, ge=1, description="tokens per minute (prompt estimated from the rendered "
+                                                              "messages, plus max_tokens)")
+
+
 class ModelSpec(BaseModel):
     """A model as written in YAML: a string, or a mapping with `model` plus litellm params."""
 
@@ -71,6 +81,8 @@ class ModelSpec(BaseModel):
     top_p: float | None = Field(default=None, ge=0, le=1, description="nucleus sampling mass")
     max_tokens: int | None = Field(default=None, ge=1, description="completion token limit")
     seed: int | None = Field(default=None, description="provider sampling seed, where supported")
+    rate_limit: RateLimitSpec | None = Field(default=None, description="requests and tokens per minute this model "
+                                             "may take (the provider's headers are followed as well)")
     extra_params: dict[str, Any] = Field(default_factory=dict,
                                          description="any other key of the mapping, passed to litellm unchanged")
 
@@ -305,9 +317,24 @@ class Config(BaseModel):
         spec: ModelSpec | None = getattr(self.models, role)
         return spec.to_model_config() if spec is not None else None
 
+    def rate_limits(self) -> dict[str, RateLimit]:
+        """Each model's `rate_limit`, by model name; a model given two, the lower of each."""
+        specs = [getattr(self.models, role) for role in ROLES] + [entry.model for entry in self.suites]
+        limits: dict[str, RateLimit] = {}
+        for spec in specs:
+            if spec is None or spec.rate_limit is None:
+                continue
+            given, known = spec.rate_limit, limits.get(spec.model, RateLimit())
+            limits[spec.model] = RateLimit(rpm=_lower(known.rpm, given.rpm), tpm=_lower(known.tpm, given.tpm))
+        return limits
+
     def line_of(self, loc: Loc) -> int | None:
         """Line in gpo.yaml of the setting at `loc`, e.g. ("suites", 0); None when not from a file."""
         return self._doc.line_of(loc) if self._doc is not None else None
+
+
+def _lower(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None,

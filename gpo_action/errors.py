@@ -92,9 +92,11 @@ class ProviderError(GpoError):
 class RateLimited(ProviderError):
     retryable = True
 
-    def __init__(self, message: str, status: int | None = 429, retry_after: float | None = None):
+    def __init__(self, message: str, status: int | None = 429, retry_after: float | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message, status)
         self.retry_after = retry_after
+        self.headers = dict(headers or {})  # the answer's rate-limit headers (`llm.ratelimits.rate_headers`)
 
 
 class ProviderTimeout(ProviderError):

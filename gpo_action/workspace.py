@@ -96,6 +96,7 @@ class Workspace:
                 retry_base=cfg.retries.base,
                 retry_max=cfg.retries.max_wait,
                 processes=default_size(cfg.environ),  # GPO_WORKERS from the env the config was loaded with
+                rate_limits=cfg.rate_limits(),
             )
             # env: the providers' settings too (local/: GPO_LOCAL_THREADS, GPO_SMOLLM2_GGUF)
             self._client = LLMClient(settings, cache=cache, notes=self.notes, base_dir=self.root, env=cfg.environ)

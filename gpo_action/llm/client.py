@@ -8,7 +8,8 @@ Embeddings (`client.embed`) are in `llm/embeddings.py`, on the same loop, cache 
 retry loop, its backoff and `CallLimit` are in `llm/retries.py`.
 
 A batch goes: cache (one lookup) -> duplicates folded -> a bounded pool of workers per model ->
-provider call with a per-request timeout -> retries with exponential backoff and jitter on
+the rate-limit gate of the model, endpoint and key (`ratelimits`: an adaptive window, a 429's pause,
+pacing by configured limits and the provider's headers) -> provider call with a per-request timeout -> retries with exponential backoff and jitter on
 retryable errors (honouring Retry-After) -> cache writes off the slot's path, batched on a thread
 (`cachewriter`; a cache that cannot be written is reported once and the run goes on, see `cache`). After its
 retries a failure is an `LLMResponse` with `error` set, never an exception.
@@ -39,22 +40,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Coroutine, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
-from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout
+from gpo_action.errors import BadResponse, ProviderError, ProviderTimeout, RateLimited
 from gpo_action.llm.cache import ResponseCache, request_key
 from gpo_action.llm.cachewriter import CacheWriter
 from gpo_action.llm.completer import OnResult
 from gpo_action.llm.embeddings import EmbeddingMixin
 from gpo_action.llm.providers import Provider, get_provider, redact
+from gpo_action.llm.ratelimits import Gate, Gates, estimate_tokens
 from gpo_action.llm.retries import CallLimit, Tries, backoff_delay, retry
-from gpo_action.llm.types import (BUDGET_EXHAUSTED, SKIPPED, LLMRequest, LLMResponse, ModelConfig, Usage, canonical_json,
-                                  split_usage)
+from gpo_action.llm.types import (BUDGET_EXHAUSTED, SKIPPED, LLMRequest, LLMResponse, ModelConfig, RateLimit, Usage,
+                                  canonical_json, split_usage)
 from gpo_action.llm.worker_pool import PooledProvider, WorkerPool, default_size
 from gpo_action.secrets import remember_params
 
@@ -92,10 +95,11 @@ class _Answer(NamedTuple):
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """How the client calls models (gpo.yaml's `concurrency`, `timeout` and `retries`): workers per
-    model, seconds per call, retries of a retryable failure and their backoff (`retry_base`
-    doubling up to `retry_max` seconds), and worker processes (`processes`; None:
-    `worker_pool.default_size()`, 0: in-process). A bad value is a ValueError here."""
+    """How the client calls models (gpo.yaml's `concurrency`, `timeout`, `retries` and models'
+    `rate_limit`): workers per model, seconds per call, retries of a retryable failure and their
+    backoff (`retry_base` doubling up to `retry_max` seconds), worker processes (`processes`; None:
+    `worker_pool.default_size()`, 0: in-process), and configured rate limits by model name
+    (`ratelimits`). A bad value is a ValueError here."""
 
     concurrency: int = 16
     timeout: float = 60.0
@@ -103,6 +107,7 @@ class ClientSettings:
     retry_base: float = 0.5
     retry_max: float = 30.0
     processes: int | None = None
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)  # model name -> gpo.yaml's `rate_limit`
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -161,6 +166,7 @@ class LLMClient(EmbeddingMixin):
         self._skip_check: Callable[[ModelConfig], str | None] | None = None
         self.processes = default_size() if settings.processes is None else settings.processes
         self._pool: WorkerPool | None = None
+        self.gates = Gates(settings.concurrency, settings.rate_limits, settings.retry_max)  # rate limits, learned per model and key
 
     # ---- public ----------------------------------------------------------------------------
     def skip_uncached(self, models: Mapping[str, str] | Callable[[ModelConfig], str | None]) -> None:
@@ -446,8 +452,11 @@ class LLMClient(EmbeddingMixin):
     async def _attempt(self, job: _Job, params: dict[str, Any], n: int, offset: int) -> list[_Answer]:
         """One provider call for up to `n` candidates; every failure is raised as a ProviderError."""
         request = job.request
-        raw = await self._call(lambda: job.provider.acomplete(request.messages, params, n, self.timeout,
-                                                              sample=request.sample + offset, tag=request.tag))
+        gate = self.gates.gate(request.model, params, os.environ if self.env is None else self.env)
+        raw = await self._gated(gate, estimate_tokens(request.messages, params, n, gate.completion_guess),
+                                lambda: job.provider.acomplete(request.messages, params, n, self.timeout,
+                                                               sample=request.sample + offset, tag=request.tag))
+        gate.note_completion(raw.completion_tokens / max(1, n))
         cost = self._account(request.model.name, raw.prompt_tokens, raw.completion_tokens, raw.cost)
         reasons = list(getattr(raw, "finish_reasons", None) or [])
         answers = [(t, reasons[i] if i < len(reasons) else None) for i, t in enumerate(raw.texts) if isinstance(t, str)][:n]
@@ -467,6 +476,24 @@ class LLMClient(EmbeddingMixin):
             await self._sleep(backoff_delay(attempt, error, base=self.retry_base, cap=self.retry_max, rng=self._rng))
 
         return await retry(step, limit=limit, max_retries=self.max_retries, wait=wait, dispatched=dispatched)
+
+    async def _gated(self, gate: Gate, tokens: float, start: Callable[[], Awaitable[T]]) -> T:
+        """`_call(start)` once `gate` lets a request of `tokens` go (`ratelimits`); its answer,
+        or its 429, tells the gate what the provider allows."""
+        ticket = await gate.acquire(tokens)
+        try:
+            result = await self._call(start)
+        except RateLimited as error:
+            gate.release(ticket, ok=False, limited=True, headers=error.headers, retry_after=error.retry_after)
+            if gate.stats.limited == 1:
+                self._note_once(f"limited:{id(gate)}", f"{gate.name}: the provider answered 429 (rate limited): "
+                                "fewer requests go at once, at the pace its rate-limit headers allow")
+            raise
+        except BaseException:
+            gate.release(ticket, ok=False)
+            raise
+        gate.release(ticket, ok=True, headers=getattr(result, "rate_headers", None))
+        return result
 
     async def _call(self, start: Callable[[], Awaitable[T]]) -> T:
         """One provider call (`start()` makes it) under the client's timeout; every failure is

@@ -7,19 +7,22 @@ cannot embed (`replay/`, `local/`) or a cache-only model whose vectors are not c
 
 `EmbeddingMixin` is mixed into `LLMClient` (`client.py`) and uses what completions use: its lock,
 provider table, cache lookup and loop (`_lock`, `_provider`, `_lookup`, `_run`, `skip_reason`),
-and one provider call with its retries and accounting (`_retry`, i.e. `retries.retry`; `_call`, `_account`).
+and one provider call with its retries and accounting (`_retry`, i.e. `retries.retry`; `_gated`, the
+rate-limit gate around `_call`; `_account`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 from gpo_action.errors import ProviderError
 from gpo_action.llm.cache import embedding_key
 from gpo_action.llm.providers import Provider, RawEmbedding, provider_prefix, redact
+from gpo_action.llm.ratelimits import CHARS_PER_TOKEN
 from gpo_action.llm.types import BUDGET_EXHAUSTED, LLMResponse, ModelConfig, canonical_json, split_usage
 
 if TYPE_CHECKING:
@@ -82,9 +85,11 @@ class EmbeddingMixin:
                            texts: list[str], limit: CallLimit | None = None) -> RawEmbedding:
         """One batch of texts, retrying retryable errors; the last error is raised after retries."""
         got: list[RawEmbedding] = []
+        gate = self.gates.gate(model, params, os.environ if self.env is None else self.env)
+        tokens = sum(len(text) for text in texts) / CHARS_PER_TOKEN
 
         async def step() -> bool:
-            raw = await self._call(lambda: provider.aembed(texts, params, self.timeout))  # type: ignore[attr-defined]
+            raw = await self._gated(gate, tokens, lambda: provider.aembed(texts, params, self.timeout))  # type: ignore[attr-defined]
             got.append(replace(raw, cost=self._account(model.name, raw.prompt_tokens, 0, raw.cost)))
             return True
 

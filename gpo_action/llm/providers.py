@@ -34,6 +34,7 @@ from gpo_action.errors import (
     RateLimited,
     ServerError,
 )
+from gpo_action.llm.ratelimits import rate_headers
 from gpo_action.llm.types import Message, ModelConfig
 from gpo_action.registry import Registry
 from gpo_action.secrets import remember_params, scrub
@@ -48,6 +49,7 @@ class RawCompletion:
     completion_tokens: int = 0
     cost: float | None = 0.0
     finish_reasons: list[str | None] = field(default_factory=list)  # per text; shorter: not told
+    rate_headers: dict[str, str] = field(default_factory=dict)  # what the answer said of limits (`ratelimits`)
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,7 @@ class LiteLLMProvider:
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             cost=self._cost(litellm, response),
             finish_reasons=[str(reason) if reason else None for _, reason in answers],
+            rate_headers=rate_headers((getattr(response, "_hidden_params", None) or {}).get("additional_headers")),
         )
 
     async def aembed(self, texts: Sequence[str], params: Mapping[str, Any], timeout: float) -> RawEmbedding:
@@ -312,7 +315,9 @@ def map_litellm_error(error: BaseException, params: Mapping[str, Any]) -> Provid
     if kind in ("Timeout", "APITimeoutError") or isinstance(error, TimeoutError):
         return ProviderTimeout(f"timed out: {message}", status=None)
     if status == 429 or kind == "RateLimitError":
-        return RateLimited(f"rate limited (429): {message}", retry_after=retry_after_seconds(error))
+        return RateLimited(f"rate limited (429): {message}", retry_after=retry_after_seconds(error),
+                           headers=rate_headers(getattr(error, "litellm_response_headers", None)
+                                                or getattr(getattr(error, "response", None), "headers", None)))
     if status in (401, 403) or kind in ("AuthenticationError", "PermissionDeniedError"):
         return AuthError(f"authentication failed ({status}): {message}", status=status)
     if _caused_by_json_error(error) or kind in ("APIResponseValidationError", "JSONSchemaValidationError"):

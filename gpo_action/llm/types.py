@@ -31,6 +31,14 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A model's configured limits (gpo.yaml's `rate_limit`): requests and tokens per minute."""
+
+    rpm: float | None = None
+    tpm: float | None = None
+
+
+@dataclass(frozen=True)
 class LLMRequest:
     """One completion to obtain. `sample` tells repeats apart; `tag` (a case id) is only for messages."""
 

@@ -11,8 +11,9 @@ Lines are JSON, one message each:
                       {"cancel": 7}                               the parent gave up on call 7
     worker -> parent  {"hello": PID}                              once, on connecting
                       {"id": 7, "ok": {"texts": [...], "prompt_tokens": .., "completion_tokens": ..,
-                                      "cost": ..}}
-                      {"id": 7, "error": {"kind": "RateLimited", "message": .., "status": .., "retry_after": ..}}
+                                      "cost": .., "headers": {rate-limit headers}}}
+                      {"id": 7, "error": {"kind": "RateLimited", "message": .., "status": .., "retry_after": ..,
+                                         "headers": {..}}}
 
 A worker ignores SIGINT (the parent decides what an interrupt means) and exits as soon as the
 parent's end of the socket closes. Retries, the cache and accounting stay in the parent.
@@ -46,7 +47,7 @@ def error_fields(error: BaseException, params: dict[str, Any]) -> dict[str, Any]
     """A failure as the parent rebuilds it: ProviderError subclasses keep their kind, others are ProviderError."""
     if isinstance(error, ProviderError):
         return {"kind": type(error).__name__, "message": redact(error.message, params), "status": error.status,
-                "retry_after": getattr(error, "retry_after", None)}
+                "retry_after": getattr(error, "retry_after", None), "headers": getattr(error, "headers", None) or {}}
     return {"kind": "ProviderError", "message": redact(f"{type(error).__name__}: {error}", params),
             "status": None, "retry_after": None}
 
@@ -145,7 +146,7 @@ class Server:
                 sample=int(job.get("sample") or 0), tag=str(job.get("tag") or ""))
             self.send({"id": ident, "ok": {"texts": raw.texts, "prompt_tokens": raw.prompt_tokens,
                                            "completion_tokens": raw.completion_tokens, "cost": raw.cost,
-                                           "finish_reasons": raw.finish_reasons}})
+                                           "finish_reasons": raw.finish_reasons, "headers": raw.rate_headers}})
         except asyncio.CancelledError:
             return
         except Exception as error:  # noqa: BLE001  (every failure goes back to the parent as data)

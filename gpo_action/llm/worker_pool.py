@@ -38,6 +38,7 @@ import gpo_action
 from gpo_action.errors import (AuthError, BadResponse, InputError, ProviderError, ProviderTimeout, RateLimited,
                                ReplayMiss, ServerError)
 from gpo_action.llm.providers import RawCompletion
+from gpo_action.llm.ratelimits import rate_headers
 from gpo_action.llm.types import Message
 from gpo_action.llm.worker_main import LINE_LIMIT, encode
 
@@ -72,7 +73,9 @@ def rebuild_error(fields: Mapping[str, Any]) -> ProviderError:
     cls = ERRORS.get(str(fields.get("kind")), ProviderError)
     message, status = str(fields.get("message") or "worker error"), fields.get("status")
     if cls is RateLimited:
-        return RateLimited(message, status=status or 429, retry_after=fields.get("retry_after"))
+        headers = fields.get("headers")
+        return RateLimited(message, status=status or 429, retry_after=fields.get("retry_after"),
+                           headers=rate_headers(headers if isinstance(headers, dict) else None))
     return cls(message, status=status)
 
 
@@ -185,7 +188,8 @@ class WorkerPool:
         ok = reply["ok"]
         return RawCompletion(texts=list(ok.get("texts") or []), prompt_tokens=int(ok.get("prompt_tokens") or 0),
                              completion_tokens=int(ok.get("completion_tokens") or 0), cost=ok.get("cost"),
-                             finish_reasons=list(ok.get("finish_reasons") or []))
+                             finish_reasons=list(ok.get("finish_reasons") or []),
+                             rate_headers=rate_headers(ok.get("headers") if isinstance(ok.get("headers"), dict) else None))
 
     def close(self) -> None:
         """Stop every worker now. Synchronous, so it also works on an interrupted loop; the
