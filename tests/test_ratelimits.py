@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from gpo_action.llm.ratelimits import (Bucket, Gate, Gates, Quota, Window, estimate_tokens, gate_key, paced,
+from gpo_action.llm.ratelimits import (Bucket, Gate, Gates, Quota, Window, gate_key, paced,
                                        parse_duration, parse_reset, rate_headers, read_signals)
 from gpo_action.llm.types import ModelConfig, RateLimit
 
@@ -77,11 +77,18 @@ def test_anthropic_headers_give_quotas_with_reset_times_and_input_tokens_when_to
     assert both.tokens.remaining == 5
 
 
-def test_tokens_are_estimated_from_the_prompt_and_max_tokens_or_the_guess():
+def test_tokens_are_the_prompt_scaled_by_how_the_provider_counted_plus_max_tokens_or_the_mean_completion():
+    gate = Gate("m", 4)
     messages = ({"role": "user", "content": "x" * 400},)
-    assert estimate_tokens(messages, {"max_tokens": 50}) == 100 + 4 + 50
-    assert estimate_tokens(messages, {}, completion_guess=20.0) == 100 + 4 + 20
-    assert estimate_tokens(messages, {"max_tokens": 50}, n=3) == 100 + 4 + 150
+    assert gate.tokens_for(messages, {"max_tokens": 50}) == (104, 154)
+    assert gate.tokens_for(messages, {"max_tokens": 50}, n=3) == (104, 104 + 150)
+    assert gate.tokens_for(messages, {}) == (104, 104)  # nothing known of its completions yet
+    gate.note_usage(104, 52, 30)   # this provider counts half as many prompt tokens, and wrote 30
+    gate.note_usage(104, 52, 10)
+    assert gate.tokens_for(messages, {}) == (104, 52 + 20)
+    assert gate.tokens_for(messages, {"max_completion_tokens": 8}) == (104, 52 + 8)
+    gate.note_usage(104, 0, 5)  # an answer that says nothing of its prompt teaches nothing
+    assert gate.tokens_for(messages, {}) == (104, 52 + 20)
 
 
 def test_a_gate_is_one_per_model_endpoint_and_key_and_keeps_no_key():

@@ -54,7 +54,7 @@ from gpo_action.llm.cachewriter import CacheWriter
 from gpo_action.llm.completer import OnResult
 from gpo_action.llm.embeddings import EmbeddingMixin
 from gpo_action.llm.providers import Provider, get_provider, redact
-from gpo_action.llm.ratelimits import Gate, Gates, estimate_tokens
+from gpo_action.llm.ratelimits import Gate, Gates
 from gpo_action.llm.retries import CallLimit, Tries, backoff_delay, retry
 from gpo_action.llm.types import (BUDGET_EXHAUSTED, SKIPPED, LLMRequest, LLMResponse, ModelConfig, RateLimit, Usage,
                                   canonical_json, split_usage)
@@ -453,10 +453,10 @@ class LLMClient(EmbeddingMixin):
         """One provider call for up to `n` candidates; every failure is raised as a ProviderError."""
         request = job.request
         gate = self.gates.gate(request.model, params, os.environ if self.env is None else self.env)
-        raw = await self._gated(gate, estimate_tokens(request.messages, params, n, gate.completion_guess),
-                                lambda: job.provider.acomplete(request.messages, params, n, self.timeout,
-                                                               sample=request.sample + offset, tag=request.tag))
-        gate.note_completion(raw.completion_tokens / max(1, n))
+        estimate, tokens = gate.tokens_for(request.messages, params, n)
+        raw = await self._gated(gate, tokens, lambda: job.provider.acomplete(
+            request.messages, params, n, self.timeout, sample=request.sample + offset, tag=request.tag))
+        gate.note_usage(estimate, raw.prompt_tokens, raw.completion_tokens / max(1, len(raw.texts) or 1))
         cost = self._account(request.model.name, raw.prompt_tokens, raw.completion_tokens, raw.cost)
         reasons = list(getattr(raw, "finish_reasons", None) or [])
         answers = [(t, reasons[i] if i < len(reasons) else None) for i, t in enumerate(raw.texts) if isinstance(t, str)][:n]

@@ -86,7 +86,7 @@ class EmbeddingMixin:
         """One batch of texts, retrying retryable errors; the last error is raised after retries."""
         got: list[RawEmbedding] = []
         gate = self.gates.gate(model, params, os.environ if self.env is None else self.env)
-        tokens = sum(len(text) for text in texts) / CHARS_PER_TOKEN
+        tokens = sum(len(text) for text in texts) / CHARS_PER_TOKEN  # (an embedding writes nothing)
 
         async def step() -> bool:
             raw = await self._gated(gate, tokens, lambda: provider.aembed(texts, params, self.timeout))  # type: ignore[attr-defined]

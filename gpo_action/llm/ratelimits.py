@@ -2,6 +2,7 @@
 
     gates = Gates(ceiling=16, configured={"openai/gpt-4o-mini": RateLimit(rpm=3000, tpm=200_000)})
     gate = gates.gate(model, params, env)           # one per (model, endpoint, key digest)
+    estimate, tokens = gate.tokens_for(messages, params)
     ticket = await gate.acquire(tokens)             # waits: window, pause, pacing
     ...  one provider call  ...
     gate.release(ticket, ok=True, headers=raw.rate_headers)   # or limited=True for a 429
@@ -19,10 +20,11 @@ A gate holds three things, and a request goes out only when all three allow it:
   `-tokens-*` (else `-input-tokens-*`). The remaining count sets the bucket's level, the time to
   reset gives its refill rate (what was used over the time to get it back).
 
-A request's tokens are estimated from its rendered messages (4 characters a token) plus its
-`max_tokens` (else the mean completion seen so far on this gate). Every worker process's calls
+A request's tokens are estimated from its rendered messages (4 characters a token, then scaled by
+how the provider's answers counted earlier prompts) plus its `max_tokens` (else the mean
+completion seen so far on this gate). Every worker process's calls
 are decided here, in the parent, so one gate is one budget across them all. The parsing is pure
-(`rate_headers`, `read_signals`); the waiting is the only async part.
+(`rate_headers`, `read_signals`, the buckets, the window); the waiting is the only async part.
 """
 
 from __future__ import annotations
@@ -159,15 +161,16 @@ def _suffixed(headers: Mapping[str, str], prefix: str, kind: str, now: float) ->
                  parse_reset(headers.get(f"{prefix}-reset-{kind}"), now))
 
 
-def estimate_tokens(messages: Sequence[Message], params: Mapping[str, Any], n: int = 1,
-                    completion_guess: float = 0.0) -> float:
-    """A request's tokens as a provider counts them against a limit: the prompt (4 characters a
-    token, 4 more a message) and the completion it may write (`max_tokens`, else the guess), n times."""
-    chars = sum(len(str(m.get("content") or "")) for m in messages)
-    prompt = chars / CHARS_PER_TOKEN + 4 * len(messages)
+def prompt_estimate(messages: Sequence[Message]) -> float:
+    """A prompt's tokens before any answer says how this provider counts them: 4 characters a
+    token, 4 more a message."""
+    return sum(len(str(m.get("content") or "")) for m in messages) / CHARS_PER_TOKEN + 4 * len(messages)
+
+
+def completion_allowance(params: Mapping[str, Any]) -> float | None:
+    """The completion tokens a request may take (`max_tokens`, `max_completion_tokens`); None: not said."""
     most = params.get("max_tokens") or params.get("max_completion_tokens")
-    completion = float(most) if isinstance(most, (int, float)) and most > 0 else completion_guess
-    return prompt + completion * max(1, n)
+    return float(most) if isinstance(most, (int, float)) and most > 0 else None
 
 
 def gate_key(model: ModelConfig, params: Mapping[str, Any], env: Mapping[str, str]) -> tuple[str, str, str]:
@@ -304,19 +307,27 @@ class Gate:
         if configured is not None and configured.tpm:
             self._buckets["tpm"] = paced(configured.tpm, now)
         self._pause_until = 0.0
-        self._completions = (0, 0.0)   # answers seen, their completion tokens
+        self._usage = (0, 0.0, 0, 0.0)  # answers seen, their prompt estimates, prompt and completion tokens
         self._waiters: set[asyncio.Future] = set()
         self.stats = GateStats(smallest_window=ceiling)
 
-    def note_completion(self, tokens: float) -> None:
-        """One answer's completion tokens: the guess for requests that set no `max_tokens`."""
-        count, total = self._completions
-        self._completions = (count + 1, total + tokens)
+    def tokens_for(self, messages: Sequence[Message], params: Mapping[str, Any], n: int = 1) -> tuple[float, float]:
+        """(the prompt estimate, the tokens a request counts against a limit): the prompt, scaled
+        by how this provider's answers counted earlier prompts, plus what it may write
+        (`max_tokens`, else the mean completion so far), n times."""
+        estimate = prompt_estimate(messages)
+        answers, estimated, counted, written = self._usage
+        scale = counted / estimated if answers and estimated > 0 else 1.0
+        completion = completion_allowance(params)
+        completion = completion if completion is not None else (written / answers if answers else 0.0)
+        return estimate, estimate * scale + completion * max(1, n)
 
-    @property
-    def completion_guess(self) -> float:
-        count, total = self._completions
-        return total / count if count else 0.0
+    def note_usage(self, estimate: float, prompt_tokens: int, completion_tokens: float) -> None:
+        """An answer's usage, against the prompt estimate it was sent with (see `tokens_for`)."""
+        if prompt_tokens <= 0:
+            return
+        answers, estimated, counted, written = self._usage
+        self._usage = (answers + 1, estimated + estimate, counted + prompt_tokens, written + completion_tokens)
 
     def delay(self, tokens: float, now: float) -> float:
         """Seconds until a request of `tokens` may go, by the pause and the buckets (0: now)."""
