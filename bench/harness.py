@@ -13,7 +13,7 @@
     process, so it overstates the tree. Both tree figures are 0 where there is no /proc.
 - `ServerProcess(latency, log_dir, *extra)`: tests/support/openai_server.py started as a separate
   process on 127.0.0.1 (its CPU is never counted); `.url`, and after exit `.served()`, `.peak()`,
-  `.outcomes()`. `free_port()` for servers that must keep one URL across runs.
+  `.outcomes()`, `.counters()`, `.rate_limited()` (429s from its `--rps`/`--tpm` limits), `.admitted()`. `free_port()` for servers that must keep one URL across runs.
 - `write_project(root, url, n, concurrency)`: a gpo-action project of N cases, one `equals` each,
   template `Say {{ word }}`; the server echoes, every tenth case expects something else, so the
   pass count is known: `expected_passes(n)`. `case_rows(n)` gives the same cases to other tools.
@@ -283,6 +283,20 @@ class ServerProcess:
         """How many requests the server received, from its exit line (after __exit__)."""
         value = self._field("served ", " ")
         return None if value is None else int(value)
+
+    def counters(self) -> dict:
+        """The server's counters from its `counters {json}` exit line (after __exit__): total,
+        admitted, rate_limited, limited_by, statuses, outcomes, peak; {} if it printed none."""
+        value = self._field("counters ", "\n")
+        return json.loads(value) if value else {}
+
+    def rate_limited(self) -> int | None:
+        """Requests the server's rate limits answered 429 (after __exit__)."""
+        return self.counters().get("rate_limited")
+
+    def admitted(self) -> int | None:
+        """Requests the server's rate limits let through and served (after __exit__)."""
+        return self.counters().get("admitted")
 
 
 def free_port() -> int:

@@ -11,6 +11,10 @@ In a test:
 From a shell (for benchmarks run as separate processes); prints the URL, serves until killed:
 
     python tests/support/openai_server.py --port 0 --latency 0.2 --reply-mode echo --p429 0.1
+    python tests/support/openai_server.py --rps 50 --tpm 54000 --header-style openai
+
+On exit it prints two lines: `served N requests, peak concurrency P, statuses {...}, outcomes {...}`
+and `counters {json}` (total, admitted, rate_limited, limited_by, statuses, outcomes, peak).
 
 Routes: POST /v1/chat/completions, /chat/completions, /v1/embeddings, /embeddings.
 What a request gets, in this order: the next scripted fault (or a seeded random one), then for each
@@ -23,6 +27,12 @@ Faults: "429" (with Retry-After), "500", "401" (its message quotes the bearer to
 provider might: for redaction tests), "hang" (sleeps `hang_seconds`, without blocking others),
 "garbage" (200 with a malformed JSON body), "empty" (one choice with empty content), "ok".
 Embedding requests take faults too (429, 500, 401, hang, garbage; the others answer normally).
+
+Rate limits (`rps`, `tpm`, `rate_window`, `header_style`; tests/support/buckets.py says how they
+count): before anything else, a request the buckets cannot hold is answered 429 at once (no
+latency), with the provider's limit headers and retry-after and an OpenAI-shaped body (type
+"requests" or "tokens", code "rate_limit_exceeded"); its outcome is "rate-limited". Every admitted
+request's answer (200 or scripted fault) carries the limit headers as they stand after its cost.
 """
 
 from __future__ import annotations
@@ -44,8 +54,10 @@ from aiohttp import web
 
 if __package__:
     from .background import BackgroundServer
+    from .buckets import HEADER_STYLES, Admission, RateLimits
 else:  # run as a script (python tests/support/openai_server.py): its folder is first on sys.path
     from background import BackgroundServer
+    from buckets import HEADER_STYLES, Admission, RateLimits
 
 FAULTS = ("429", "500", "401", "hang", "garbage", "empty", "ok")
 ReplyFunction = Callable[[dict[str, Any], int], str]
@@ -76,6 +88,25 @@ def count_words(text: str) -> int:
     return len(text.split())
 
 
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """The prompt tokens the server reports in `usage` (and charges against `tpm`): the words of the
+    messages' contents of a chat request, or of the inputs of an embeddings request."""
+    if "messages" not in body and "input" in body:
+        inputs = body.get("input")
+        return sum(count_words(str(t)) for t in ([inputs] if isinstance(inputs, str) else inputs or []))
+    return sum(count_words(str(m.get("content") or "")) for m in body.get("messages") or [] if isinstance(m, dict))
+
+
+def requested_completion(body: dict[str, Any]) -> int:
+    """The completion tokens a request reserves at admission: `max_tokens` (or
+    `max_completion_tokens`), 0 when it gives neither."""
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
+
+
 def embed_text(text: str, dimensions: int = 64) -> list[float]:
     """A deterministic hashed bag of words, L2-normalised (all zeros for an empty text)."""
     vector = [0.0] * dimensions
@@ -93,7 +124,9 @@ class ScriptedOpenAIServer(BackgroundServer):
     Every setter is safe to call from the test's thread while the server runs. Counters:
     `total`, `status_counts` (HTTP status -> count), `outcomes` (fault name -> count),
     `in_flight`, `peak` (most requests in flight at once), `requests` (each request body),
-    `authorizations` (each request's Authorization header, "" when absent).
+    `authorizations` (each request's Authorization header, "" when absent), `admitted` (requests
+    the rate limits let through: all of them without limits), `rate_limited` (requests they
+    answered 429) and `limited_by` ("requests" / "tokens" -> count). `clock` drives the buckets.
     `url` is the base URL without a path (litellm wants url + "/v1").
     """
 
@@ -111,6 +144,11 @@ class ScriptedOpenAIServer(BackgroundServer):
         retry_after: float = 0.1,
         hang_seconds: float = 30.0,
         seed: int = 0,
+        rps: float | None = None,
+        tpm: float | None = None,
+        rate_window: float = 1.0,
+        header_style: str = "openai",
+        clock: Callable[[], float] = time.monotonic,
         **fault_rates: float,
     ):
         super().__init__(host, port)
@@ -125,6 +163,8 @@ class ScriptedOpenAIServer(BackgroundServer):
         self._faults: deque[str] = deque()
         self._rates: dict[str, float] = {}
         self._rng = random.Random(seed)
+        self._clock = clock
+        self.set_rate_limits(rps, tpm, window=rate_window, header_style=header_style)
         self._reset_counters()
         if fault_rates:
             self.set_fault_rates(seed=seed, **fault_rates)
@@ -140,7 +180,10 @@ class ScriptedOpenAIServer(BackgroundServer):
 
     # ---- scripting -------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget scripts, rules, rates and counters; keep latency and the reply function."""
+        """Forget scripts, rules, rates and counters; keep latency, the reply function and the
+        rate limits (their buckets start full again)."""
+        limits = self.limits
+        self.set_rate_limits(limits.rps, limits.tpm, window=limits.window, header_style=limits.style)
         with self._lock:
             self._rules.clear()
             self._replies.clear()
@@ -157,6 +200,17 @@ class ScriptedOpenAIServer(BackgroundServer):
         self.outcomes: Counter[str] = Counter()
         self.in_flight = 0
         self.peak = 0
+        self.admitted = 0
+        self.rate_limited = 0
+        self.limited_by: Counter[str] = Counter()
+
+    def set_rate_limits(self, rps: float | None = None, tpm: float | None = None, *, window: float = 1.0,
+                        header_style: str = "openai") -> None:
+        """Requests per second and tokens per minute (None: no limit), each a token bucket of
+        `window` seconds of allowance, starting full; `header_style` "openai" or "anthropic"."""
+        limits = RateLimits(rps, tpm, window=window, header_style=header_style, clock=self._clock)
+        with self._lock:
+            self.limits = limits
 
     def set_latency(self, seconds: float) -> None:
         self.latency = seconds
@@ -220,6 +274,13 @@ class ScriptedOpenAIServer(BackgroundServer):
             draw -= p
         return "ok"
 
+    def counters(self) -> dict[str, Any]:
+        """The counters as JSON-ready data (what the CLI prints on exit after "counters ")."""
+        with self._lock:
+            return {"total": self.total, "admitted": self.admitted, "rate_limited": self.rate_limited,
+                    "limited_by": dict(self.limited_by), "statuses": {str(k): v for k, v in self.status_counts.items()},
+                    "outcomes": dict(self.outcomes), "peak": self.peak}
+
     # ---- handlers --------------------------------------------------------------------------
     def _next_outcome(self, body: dict[str, Any] | None = None) -> str:
         if self._faults:
@@ -257,10 +318,15 @@ class ScriptedOpenAIServer(BackgroundServer):
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
 
-    def _leave(self, status: int | None, outcome: str) -> None:
+    def _leave(self, status: int | None, outcome: str, refused: Admission | None = None) -> None:
         with self._lock:
             self.in_flight -= 1
             self.outcomes[outcome] += 1
+            if refused is not None:
+                self.rate_limited += 1
+                self.limited_by[refused.kind or "requests"] += 1
+            else:
+                self.admitted += 1
             if status is not None:
                 self.status_counts[status] += 1
 
@@ -270,16 +336,33 @@ class ScriptedOpenAIServer(BackgroundServer):
         self._enter(body, request.headers.get("Authorization", ""))
         status: int | None = None
         outcome = "ok"
+        refused: Admission | None = None
         try:
             with self._lock:
-                outcome = self._next_outcome(body)
-            if self.latency > 0:
-                await asyncio.sleep(self.latency)
-            response, outcome = await respond(body, outcome, request.headers.get("Authorization", ""))
+                admission = self._admit(body)
+                if admission is not None and not admission.admitted:
+                    refused, outcome = admission, "rate-limited"
+                else:
+                    outcome = self._next_outcome(body)
+            if refused is not None:
+                response = _error(429, "rate_limit_exceeded", refused.message, headers=refused.headers,
+                                  error_type=refused.kind)
+            else:
+                if self.latency > 0:
+                    await asyncio.sleep(self.latency)
+                response, outcome = await respond(body, outcome, request.headers.get("Authorization", ""))
+                if admission is not None:
+                    response.headers.update(admission.headers)
             status = response.status
             return response
         finally:
-            self._leave(status, outcome)
+            self._leave(status, outcome, refused)
+
+    def _admit(self, body: dict[str, Any]) -> Admission | None:
+        """The rate limits' decision (None without limits). Called under the lock."""
+        if not self.limits.active:
+            return None
+        return self.limits.admit(prompt_tokens(body), requested_completion(body), str(body.get("model", "scripted")))
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         async def respond(body, outcome, authorization):
@@ -314,8 +397,7 @@ class ScriptedOpenAIServer(BackgroundServer):
         reasons = [m.get("finish_reason") or ("tool_calls" if m.get("tool_calls") else "stop") for m in messages]
         reasons += ["stop"] * len(texts)
         texts = [str(m.get("content") or "") for m in messages] + texts
-        prompt_words = sum(count_words(str(m.get("content") or "")) for m in body.get("messages") or []
-                           if isinstance(m, dict))
+        prompt_words = prompt_tokens(body)
         completion_words = sum(count_words(t) for t in texts)
         payload = {
             "id": f"chatcmpl-{self.total}",
@@ -352,8 +434,10 @@ class ScriptedOpenAIServer(BackgroundServer):
         return response, "ok"
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    payload = {"error": {"message": message, "type": code, "param": None, "code": code}}
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+           error_type: str | None = None) -> web.Response:
+    """An OpenAI-shaped error body; `type` is `code` unless given (rate limits: "requests"/"tokens")."""
+    payload = {"error": {"message": message, "type": error_type or code, "param": None, "code": code}}
     return web.json_response(payload, status=status, headers=headers)
 
 
@@ -369,6 +453,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after", type=float, default=0.1)
     parser.add_argument("--hang-seconds", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rps", type=float, default=None, help="requests per second (a token bucket)")
+    parser.add_argument("--tpm", type=float, default=None,
+                        help="tokens per minute: prompt tokens + max_tokens, charged at admission (a token bucket)")
+    parser.add_argument("--rate-window", type=float, default=1.0, help="seconds of allowance each bucket holds")
+    parser.add_argument("--header-style", choices=HEADER_STYLES, default="openai",
+                        help="rate-limit headers as OpenAI (x-ratelimit-*) or Anthropic (anthropic-ratelimit-*) send them")
     parser.add_argument("--keyed-faults", action="store_true",
                         help="draw faults from (seed, prompt, attempt), not arrival order: the same in every run")
     for name in FAULTS[:-1]:
@@ -378,7 +468,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("the scripted server only listens on loopback")
     reply = echo_reply if args.reply_mode == "echo" else fixed_reply(args.reply_text)
     server = ScriptedOpenAIServer(host=args.host, port=args.port, latency=args.latency, reply=reply,
-                                  retry_after=args.retry_after, hang_seconds=args.hang_seconds)
+                                  retry_after=args.retry_after, hang_seconds=args.hang_seconds, rps=args.rps,
+                                  tpm=args.tpm, rate_window=args.rate_window, header_style=args.header_style)
     for rule in args.rule:
         pattern, _, text = rule.partition("=")
         server.add_rule(pattern, text)
@@ -393,6 +484,7 @@ def main(argv: list[str] | None = None) -> None:
             pass
         print(f"served {server.total} requests, peak concurrency {server.peak}, "
               f"statuses {dict(server.status_counts)}, outcomes {json.dumps(dict(server.outcomes))}", flush=True)
+        print("counters " + json.dumps(server.counters()), flush=True)
 
 
 if __name__ == "__main__":
