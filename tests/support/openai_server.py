@@ -41,7 +41,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import math
 import random
 import re
 import signal
@@ -55,67 +54,18 @@ from aiohttp import web
 if __package__:
     from .background import BackgroundServer
     from .buckets import HEADER_STYLES, Admission, RateLimits
+    from .openai_payloads import (ReplyFunction, count_words, echo_reply, embed_text, error_response, fixed_reply,
+                                  last_user_message, prompt_tokens, requested_completion)
 else:  # run as a script (python tests/support/openai_server.py): its folder is first on sys.path
     from background import BackgroundServer
     from buckets import HEADER_STYLES, Admission, RateLimits
+    from openai_payloads import (ReplyFunction, count_words, echo_reply, embed_text, error_response, fixed_reply,
+                                 last_user_message, prompt_tokens, requested_completion)
+
+__all__ = ["FAULTS", "ScriptedOpenAIServer", "ReplyFunction", "count_words", "echo_reply", "embed_text", "fixed_reply",
+           "last_user_message", "prompt_tokens", "requested_completion", "main"]
 
 FAULTS = ("429", "500", "401", "hang", "garbage", "empty", "ok")
-ReplyFunction = Callable[[dict[str, Any], int], str]
-
-
-def last_user_message(body: dict[str, Any]) -> str:
-    """The content of the last user message of a chat request ("" when there is none)."""
-    for message in reversed(body.get("messages") or []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # content parts
-                return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-            return str(content or "")
-    return ""
-
-
-def echo_reply(body: dict[str, Any], index: int) -> str:
-    """Default reply: the last user message; choice i > 0 gets a " #i" suffix so candidates differ."""
-    text = last_user_message(body)
-    return text if index == 0 else f"{text} #{index}"
-
-
-def fixed_reply(text: str) -> ReplyFunction:
-    return lambda body, index: text
-
-
-def count_words(text: str) -> int:
-    return len(text.split())
-
-
-def prompt_tokens(body: dict[str, Any]) -> int:
-    """The prompt tokens the server reports in `usage` (and charges against `tpm`): the words of the
-    messages' contents of a chat request, or of the inputs of an embeddings request."""
-    if "messages" not in body and "input" in body:
-        inputs = body.get("input")
-        return sum(count_words(str(t)) for t in ([inputs] if isinstance(inputs, str) else inputs or []))
-    return sum(count_words(str(m.get("content") or "")) for m in body.get("messages") or [] if isinstance(m, dict))
-
-
-def requested_completion(body: dict[str, Any]) -> int:
-    """The completion tokens a request reserves at admission: `max_tokens` (or
-    `max_completion_tokens`), 0 when it gives neither."""
-    for key in ("max_tokens", "max_completion_tokens"):
-        value = body.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return 0
-
-
-def embed_text(text: str, dimensions: int = 64) -> list[float]:
-    """A deterministic hashed bag of words, L2-normalised (all zeros for an empty text)."""
-    vector = [0.0] * dimensions
-    for word in re.findall(r"\w+", text.lower()):
-        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-        bucket = int.from_bytes(digest[:4], "little") % dimensions
-        vector[bucket] += 1.0 if digest[4] & 1 else -1.0
-    norm = math.sqrt(sum(v * v for v in vector))
-    return [v / norm for v in vector] if norm else vector
 
 
 class ScriptedOpenAIServer(BackgroundServer):
@@ -345,7 +295,7 @@ class ScriptedOpenAIServer(BackgroundServer):
                 else:
                     outcome = self._next_outcome(body)
             if refused is not None:
-                response = _error(429, "rate_limit_exceeded", refused.message, headers=refused.headers,
+                response = error_response(429, "rate_limit_exceeded", refused.message, headers=refused.headers,
                                   error_type=refused.kind)
             else:
                 if self.latency > 0:
@@ -372,19 +322,19 @@ class ScriptedOpenAIServer(BackgroundServer):
 
     async def _chat_response(self, body: dict[str, Any], outcome: str, authorization: str) -> web.Response:
         if body.get("_invalid"):
-            return _error(400, "invalid_request_error", "request body is not a JSON object")
+            return error_response(400, "invalid_request_error", "request body is not a JSON object")
         if outcome == "429":
             retry = f"{self.retry_after:g}"
-            return _error(429, "rate_limit_exceeded", "Rate limit reached (scripted)",
+            return error_response(429, "rate_limit_exceeded", "Rate limit reached (scripted)",
                           headers={"Retry-After": retry, "retry-after-ms": f"{self.retry_after * 1000:g}"})
         if outcome == "500":
-            return _error(500, "server_error", "The server had an error (scripted)")
+            return error_response(500, "server_error", "The server had an error (scripted)")
         if outcome == "401":
             token = authorization.removeprefix("Bearer ").strip()
-            return _error(401, "invalid_api_key", f"Incorrect API key provided: {token}")
+            return error_response(401, "invalid_api_key", f"Incorrect API key provided: {token}")
         if outcome == "hang":
             await asyncio.sleep(self.hang_seconds)
-            return _error(504, "timeout", "hung (scripted)")
+            return error_response(504, "timeout", "hung (scripted)")
         if outcome == "garbage":
             return web.Response(status=200, text='{"id": "chatcmpl-garbage", "choices": [{"mess',
                                 content_type="application/json")
@@ -432,13 +382,6 @@ class ScriptedOpenAIServer(BackgroundServer):
             "usage": {"prompt_tokens": words, "total_tokens": words},
         })
         return response, "ok"
-
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
-           error_type: str | None = None) -> web.Response:
-    """An OpenAI-shaped error body; `type` is `code` unless given (rate limits: "requests"/"tokens")."""
-    payload = {"error": {"message": message, "type": error_type or code, "param": None, "code": code}}
-    return web.json_response(payload, status=status, headers=headers)
 
 
 def main(argv: list[str] | None = None) -> None:
