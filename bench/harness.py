@@ -322,13 +322,16 @@ def case_rows(n: int) -> Iterator[dict[str, str]]:
 
 
 def write_project(root: Path, url: str, n: int, concurrency: int, *, timeout: float = 30,
-                  retries: str = "{max: 0, base: 0.1, max_wait: 1}", max_error_rate: float = 0) -> Path:
-    """gpo.yaml, prompts/say.j2 and evals/speed.yaml with N cases in evals/cases.jsonl."""
+                  retries: str = "{max: 0, base: 0.1, max_wait: 1}", max_error_rate: float = 0,
+                  max_tokens: int | None = None) -> Path:
+    """gpo.yaml, prompts/say.j2 and evals/speed.yaml with N cases in evals/cases.jsonl; `max_tokens`
+    goes into the task model's params when given."""
     (root / "prompts").mkdir(parents=True, exist_ok=True)
     (root / "evals").mkdir(exist_ok=True)
     (root / "gpo.yaml").write_text(
         "models:\n"
-        f'  task: {{model: {MODEL}, api_base: "{url}/v1", api_key_env: {KEY_ENV}}}\n'
+        f'  task: {{model: {MODEL}, api_base: "{url}/v1", api_key_env: {KEY_ENV}'
+        + (f", max_tokens: {max_tokens}" if max_tokens else "") + "}\n"
         "suites:\n  - eval: evals/*.yaml\n"
         f"concurrency: {concurrency}\n"
         f"timeout: {timeout:g}\n"
