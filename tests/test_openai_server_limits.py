@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from gpo_action.llm.client import ClientSettings, LLMClient
+from gpo_action.llm.providers import import_litellm
 from gpo_action.llm.types import LLMRequest, ModelConfig
 from tests.support.buckets import openai_duration, rfc3339
 from tests.support.openai_server import ScriptedOpenAIServer
@@ -222,3 +223,21 @@ def test_litellm_through_gpo_action_completes_every_request_against_a_limited_se
         assert server.admitted == 8 and server.rate_limited >= 5
         assert server.total == server.admitted + server.rate_limited == client.usage.calls
         assert len(sleep.delays) == server.rate_limited  # one backoff after each 429
+
+
+@pytest.mark.parametrize("style, header", [("openai", "x-ratelimit-remaining-requests"),
+                                           ("anthropic", "anthropic-ratelimit-requests-remaining")])
+def test_litellm_hands_the_limit_headers_to_its_caller_on_answers_and_on_429s(clock, style, header):
+    """The seam a header-reading client relies on: litellm's answer keeps the provider's headers
+    (prefixed `llm_provider-`) in `_hidden_params["additional_headers"]`, and its RateLimitError
+    keeps the 429's own in `.response.headers`, whatever the header style."""
+    litellm = import_litellm()  # configured as the client configures it: local price map, no retries
+    with ScriptedOpenAIServer(rps=1, header_style=style, clock=clock) as server:
+        call = dict(model="openai/scripted", api_base=server.url + "/v1", api_key="test-key", max_retries=0,
+                    messages=[{"role": "user", "content": "hi"}])
+        answer = litellm.completion(**call)
+        assert answer._hidden_params["additional_headers"][f"llm_provider-{header}"] == "0"
+        with pytest.raises(litellm.RateLimitError) as refused:
+            litellm.completion(**call)
+        assert refused.value.response.headers[header] == "0"
+        assert refused.value.response.headers["retry-after"] == "1"
