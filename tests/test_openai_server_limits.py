@@ -241,3 +241,10 @@ def test_litellm_hands_the_limit_headers_to_its_caller_on_answers_and_on_429s(cl
             litellm.completion(**call)
         assert refused.value.response.headers[header] == "0"
         assert refused.value.response.headers["retry-after"] == "1"
+
+
+def test_a_slow_request_rate_still_admits_one_request_per_refill(clock):
+    with ScriptedOpenAIServer(rps=0.5, clock=clock) as server:  # half a request per 1 s window
+        assert [chat(server).status_code for _ in range(2)] == [200, 429]
+        clock.advance(2)
+        assert chat(server).status_code == 200

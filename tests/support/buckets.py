@@ -5,7 +5,8 @@
     decision.admitted, decision.kind, decision.retry_after, decision.headers
 
 Every limit is a token bucket that holds `window` seconds of allowance (default 1 s) and refills
-continuously; it starts full. `rps` R: capacity R x window requests, refilled at R per second.
+continuously; it starts full. `rps` R: capacity R x window requests (at least 1), refilled at R
+per second.
 `tpm` T: capacity T x window / 60 tokens, refilled at T / 60 per second. A request is admitted only
 when every bucket holds its cost, and only then is the cost taken (a refused request costs nothing).
 
@@ -117,7 +118,8 @@ class RateLimits:
         self.rps, self.tpm, self.window, self.style = rps, tpm, window, header_style
         self.clock, self.wall = clock, wall
         now = clock()
-        self.requests = TokenBucket("requests", rps * window, rps, stamp=now) if rps else None
+        # at least one request, or a slow rate in a short window would refuse everything
+        self.requests = TokenBucket("requests", max(1.0, rps * window), rps, stamp=now) if rps else None
         self.token_buckets: list[TokenBucket] = []
         if tpm:
             names = ("tokens",) if header_style == "openai" else ("input-tokens", "output-tokens")
@@ -156,7 +158,7 @@ class RateLimits:
                        "The input or output tokens must be reduced in order to run successfully.")
             return Admission(False, kind, None, self.headers(), message)
         message = (f"Rate limit reached for {model} on {unit} (scripted): Limit {limit:g}, "
-                   f"Used {bucket.capacity - bucket.level:g}, Requested {cost:g}. "
+                   f"Used {round(bucket.capacity - bucket.level):g}, Requested {cost:g}. "
                    f"Please try again in {openai_duration(wait)}.")
         headers = self.headers()
         headers["retry-after"] = str(max(1, math.ceil(wait)))
