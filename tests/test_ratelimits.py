@@ -196,11 +196,37 @@ def test_headers_that_say_nothing_is_left_hold_requests_until_the_provider_refil
 
     async def go():
         ticket = await gate.acquire(1)
-        gate.release(ticket, ok=True, headers={"x-ratelimit-limit-requests": "20", "x-ratelimit-remaining-requests": "0",
+        gate.release(ticket, ok=True, headers={"x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "0",
                                                "x-ratelimit-reset-requests": "1s"})
-        assert gate.delay(1, clock.now) == pytest.approx(0.05)  # 20 used, back in 1 s: one every 50 ms
-        clock.now += 0.05
+        # 100 used, back in 1 s: 100 a second; it keeps back RESERVE_SECONDS (0.1 s) of refill, 10 requests
+        assert gate.delay(1, clock.now) == pytest.approx(0.11)
+        clock.now += 0.11
         assert gate.delay(1, clock.now) == 0
+
+    asyncio.run(go())
+
+
+def test_an_answer_counts_from_when_its_request_left_and_an_older_answer_changes_nothing():
+    clock = Clock()
+    gate = Gate("m", 64, clock=clock, wall=lambda: NOW)
+    headers = {"x-ratelimit-limit-requests": "50", "x-ratelimit-remaining-requests": "20", "x-ratelimit-reset-requests": "600ms"}
+
+    async def go():
+        first = await gate.acquire(1)
+        clock.now += 0.01
+        later = [await gate.acquire(1) for _ in range(5)]  # sent after `first`: its answer cannot count them
+        clock.now += 0.19
+        gate.release(first, ok=True, headers=headers)
+        bucket = gate._buckets["requests"]
+        # 20 left when `first` was counted, 0.2 s of refill at 30/50 per 0.6 s (50 a second), 5 sent since
+        assert bucket.rate == pytest.approx(50.0)
+        assert bucket.level == pytest.approx(20 + 0.2 * 50 - 5)
+        gate.release(later[0], ok=True, headers={**headers, "x-ratelimit-remaining-requests": "2",
+                                                 "x-ratelimit-reset-requests": "960ms"})
+        assert bucket.level == pytest.approx(2 + 0.19 * 50 - 4)
+        gate.release(first, ok=True, headers={**headers, "x-ratelimit-remaining-requests": "49",
+                                              "x-ratelimit-reset-requests": "20ms"})  # stale news
+        assert bucket.level == pytest.approx(2 + 0.19 * 50 - 4)
 
     asyncio.run(go())
 

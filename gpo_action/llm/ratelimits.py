@@ -18,7 +18,8 @@ A gate holds three things, and a request goes out only when all three allow it:
   provider's headers announce on every answer: OpenAI's `x-ratelimit-remaining-requests/-tokens`
   with `x-ratelimit-reset-requests/-tokens`, Anthropic's `anthropic-ratelimit-requests-*`,
   `-tokens-*` (else `-input-tokens-*`). The remaining count sets the bucket's level, the time to
-  reset gives its refill rate (what was used over the time to get it back).
+  reset gives its refill rate (what was used over the time to get it back); one request's worth is
+  kept back, since a provider rounds what it reports.
 
 A request's tokens are estimated from its rendered messages (4 characters a token, then scaled by
 how the provider's answers counted earlier prompts) plus its `max_tokens` (else the mean
@@ -47,6 +48,7 @@ RETRY_HEADERS = ("retry-after", "retry-after-ms")
 LITELLM_PREFIX = "llm_provider-"   # how litellm passes a provider's raw headers on
 CHARS_PER_TOKEN = 4
 SUCCESS_RUN = 5  # successes in a row that grow the window by one
+RESERVE_SECONDS = 0.1  # refill a learned level keeps back (see `Bucket._held`)
 # The most one pause may last, whatever a header claims (a broken clock, a hostile endpoint).
 MAX_PAUSE = 120.0
 
@@ -196,6 +198,8 @@ class Bucket:
     level: float
     at: float
     reset_at: float | None = None
+    reserve: bool = False  # a learned level: keep some back (see `delay`)
+    seen: int = -1         # the newest request whose answer set the level (a learned level)
 
     def _refill(self, now: float) -> None:
         if self.rate is not None and now > self.at:
@@ -207,28 +211,40 @@ class Bucket:
     def delay(self, cost: float, now: float) -> float:
         """Seconds until `cost` may be taken (0: now)."""
         self._refill(now)
-        need = min(cost, self.capacity) - self.level
+        need = min(cost + self._held(cost), self.capacity) - self.level
         if need <= 1e-9:  # (float dust from the refill)
             return 0.0
         if self.rate:
             return need / self.rate
         return max(0.0, self.reset_at - now) if self.reset_at is not None else 0.0
 
+    def _held(self, cost: float) -> float:
+        """What a learned level keeps back: a provider rounds what it reports, and a request
+        reaches it a little after it leaves the gate (litellm's own work, a busy worker), while
+        refill is counted from when it left: one request's worth, or RESERVE_SECONDS of refill."""
+        if not self.reserve:
+            return 0.0
+        return max(cost, (self.rate or 0.0) * RESERVE_SECONDS)
+
     def take(self, cost: float, now: float) -> None:
         self._refill(now)
         self.level -= cost
 
-    def observe(self, quota: Quota, now: float) -> None:
-        """A provider's figures replace the estimate: its remaining is the level; what it used over
-        the time to reset is the refill rate."""
+    def observe(self, quota: Quota, now: float, *, since: float | None = None, spent_since: float = 0.0) -> None:
+        """A provider's figures replace the estimate: what it used over the time to reset is the
+        refill rate, and its remaining is the level, as of when the answered request was counted
+        (`since`): what refilled after that comes back, what was sent after it (`spent_since`)
+        is taken again, since the answer could not count it."""
         self._refill(now)
-        self.level = quota.remaining
         if quota.limit:
-            self.capacity = quota.limit
+            self.capacity = max(1.0, quota.limit)
         if quota.reset and quota.limit and quota.limit > quota.remaining:
             self.rate = (quota.limit - quota.remaining) / quota.reset
+        level = quota.remaining
+        if since is not None and self.rate:
+            level += max(0.0, now - since) * self.rate
+        self.level = min(self.capacity, level) - spent_since
         self.reset_at = now + min(quota.reset, MAX_PAUSE) if quota.reset and self.rate is None else None
-        self.capacity = max(self.capacity, 1.0)
 
 
 def paced(per_minute: float, now: float) -> Bucket:
@@ -276,10 +292,13 @@ class Window:
 
 @dataclass(frozen=True)
 class Ticket:
-    """One admitted request: what it was counted as, for `Gate.release`."""
+    """One admitted request: what it was counted as, for `Gate.release`: its window epoch, its
+    tokens, when it went, and how much this gate had sent before it (requests, tokens)."""
 
     epoch: int
     tokens: float
+    sent_at: float = 0.0
+    sent_before: tuple[int, float] = (0, 0.0)
 
 
 @dataclass
@@ -309,6 +328,7 @@ class Gate:
         self._pause_until = 0.0
         self._usage = (0, 0.0, 0, 0.0)  # answers seen, their prompt estimates, prompt and completion tokens
         self._waiters: set[asyncio.Future] = set()
+        self._sent = (0, 0.0)  # requests and tokens sent so far
         self.stats = GateStats(smallest_window=ceiling)
 
     def tokens_for(self, messages: Sequence[Message], params: Mapping[str, Any], n: int = 1) -> tuple[float, float]:
@@ -346,7 +366,9 @@ class Gate:
                 for name, bucket in self._buckets.items():
                     bucket.take(_cost(name, tokens), now)
                 self.stats.paused += now - started
-                return Ticket(self.window.opened(), tokens)
+                ticket = Ticket(self.window.opened(), tokens, now, self._sent)
+                self._sent = (self._sent[0] + 1, self._sent[1] + tokens)
+                return ticket
             woken = asyncio.get_running_loop().create_future()
             self._waiters.add(woken)
             try:  # woken by a release (a slot, new headers), or when the wait is over
@@ -363,7 +385,8 @@ class Gate:
         call releases too."""
         now = self._clock()
         self.window.closed(ticket.epoch, ok=ok, limited=limited)
-        signals = read_signals(headers or {}, self._wall())
+        # a reset written as a time is counted from when the request left, as a duration is
+        signals = read_signals(headers or {}, self._wall() - max(0.0, now - ticket.sent_at))
         if limited:
             self.stats.limited += 1
             wait = signals.retry_after if signals.retry_after is not None else retry_after
@@ -374,8 +397,13 @@ class Gate:
                 bucket = self._buckets.get(name)
                 if bucket is None:
                     bucket = self._buckets[name] = Bucket(None, max(1.0, quota.limit or quota.remaining),
-                                                          quota.remaining, now)
-                bucket.observe(quota, now)
+                                                          quota.remaining, now, reserve=True)
+                if ticket.sent_before[0] < bucket.seen:
+                    continue  # an older request's answer: the level already stands on newer news
+                bucket.seen = ticket.sent_before[0]
+                later = (self._sent[0] - ticket.sent_before[0] - 1 if name == "requests"
+                         else self._sent[1] - ticket.sent_before[1] - ticket.tokens)
+                bucket.observe(quota, now, since=ticket.sent_at, spent_since=float(later))
         self.stats.smallest_window = min(self.stats.smallest_window, max(1, int(self.window.size)))
         for woken in self._waiters:
             if not woken.done():
