@@ -25,8 +25,10 @@ go to 127.0.0.1 (the `offline_check:` line); the bench stops otherwise.
     python bench/vs_promptfoo.py --runs 3 --runs-c4 2   # fewer runs at C=4, the slowest
     python bench/vs_promptfoo.py --promptfoo-arg=--no-write   # promptfoo without its eval database
 
-Targets (N=1000, 200 ms): cold, gpo-action <= 0.67x promptfoo's wall at every concurrency and
-<= 1.15x (ideal + start-up); warm, <= 0.5x promptfoo. Last line: `summary:`.
+Targets (issue 18; N=1000, 200 ms): cold, gpo-action <= 0.6x promptfoo's wall at every concurrency,
+and <= 1.05x (ideal + litellm's import) at C=4 and C=16, <= 1.3x at C=64; warm <= 0.11x promptfoo
+(unchanged from 0.07-0.11x). litellm's import is `python -c "import litellm"` here, median of 3.
+Last line: `summary:`.
 """
 
 from __future__ import annotations
@@ -53,9 +55,13 @@ from harness import (HOST, KEY_ENV, BenchError, Measured, ServerProcess, case_ro
 PROMPTFOO_VERSION = "0.121.20"  # the newest release that still runs on Node 20.20 (0.122+ want Node 22.22)
 INSTALL_DIR = Path(os.environ.get("GPO_BENCH_CACHE", Path.home() / ".cache" / "gpo-action-bench")) / "promptfoo"
 DEAD_PROXY = f"http://{HOST}:9"  # nothing listens there: any request not to 127.0.0.1 fails on the spot
-TARGET_COLD = 0.67
-TARGET_WARM = 0.5
-TARGET_IDEAL = 1.15
+TARGET_COLD = 0.6
+TARGET_WARM = 0.11
+
+
+def target_ideal(concurrency: int) -> float:
+    """Cold wall against ideal + litellm's import: 1.05x, 1.3x at concurrency 64 and above."""
+    return 1.3 if concurrency >= 64 else 1.05
 TOOLS = ("promptfoo", "gpo-action")
 
 
@@ -232,8 +238,9 @@ def bench(args: argparse.Namespace, work: Path) -> int:
     show("offline_check", offline_check(work, binary))
 
     n, latency = args.cases, args.latency
-    startup = startup_seconds(work)
-    show("startup_help_s", f"{startup:.3f} (gpo-action --help, median of 5)")
+    show("startup_help_s", f"{startup_seconds(work):.3f} (gpo-action --help, median of 5)")
+    startup = statistics.median(measure([sys.executable, "-c", "import litellm"], work, 120).wall for _ in range(3))
+    show("litellm_import_s", f"{startup:.3f} (python -c 'import litellm', median of 3: the +import of the ideal)")
     pf_start = statistics.median(measure([str(binary), "--version"], work, 120,
                                          env=promptfoo_env(work, work)).wall for _ in range(3))
     show("promptfoo_version_s", f"{pf_start:.3f} (promptfoo --version, median of 3)")
@@ -275,19 +282,20 @@ def bench(args: argparse.Namespace, work: Path) -> int:
                     f"ratio={row['ratio']:.2f}x target <={target:g}x: {verdict(row['ratio'], target)}")
             if cache == "cold":
                 row["vs_ideal"] = row["gpo_wall"] / (ideal + startup)
-                line += (f" | ideal={ideal:.2f}s +startup={ideal + startup:.2f}s gpo/ideal={row['vs_ideal']:.2f}x "
-                         f"pf/ideal={row['pf_wall'] / (ideal + startup):.2f}x target <={TARGET_IDEAL:g}x: "
-                         f"{verdict(row['vs_ideal'], TARGET_IDEAL)}")
+                line += (f" | ideal={ideal:.2f}s +import={ideal + startup:.2f}s gpo/ideal={row['vs_ideal']:.2f}x "
+                         f"pf/ideal={row['pf_wall'] / (ideal + startup):.2f}x target <={target_ideal(c):g}x: "
+                         f"{verdict(row['vs_ideal'], target_ideal(c))}")
             show(f"C{c}_{cache}", f"medians of {len(pf)} runs each: {line}")
 
     parts = []
     for c in args.concurrency:
         cold, warm = table[(c, "cold")], table[(c, "warm")]
         parts.append(f"C{c} cold={cold['ratio']:.2f}x ideal={cold['vs_ideal']:.2f}x warm={warm['ratio']:.2f}x")
-    met = all(table[(c, "cold")]["ratio"] <= TARGET_COLD and table[(c, "cold")]["vs_ideal"] <= TARGET_IDEAL
+    met = all(table[(c, "cold")]["ratio"] <= TARGET_COLD and table[(c, "cold")]["vs_ideal"] <= target_ideal(c)
               and table[(c, "warm")]["ratio"] <= TARGET_WARM for c in args.concurrency)
     show("summary", f"gpo-action/promptfoo wall, N={n} {latency * 1000:g}ms: " + "; ".join(parts)
-         + f" (targets cold <={TARGET_COLD:g}x and <={TARGET_IDEAL:g}x ideal, warm <={TARGET_WARM:g}x): "
+         + f" (targets cold <={TARGET_COLD:g}x promptfoo and <=1.05x (1.3x at C>=64) ideal+import, "
+           f"warm <={TARGET_WARM:g}x): "
          + ("all met" if met else "NOT all met"))
     return 0
 
