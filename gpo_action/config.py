@@ -252,6 +252,7 @@ class Config(BaseModel):
     _doc: YamlDoc | None = PrivateAttr(default=None)
     _env: Mapping[str, str] | None = PrivateAttr(default=None)
     _tree: Path | None = PrivateAttr(default=None)
+    _rate_limits: dict[str, RateLimit] | None = PrivateAttr(default=None)  # set by a base's policy
 
     @model_validator(mode="before")
     @classmethod
@@ -318,7 +319,10 @@ class Config(BaseModel):
         return spec.to_model_config() if spec is not None else None
 
     def rate_limits(self) -> dict[str, RateLimit]:
-        """Each model's `rate_limit`, by model name; a model given two, the lower of each."""
+        """Each model's `rate_limit`, by model name; a model given two, the lower of each. Under a
+        base's policy (`policy.resolve_policy`), the base's."""
+        if self._rate_limits is not None:
+            return dict(self._rate_limits)
         specs = [getattr(self.models, role) for role in ROLES] + [entry.model for entry in self.suites]
         limits: dict[str, RateLimit] = {}
         for spec in specs:

@@ -279,10 +279,23 @@ def resolve_policy(head: Config, base: Config | None, *, enforce: bool, why: str
         if detail:
             changes.append(PolicyChange(f"the endpoint or key of models.{role}", detail, applied=not enforce))
         models[role] = spec
+    if head.rate_limits() != reference.rate_limits():  # how fast the account may be called: the base's to say
+        changes.append(PolicyChange("the models' rate_limit", f"{_limits(reference)} → {_limits(head)}",
+                                    applied=not enforce))
     if not enforce:
         return Policy("head", why, tuple(changes), tuple(notes), head)
     update["models"] = head.models.model_copy(update=models)
-    return Policy("base", why, tuple(changes), tuple(notes), head.model_copy(update=update))
+    confined = head.model_copy(update=update)
+    confined._rate_limits = reference.rate_limits()
+    return Policy("base", why, tuple(changes), tuple(notes), confined)
+
+
+def _limits(config: Config) -> str:
+    limits = config.rate_limits()
+    if not limits:
+        return "none"
+    return "; ".join(f"{name} " + ", ".join(f"{k} {v:g}" for k, v in (("rpm", limit.rpm), ("tpm", limit.tpm)) if v)
+                     for name, limit in sorted(limits.items()))
 
 
 def confine_jobs(pairs: Sequence[tuple[Any, Any]], policy: Policy, task_model: Callable[[], ModelConfig]

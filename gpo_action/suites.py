@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gpo_action.assertions import Assertion
 from gpo_action.casefiles import CASE_FILE_SUFFIXES, CaseRecord, find_case_files, read_case_file
@@ -151,6 +151,14 @@ class SuiteSpec(BaseModel):
     split: SplitSpec = Field(default_factory=SplitSpec, description="dev/holdout split")
     asserts: list[Assertion] = Field(default_factory=list, alias="assert", description="default assertions of every case")
     cases: list[Any] = Field(description="inline cases and {file: ...} references")
+
+    @field_validator("model")
+    @classmethod
+    def _no_rate_limit(cls, value: ModelSpec | None) -> ModelSpec | None:
+        if value is not None and value.rate_limit is not None:
+            raise ValueError("rate_limit is not read from a suite: it describes the account, so it belongs to "
+                             "gpo.yaml's models (on a pull request, the base's gpo.yaml decides it)")
+        return value
 
 
 # --- loading -----------------------------------------------------------------------------------

@@ -17,9 +17,12 @@ from click.testing import CliRunner
 
 from gpo_action.cli import main
 from gpo_action.config import load_config
+from gpo_action.errors import SuiteError
+from gpo_action.llm.types import RateLimit
 from gpo_action.delivery import BOT_EMAIL, BOT_NAME, COMMIT_TRAILER
 from gpo_action.policy import confine_spec, guarded_param, resolve_policy
 from gpo_action.report.markdown import MARKER
+from gpo_action.suites import load_suite
 from tests.support.github_server import GitHubServer
 from tests.support.openai_server import ScriptedOpenAIServer
 from tests.test_action import BAD, GOOD, KEY, PATH, REPO, TICKETS, github, reply  # noqa: F401 (github: a fixture)
@@ -439,3 +442,28 @@ def test_the_fixs_holdout_test_is_held_to_the_alpha_of_the_policy_applied(projec
     [fix] = project.report()["fixes"]["fixes"]
     assert fix["result"] is not None and fix["result"]["alpha"] == alpha   # the base's gate unless trusted
     project.assert_no_canary(result, outputs, summary, openai_server)
+
+
+def test_the_base_decides_the_rate_limits_and_a_suite_cannot_set_one(tmp_path):
+    """A head that sets `rpm: 1` would stretch a maintainer's run past the job's time limit."""
+    def load(name: str, text: str):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "gpo.yaml").write_text(text)
+        return load_config(tmp_path / name / "gpo.yaml", env={})
+
+    base = load("base", "models:\n  task: {model: openai/a, rate_limit: {rpm: 600}}\n")
+    head = load("head", "models:\n  task: {model: openai/a, rate_limit: {rpm: 1}}\n"
+                        "  judge: {model: openai/j, rate_limit: {tpm: 5}}\n")
+    policy = resolve_policy(head, base, enforce=True, why="test")
+    assert policy.config.rate_limits() == base.rate_limits() == {"openai/a": RateLimit(rpm=600)}
+    change, = [c for c in policy.changes if "rate_limit" in c.setting]
+    assert change.detail == "openai/a rpm 600 → openai/a rpm 1; openai/j tpm 5" and not change.applied
+    local = resolve_policy(head, base, enforce=False, why="test")
+    assert local.config.rate_limits() == head.rate_limits()
+
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "p.j2").write_text("Say {{ x }}")
+    (tmp_path / "s.yaml").write_text("prompt: prompts/p.j2\nmodel: {model: openai/a, rate_limit: {rpm: 1}}\n"
+                                     "cases:\n  - vars: {x: 1}\n")
+    with pytest.raises(SuiteError, match=r"s\.yaml:2: model: rate_limit is not read from a suite"):
+        load_suite(tmp_path / "s.yaml", tmp_path)

@@ -237,3 +237,44 @@ def test_a_configured_rate_limit_reaches_the_client_from_gpo_yaml(tmp_path):
     (tmp_path / "gpo.yaml").write_text("models:\n  task: {model: openai/x, rate_limit: {rpm: 120, tpm: 9000}}\n"
                                        "  judge: {model: openai/x, rate_limit: {rpm: 60}}\n")
     assert load_config(tmp_path / "gpo.yaml", tree=tmp_path).rate_limits() == {"openai/x": RateLimit(60, 9000)}
+
+
+def test_a_learned_wait_past_the_longest_backoff_is_not_waited():
+    clock = Clock()
+    gate = Gate("m", 4, max_pause=30.0, clock=clock, wall=lambda: NOW)
+
+    async def go():
+        ticket = await gate.acquire(1)  # a spent daily quota, or a bogus reset: 2 a million hours
+        gate.release(ticket, ok=True, headers={"x-ratelimit-limit-requests": "2", "x-ratelimit-remaining-requests": "0",
+                                               "x-ratelimit-reset-requests": "1000000h"})
+        assert gate.delay(1, clock.now) == 0
+        ticket = await gate.acquire(1)
+        gate.release(ticket, ok=True, headers={"anthropic-ratelimit-requests-limit": "2",
+                                               "anthropic-ratelimit-requests-remaining": "0",
+                                               "anthropic-ratelimit-requests-reset": "2999-01-01T00:00:00Z"})
+        assert gate.delay(1, clock.now) == 0
+
+    asyncio.run(go())
+
+
+def test_an_endpoint_refusing_everything_stops_pausing_the_gate_after_some_halvings():
+    clock = Clock()
+    gate = Gate("m", 64, max_pause=30.0, clock=clock, wall=lambda: NOW)
+
+    async def go():
+        for cut in range(1, 12):
+            ticket = await gate.acquire(1) if gate.delay(1, clock.now) == 0 else None
+            if ticket is None:  # paused: the pause is over when the clock says so
+                clock.now = gate._pause_until
+                ticket = await gate.acquire(1)
+            gate.release(ticket, ok=False, limited=True, headers={"retry-after": "5"})
+            assert gate.window.cuts == cut
+            assert (gate.delay(1, clock.now) > 0) == (cut <= 8)
+        ticket = await gate.acquire(1)
+        gate.release(ticket, ok=True)
+        assert gate.window.cuts == 0  # a success: a 429 pauses again
+        ticket = await gate.acquire(1)
+        gate.release(ticket, ok=False, limited=True, headers={"retry-after": "5"})
+        assert gate.delay(1, clock.now) == pytest.approx(5.0)
+
+    asyncio.run(go())

@@ -12,14 +12,16 @@ A gate holds three things, and a request goes out only when all three allow it:
   requests of one window: those sent before the halving do not halve it again), grown by one
   after `SUCCESS_RUN` successes in a row, never above the configured `concurrency`;
 - a **pause**: after a 429 nothing is sent until its `retry-after` (or `retry-after-ms`) is over
-  (at most the client's longest backoff wait, `retries.max_wait`);
+  (at most the client's longest backoff wait, `retries.max_wait`; and not once the window has been
+  halved `PAUSING_CUTS` times with no success, when the endpoint refuses everything);
 - **pacing** by token buckets, so requests wait *before* a limit rather than after it: the
   `rate_limit: {rpm, tpm}` of gpo.yaml (one second's worth may go at once), and what the
   provider's headers announce on every answer: OpenAI's `x-ratelimit-remaining-requests/-tokens`
   with `x-ratelimit-reset-requests/-tokens`, Anthropic's `anthropic-ratelimit-requests-*`,
   `-tokens-*` (else `-input-tokens-*`). The remaining count sets the bucket's level, the time to
   reset gives its refill rate (what was used over the time to get it back); one request's worth is
-  kept back, since a provider rounds what it reports.
+  kept back, since a provider rounds what it reports. A learned wait longer than the client's
+  longest backoff wait is not waited: then the 429s decide.
 
 A request's tokens are estimated from its rendered messages (4 characters a token, then scaled by
 how the provider's answers counted earlier prompts) plus its `max_tokens` (else the mean
@@ -49,6 +51,10 @@ LITELLM_PREFIX = "llm_provider-"   # how litellm passes a provider's raw headers
 CHARS_PER_TOKEN = 4
 SUCCESS_RUN = 5  # successes in a row that grow the window by one
 RESERVE_SECONDS = 0.1  # refill a learned level keeps back (see `Bucket._held`)
+# Halvings with no success between them after which a 429 no longer pauses the whole gate: an
+# endpoint refusing everything (a spent quota) would otherwise hold every request behind every
+# other one's retry-after; each request's own backoff still honours it.
+PAUSING_CUTS = 8
 # The most one pause may last, whatever a header claims (a broken clock, a hostile endpoint).
 MAX_PAUSE = 120.0
 
@@ -264,6 +270,7 @@ class Window:
     in_flight: int = 0
     epoch: int = 0
     streak: int = 0
+    cuts: int = 0  # halvings since the last success
 
     def __post_init__(self) -> None:
         self.size = self.size or float(self.ceiling)
@@ -283,7 +290,9 @@ class Window:
             if epoch == self.epoch:  # the first 429 of what was sent at this size
                 self.size = max(1.0, self.size / 2)
                 self.epoch += 1
+                self.cuts += 1
         elif ok:
+            self.cuts = 0
             self.streak += 1
             if self.streak >= SUCCESS_RUN:
                 self.size = min(float(self.ceiling), self.size + 1)
@@ -353,7 +362,10 @@ class Gate:
         """Seconds until a request of `tokens` may go, by the pause and the buckets (0: now)."""
         wait = max(0.0, self._pause_until - now)
         for name, bucket in self._buckets.items():
-            wait = max(wait, bucket.delay(_cost(name, tokens), now))
+            delay = bucket.delay(_cost(name, tokens), now)
+            if bucket.reserve and delay > self.max_pause:
+                delay = 0.0  # a learned wait past any the client would take (a spent quota, a bogus reset): the 429s decide
+            wait = max(wait, delay)
         return wait
 
     async def acquire(self, tokens: float) -> Ticket:
@@ -390,7 +402,7 @@ class Gate:
         if limited:
             self.stats.limited += 1
             wait = signals.retry_after if signals.retry_after is not None else retry_after
-            if wait:
+            if wait and self.window.cuts <= PAUSING_CUTS:
                 self._pause_until = max(self._pause_until, now + min(wait, self.max_pause))
         for name, quota in (("requests", signals.requests), ("tokens", signals.tokens)):
             if quota is not None:
