@@ -269,7 +269,7 @@ def test_an_endpoint_refusing_everything_stops_pausing_the_gate_after_some_halvi
                 ticket = await gate.acquire(1)
             gate.release(ticket, ok=False, limited=True, headers={"retry-after": "5"})
             assert gate.window.cuts == cut
-            assert (gate.delay(1, clock.now) > 0) == (cut <= 8)
+            assert (gate.delay(1, clock.now) > 0) == (cut <= 4)
         ticket = await gate.acquire(1)
         gate.release(ticket, ok=True)
         assert gate.window.cuts == 0  # a success: a 429 pauses again

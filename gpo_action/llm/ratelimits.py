@@ -54,7 +54,7 @@ RESERVE_SECONDS = 0.1  # refill a learned level keeps back (see `Bucket._held`)
 # Halvings with no success between them after which a 429 no longer pauses the whole gate: an
 # endpoint refusing everything (a spent quota) would otherwise hold every request behind every
 # other one's retry-after; each request's own backoff still honours it.
-PAUSING_CUTS = 8
+PAUSING_CUTS = 4
 # The most one pause may last, whatever a header claims (a broken clock, a hostile endpoint).
 MAX_PAUSE = 120.0
 
