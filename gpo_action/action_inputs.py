@@ -99,12 +99,42 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise InputError(f"{name} must be true or false, got {value!r}")
 
 
+def partials_dir(env: Mapping[str, str]) -> Path:
+    """Mode merge: where the shards' artifacts are. `$RUNNER_TEMP/gpo-partials` when it exists (the
+    workflow `init --matrix` writes downloads there, outside the checkout, so a pull request cannot
+    commit a partial or a cache in their place), else `gpo-partials/` in the workspace, where
+    nothing may be tracked by git (`untracked_partials`)."""
+    temp = env.get("RUNNER_TEMP")
+    if temp and (Path(temp) / PARTIALS_DIR).is_dir():
+        return Path(temp) / PARTIALS_DIR
+    return untracked_partials(Path(PARTIALS_DIR))
+
+
+def untracked_partials(directory: Path) -> Path:
+    """`directory`, after checking that the checkout tracks nothing under it: a committed partial or
+    cache.sqlite there would stand in for a shard's artifact (InputError naming them)."""
+    try:
+        import git
+
+        repo = git.Repo(Path.cwd(), search_parent_directories=True)
+        tracked = repo.git.ls_files("--", str(directory.resolve())).splitlines()
+    except Exception:  # noqa: BLE001  (not a repository, or no git: nothing can be committed there)
+        return directory
+    if tracked:
+        shown = ", ".join(tracked[:3]) + (f" and {len(tracked) - 3} more" if len(tracked) > 3 else "")
+        raise InputError(f"mode merge refuses {directory}/: the checkout commits files there ({shown}), which "
+                         "would stand in for the shards' artifacts",
+                         hint="download the artifacts outside the checkout (path: ${{ runner.temp }}/gpo-partials)")
+    return directory
+
+
 def merge_partials(directory: str | os.PathLike = PARTIALS_DIR) -> tuple[str, ...]:
     """Mode merge: every shard's partial (`partial-K-of-N.json`) under `directory`, sorted."""
     found = tuple(sorted(str(path) for path in Path(directory).rglob("partial-*-of-*.json") if path.is_file()))
     if not found:
         raise InputError(f"mode merge found no partial report (partial-K-of-N.json) under {directory}/",
-                         hint=f"download every shard's artifact there first (actions/download-artifact, path: {PARTIALS_DIR})")
+                         hint="download every shard's artifact there first (actions/download-artifact, "
+                              "path: ${{ runner.temp }}/gpo-partials)")
     return found
 
 
@@ -115,8 +145,9 @@ def options_from_inputs(env: Mapping[str, str]) -> Options:
     except ValueError:
         raise InputError(f"budget-usd must be a number of dollars, got {budget!r}") from None
     mode, shard = _input(env, "mode") or "fix", _input(env, "shard")
-    partials = merge_partials() if mode == "merge" else ()
-    caches = tuple(sorted(str(p) for p in Path(PARTIALS_DIR).rglob("cache.sqlite") if p.is_file())) if partials else ()
+    directory = partials_dir(env) if mode == "merge" else None
+    partials = merge_partials(directory) if directory is not None else ()
+    caches = tuple(sorted(str(p) for p in directory.rglob("cache.sqlite") if p.is_file())) if directory else ()
     return Options(config=_input(env, "config") or None, base=_input(env, "base") or None,
                    mode="fix" if mode == "merge" else mode, deliver=parse_deliver(_input(env, "deliver")),
                    budget_usd=budget_usd, token=_input(env, "github-token") or None,

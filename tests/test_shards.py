@@ -199,6 +199,30 @@ def test_the_actions_merge_mode_takes_every_partial_under_gpo_partials(tmp_path,
     assert sharded.shard == Shard(2, 2) and sharded.partials == ()
 
 
+def test_merge_mode_reads_the_runners_temp_and_refuses_partials_the_checkout_commits(tmp_path, monkeypatch):
+    import git
+
+    from gpo_action.action_inputs import options_from_inputs
+
+    work, temp = tmp_path / "work", tmp_path / "runner-temp"
+    repo = git.Repo.init(work)
+    monkeypatch.chdir(work)
+    planted = work / "gpo-partials" / "x"
+    planted.mkdir(parents=True)
+    (planted / "partial-1-of-1.json").write_text("{}")
+    (planted / "cache.sqlite").write_bytes(b"planted")
+    repo.index.add([str(planted / "partial-1-of-1.json"), str(planted / "cache.sqlite")])
+    repo.index.commit("a pull request plants a shard's artifact")
+    with pytest.raises(InputError, match=r"refuses gpo-partials/: the checkout commits files there \(gpo-partials/x/"):
+        options_from_inputs({"INPUT_MODE": "merge"})
+    (temp / "gpo-partials" / "shard-1").mkdir(parents=True)
+    (temp / "gpo-partials" / "shard-1" / "partial-1-of-1.json").write_text("{}")
+    (temp / "gpo-partials" / "shard-1" / "cache.sqlite").write_bytes(b"")
+    options = options_from_inputs({"INPUT_MODE": "merge", "RUNNER_TEMP": str(temp)})
+    assert options.partials == (str(temp / "gpo-partials" / "shard-1" / "partial-1-of-1.json"),)
+    assert options.merge_caches == (str(temp / "gpo-partials" / "shard-1" / "cache.sqlite"),)
+
+
 def test_init_matrix_writes_a_shard_job_per_k_and_one_merge_job_reading_where_merge_mode_looks(tmp_path, monkeypatch):
     import yaml
 
@@ -212,10 +236,12 @@ def test_init_matrix_writes_a_shard_job_per_k_and_one_merge_job_reading_where_me
     [run] = [s for s in shard["steps"] if "gpo-action" in s.get("uses", "")]
     assert run["with"]["shard"] == "${{ matrix.shard }}/3"
     [upload] = [s for s in shard["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
-    assert upload["with"]["include-hidden-files"] is True and ".gpo/partial-*.json" in upload["with"]["path"]
+    # exactly this shard's partial: another one the pull request commits is not uploaded in its place
+    assert upload["with"]["include-hidden-files"] is True
+    assert upload["with"]["path"].splitlines() == [".gpo/partial-${{ matrix.shard }}-of-3.json", ".gpo/cache.sqlite*"]
     assert merge["needs"] == "shard"
     [download] = [s for s in merge["steps"] if s.get("uses", "").startswith("actions/download-artifact")]
-    assert download["with"]["path"] == PARTIALS_DIR
+    assert download["with"]["path"] == "${{ runner.temp }}/" + PARTIALS_DIR  # outside the checkout
     [final] = [s for s in merge["steps"] if "gpo-action" in s.get("uses", "")]
     assert final["with"]["mode"] == "merge"
     (tmp_path / "one").mkdir()
