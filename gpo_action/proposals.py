@@ -95,7 +95,7 @@ def find_proposal(body: str) -> Proposal | None:
         return _invalid(proposal, "the proposed text was too long to carry in the comment")
     try:
         report = FixReport.from_dict(json.loads(_inflate(base64.b64decode(attrs["data"], validate=True))))
-    except (binascii.Error, zlib.error, ValueError, TypeError, KeyError, AttributeError):
+    except (binascii.Error, zlib.error, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return _invalid(proposal, "the proposal in the comment cannot be read")
     if proposal_hash(report) != proposal.fix_hash:
         return _invalid(proposal, "the proposed text in the comment does not match its hash")

@@ -68,3 +68,13 @@ def test_data_that_inflates_past_the_limit_is_refused_not_read():
     bomb = base64.b64encode(zlib.compress(b"[" * (MAX_INFLATED + 10), 9)).decode()
     proposal = find_proposal(marker.split(" data=")[0] + f" data={bomb} -->")
     assert proposal.fixes is None and "cannot be read" in proposal.problem
+
+
+def test_data_nested_past_pythons_recursion_limit_is_refused_not_a_crash():
+    import base64
+    import zlib
+
+    marker = proposal_marker(report("Classify the ticket well.\nTicket: {{ ticket }}\n"), HEAD, BASE)
+    deep = base64.b64encode(zlib.compress(b"[" * 200_000, 9)).decode()  # 292 characters in the comment
+    proposal = find_proposal(marker.split(" data=")[0] + f" data={deep} -->")
+    assert proposal.fixes is None and "cannot be read" in proposal.problem
