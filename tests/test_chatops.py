@@ -69,6 +69,29 @@ def test_a_command_after_a_closed_comment_pre_or_quote_counts(body):
     assert parse_command(body).name == "check"
 
 
+@pytest.mark.parametrize("body", [
+    '[a]: https://example.com "a title\n/gpo apply\n"',        # a link definition's title, not shown
+    "[a]: https://example.com (a title\n/gpo apply\n)",
+    '<span title="\n/gpo apply\n">x</span>',                  # an attribute, not text
+    '<img alt="\n/gpo apply\n" src="x.png">',
+    "```\n``` not-a-closer\n/gpo apply\n```",                  # an info string does not close a fence
+    "- > quoted in a list\n/gpo apply",                           # a lazy continuation of that quote
+    "1. > quoted in a list\n/gpo apply",
+])
+def test_gpo_lines_in_titles_attributes_open_fences_and_list_quotes_are_text(body):
+    assert parse_command(body) is None
+
+
+@pytest.mark.parametrize("body", [
+    '[a]: https://example.com "a title"\n/gpo check',
+    '<span title="x">y</span>\n/gpo check',
+    "```\ncode\n```  \n/gpo check",
+    "- a list item\n\n/gpo check",
+])
+def test_a_command_after_a_closed_title_tag_fence_or_list_counts(body):
+    assert parse_command(body).name == "check"
+
+
 def test_a_command_after_a_closed_fence_counts():
     assert parse_command("```\n/gpo apply\n```\n/gpo check").name == "check"
 

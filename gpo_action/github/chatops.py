@@ -26,7 +26,9 @@ COMMANDS = {
 }
 PREFIX = "/gpo"
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_QUOTE = re.compile(r"^(?: {0,3}>)+")
+_QUOTE = re.compile(r"^(?: {0,3}(?:(?:[-*+]|\d{1,9}[.)]) +)?>)+")  # also a quote that opens a list item
+_TAG_OPEN = re.compile(r"<[a-z][a-z0-9-]*(?:\s[^>]*)?$")             # a tag whose attributes go on below
+_REF_TITLE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S+\s+([\"'(])(.*)$")   # a link definition's title
 _OPENS = re.compile(r"<!--|<(pre|textarea|script|style)(?=[\s>/]|$)")
 _BUDGET = re.compile(r"budget=\$?(\d+(?:\.\d+)?)", re.IGNORECASE)
 _STEPS = re.compile(r"steps=(\d+)", re.IGNORECASE)
@@ -45,8 +47,10 @@ class Command:
 def command_lines(body: str) -> list[str]:
     """The comment's own lines that start with `/gpo` and show as such: not quoted (a `>` line, or
     a lazy continuation of a quoted paragraph, which GitHub shows inside the quote), not in a
-    fenced code block or indented as code (4 spaces or a tab), not inside an HTML comment (hidden)
-    or a `<pre>`, `<textarea>`, `<script>` or `<style>` element (shown as text, or hidden)."""
+    fenced code block (closed only by a line of nothing but the fence) or indented as code (4
+    spaces or a tab), not inside an HTML comment (hidden), a `<pre>`, `<textarea>`, `<script>` or
+    `<style>` element (shown as text, or hidden), a tag whose attributes run on to later lines, or
+    a link definition's title that does."""
     found: list[str] = []
     fence: str | None = None
     hidden = _Hidden()
@@ -56,8 +60,8 @@ def command_lines(body: str) -> list[str]:
             hidden.scan(line)
             continue
         opened = _FENCE.match(line)
-        if fence is not None:
-            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence):
+        if fence is not None:  # only a line of nothing but the fence closes it (CommonMark)
+            if opened and set(line.strip()) == {fence[0]} and len(line.strip()) >= len(fence):
                 fence = None
             continue
         if opened:
@@ -73,6 +77,9 @@ def command_lines(body: str) -> list[str]:
         if not stripped:
             quoted = False
         hidden.scan(line)
+        title = _REF_TITLE.match(line)
+        if title and not hidden.inside and {'"': '"', "'": "'", "(": ")"}[title.group(1)] not in title.group(2):
+            hidden.closer = {'"': '"', "'": "'", "(": ")"}[title.group(1)]  # the title goes on below: hidden
     return found
 
 
@@ -100,6 +107,8 @@ class _Hidden:
                 pos, self.closer = end + len(self.closer), None
             match = _OPENS.search(low, pos)
             if match is None:
+                if _TAG_OPEN.search(low, pos):
+                    self.closer = ">"  # a tag left open: what follows is its attributes, not text
                 return
             self.closer = "-->" if match.group(0) == "<!--" else f"</{match.group(1)}"
             pos = match.end()
