@@ -11,9 +11,9 @@ fresh response cache and a fresh server each run, at the same concurrency (`-j C
 `concurrency: C` for gpo-action) and the same server latency.
 
 For each run: wall time against the floor (N / R; with T, N x 18 x 60 / T), the share of requests
-the server answered 429 (its own counters), the requests it admitted beyond N (the same case sent
-again after an answer it was given), and whether every case got exactly one outcome (each case
-once in the tool's report, as a pass, a failure or an error). The bucket starts full, so the
+the server answered 429 (its own counters), the requests it admitted beyond one per case that got
+an answer (`extra`: a case sent again after it was answered), and whether every case got exactly
+one outcome (each case once in the tool's report, as a pass, a failure or an error). The bucket starts full, so the
 server's own minimum is one second's allowance less than the floor.
 
 promptfoo (installed as bench/vs_promptfoo.py installs it, ~/.cache/gpo-action-bench/promptfoo)
@@ -23,7 +23,7 @@ scheduler uses AIMD ... When a rate limit is hit, concurrency is reduced by 50%"
 maxConcurrency, the rest at its defaults. gpo-action runs with its default retries
 ({max: 4, base: 0.5, max_wait: 30}) and max_error_rate 1 (errors are counted, not fatal).
 
-    python bench/rate_limits.py                         # N=1000, R=50 and its T, 3 runs each (~10 min)
+    python bench/rate_limits.py                         # N=1000, R=50 and its T, 3 runs each (~6 min)
     python bench/rate_limits.py --cases 200 --runs 1    # a smoke run
     python bench/rate_limits.py --only gpo --limits rps # one tool, one limit
 
@@ -72,6 +72,11 @@ class Run:
     outcomes: Counter  # "passed" / "failed" / "error" -> cases
     one_each: bool  # every case exactly once, with one outcome
     load: float  # 1-minute load average when the run started
+
+    @property
+    def extra_admitted(self) -> int:
+        """Requests served beyond one per answered case: a case sent again after it had an answer."""
+        return self.admitted - self.outcomes["passed"] - self.outcomes["failed"]
 
     @property
     def share_429(self) -> float:
@@ -158,10 +163,10 @@ def floor_seconds(limit: str, args: argparse.Namespace) -> float:
     return args.cases * (PROMPT_TOKENS + MAX_TOKENS) * 60 / args.tpm
 
 
-def describe(run: Run, floor: float, n: int) -> str:
+def describe(run: Run, floor: float) -> str:
     kinds = ", ".join(f"{k} {run.outcomes[k]}" for k in ("passed", "failed", "error") if run.outcomes[k])
     return (f"wall={run.wall:.2f}s ({run.wall / floor:.2f}x floor) cpu={run.cpu:.2f}s exit={run.code} "
-            f"requests={run.total} admitted={run.admitted} (beyond N: {run.admitted - n}) "
+            f"requests={run.total} admitted={run.admitted} (extra: {run.extra_admitted}) "
             f"429={run.rate_limited} ({run.share_429:.1%}) "
             f"cases: {kinds}; one outcome each: {'yes' if run.one_each else 'NO'} load={run.load:.2f}")
 
@@ -198,7 +203,7 @@ def bench(args: argparse.Namespace, work: Path) -> int:
             for tool in (tools if r % 2 == 0 else tools[::-1]):
                 run = run_tool(tool, limit, args, work, binary)
                 runs.append(run)
-                show(f"run_{limit}_{r + 1}_{tool}", describe(run, floor, args.cases))
+                show(f"run_{limit}_{r + 1}_{tool}", describe(run, floor))
         for tool in tools:
             mine = [x for x in runs if x.tool == tool]
             wall = statistics.median(x.wall for x in mine)
@@ -231,7 +236,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="runs of each tool per limit")
     parser.add_argument("--rps", type=float, default=50.0, help="the server's requests per second")
     parser.add_argument("--tpm", type=float, default=None,
-                        help=f"the server's tokens per minute (default 60 x rps x {PROMPT_TOKENS + MAX_TOKENS}: the same floor)")
+                        help=f"the server's tokens per minute (default 60 x rps x {PROMPT_TOKENS + MAX_TOKENS}: "
+                             "the same floor)")
     parser.add_argument("--limits", default="rps,tpm", help="which limits to run: rps, tpm or both")
     parser.add_argument("--latency", type=float, default=0.2, help="server latency of an admitted request, seconds")
     parser.add_argument("--concurrency", type=int, default=64, help="both tools' concurrency (promptfoo -j)")
