@@ -33,6 +33,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -449,3 +450,18 @@ def run_guarded(body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def bench_main(bench: Callable[[object, Path], int], args: object, prefix: str) -> int:
+    """A bench's `main`: SIGTERM unwinds like Ctrl-C, `bench(args, work)` runs in a temp work dir
+    (gone after), the time it took goes to stderr; the exit code as `run_guarded` gives it."""
+    signal.signal(signal.SIGTERM, interrupt)
+    started = time.monotonic()
+
+    def run() -> int:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            code = bench(args, Path(tmp))
+        print(f"# took {time.monotonic() - started:.0f} s", file=sys.stderr)
+        return code
+
+    return run_guarded(run)

@@ -37,18 +37,15 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import (KEY_ENV, BenchError, ServerProcess, case_rows, clear_cache, eval_argv, interrupt, machine_line,
-                     measure, run_guarded, show, write_project)
+from harness import (bench_main, KEY_ENV, BenchError, ServerProcess, case_rows, clear_cache, eval_argv, machine_line,
+                     measure, show, write_project)
 from vs_promptfoo import PROMPTFOO_VERSION, promptfoo_bin, promptfoo_env
 
 PROMPT_TOKENS = 2  # "Say w000001", as the server counts words
@@ -258,17 +255,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)
-    started = time.monotonic()
-
-    def run() -> int:
-        with tempfile.TemporaryDirectory(prefix="gpo-rate-limits-") as tmp:
-            code = bench(args, Path(tmp))
-        print(f"# took {time.monotonic() - started:.0f} s", file=sys.stderr)
-        return code
-
-    return run_guarded(run)
+    return bench_main(bench, parse_args(argv), "gpo-rate-limits-")
 
 
 if __name__ == "__main__":

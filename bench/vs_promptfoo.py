@@ -39,17 +39,14 @@ import math
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import (HOST, KEY_ENV, BenchError, Measured, ServerProcess, case_rows, check_report, clear_cache,
-                     eval_argv, expected_passes, free_port, interrupt, machine_line, measure, run_guarded, show,
+from harness import (bench_main, HOST, KEY_ENV, BenchError, Measured, ServerProcess, case_rows, check_report, clear_cache,
+                     eval_argv, expected_passes, free_port, machine_line, measure, show,
                      startup_seconds, verdict, write_project)
 
 PROMPTFOO_VERSION = "0.121.20"  # the newest release that still runs on Node 20.20 (0.122+ want Node 22.22)
@@ -333,17 +330,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)
-    started = time.monotonic()
-
-    def run() -> int:
-        with tempfile.TemporaryDirectory(prefix="gpo-vs-promptfoo-") as tmp:
-            code = bench(args, Path(tmp))
-        print(f"# took {time.monotonic() - started:.0f} s", file=sys.stderr)
-        return code
-
-    return run_guarded(run)
+    return bench_main(bench, parse_args(argv), "gpo-vs-promptfoo-")
 
 
 if __name__ == "__main__":
