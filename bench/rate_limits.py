@@ -44,9 +44,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import (bench_main, KEY_ENV, BenchError, ServerProcess, case_rows, clear_cache, eval_argv, machine_line,
+from harness import (bench_main, BenchError, ServerProcess, case_rows, clear_cache, eval_argv, machine_line,
                      measure, show, write_project)
-from vs_promptfoo import PROMPTFOO_VERSION, promptfoo_bin, promptfoo_env
+from vs_promptfoo import PROMPTFOO_VERSION, promptfoo_bin, promptfoo_env, write_promptfoo
 
 PROMPT_TOKENS = 2  # "Say w000001", as the server counts words
 MAX_TOKENS = 16
@@ -78,23 +78,6 @@ class Run:
     @property
     def share_429(self) -> float:
         return self.rate_limited / self.total if self.total else 0.0
-
-
-def write_promptfoo(root: Path, url: str, n: int) -> None:
-    """The harness's suite for promptfoo, with max_tokens as gpo-action's."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "promptfooconfig.yaml").write_text(
-        "description: gpo-action rate-limit bench\n"
-        "prompts:\n  - 'Say {{ word }}'\n"
-        "providers:\n"
-        "  - id: openai:chat:scripted\n"
-        f"    config: {{apiBaseUrl: '{url}/v1', apiKeyEnvar: {KEY_ENV}, max_tokens: {MAX_TOKENS}}}\n"
-        "defaultTest:\n  assert:\n    - {type: equals, value: '{{ expected }}'}\n"
-        "tests: file://tests.jsonl\n",
-        encoding="utf-8",
-    )
-    lines = [json.dumps({"vars": row}) for row in case_rows(n)]
-    (root / "tests.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def tally(words: list[str], kinds: list[str], n: int) -> tuple[Counter, bool]:
@@ -134,7 +117,7 @@ def run_tool(tool: str, limit: str, args: argparse.Namespace, work: Path, binary
     with ServerProcess(args.latency, work, *flag) as server:
         if tool == "promptfoo" and binary is not None:
             shutil.rmtree(root / ".promptfoo-cache", ignore_errors=True)
-            write_promptfoo(root, server.url, n)
+            write_promptfoo(root, server.url, n, MAX_TOKENS)
             (root / "pf-out.json").unlink(missing_ok=True)
             argv = [str(binary), "eval", "-c", "promptfooconfig.yaml", "-o", "pf-out.json", "-j", str(c),
                     "--no-table", "--no-progress-bar"]

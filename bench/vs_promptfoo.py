@@ -112,15 +112,17 @@ def promptfoo_env(work: Path, root: Path) -> dict[str, str]:
     }
 
 
-def write_promptfoo(root: Path, url: str, n: int) -> None:
-    """The same suite for promptfoo: the same template, vars and one `equals` per case."""
+def write_promptfoo(root: Path, url: str, n: int, max_tokens: int | None = None) -> None:
+    """The same suite for promptfoo: the same template, vars and one `equals` per case (and
+    `max_tokens` as gpo-action's, when given)."""
     root.mkdir(parents=True, exist_ok=True)
+    limit = f", max_tokens: {max_tokens}" if max_tokens else ""
     (root / "promptfooconfig.yaml").write_text(
         "description: gpo-action bench\n"
         "prompts:\n  - 'Say {{ word }}'\n"
         "providers:\n"
         "  - id: openai:chat:scripted\n"
-        f"    config: {{apiBaseUrl: '{url}/v1', apiKeyEnvar: {KEY_ENV}}}\n"
+        f"    config: {{apiBaseUrl: '{url}/v1', apiKeyEnvar: {KEY_ENV}{limit}}}\n"
         "defaultTest:\n  assert:\n    - {type: equals, value: '{{ expected }}'}\n"
         "tests: file://tests.jsonl\n",
         encoding="utf-8",
