@@ -307,14 +307,16 @@ def _write_interrupted(outcome: Outcome, html_path: str | None, last: Path, say:
 def _write_reports(outcome: Outcome, options: Options, junit_path: str | None, html_path: str | None,
                    last: Path, say: NoteFn) -> None:
     from gpo_action.files import write_atomic
-    from gpo_action.report.htmlreport import html_report
-    from gpo_action.report.junit import run_junit
 
     data = report_data(outcome)
     save_report(data, last, outcome.report_path, notes=say)
-    if junit_path:
+    if junit_path:  # each report's module only when it is asked for (an HTML report's is jinja's)
+        from gpo_action.report.junit import run_junit
+
         write_atomic(junit_path, run_junit(outcome.result))
     if html_path:
+        from gpo_action.report.htmlreport import html_report
+
         write_atomic(html_path, html_report(data))
     if options.markdown_path:
         write_atomic(options.markdown_path, outcome.comment)
