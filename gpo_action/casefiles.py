@@ -65,15 +65,24 @@ def find_case_files(pattern: str, base: Path, tree: str | os.PathLike | None = N
 
 def read_case_file(path: Path, shown: str) -> Iterator[CaseRecord]:
     """The records of a `.jsonl` or `.csv` file; `shown` is the path used in messages."""
-    suffix = path.suffix.lower()
-    if suffix not in CASE_FILE_SUFFIXES:
+    yield from case_records(read_case_bytes(path, shown), path.suffix, shown)
+
+
+def read_case_bytes(path: Path, shown: str) -> bytes:
+    """The bytes of a `.jsonl` or `.csv` case file; a SuiteError naming `shown` for another suffix or
+    a failed read."""
+    if path.suffix.lower() not in CASE_FILE_SUFFIXES:
         raise SuiteError(f"cannot read {path.name!r} as cases", shown, hint="case files are .jsonl or .csv")
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise SuiteError(f"cannot read the case file: {exc.strerror or exc}", shown) from None
+
+
+def case_records(raw: bytes, suffix: str, shown: str) -> Iterator[CaseRecord]:
+    """The records in the bytes of a case file with `suffix` (".jsonl", else CSV)."""
     text = decode_utf8(raw, shown, SuiteError)
-    yield from read_jsonl(text, shown) if suffix == ".jsonl" else read_csv(text, shown)
+    yield from read_jsonl(text, shown) if suffix.lower() == ".jsonl" else read_csv(text, shown)
 
 
 def read_jsonl(text: str, shown: str) -> Iterator[CaseRecord]:
@@ -185,4 +194,5 @@ def _shorthand(cell: str, column: str, shown: str, line: int) -> list[dict[str, 
     return [parsed.assertion] if parsed.assertion is not None else []
 
 
-__all__ = ["CASE_FILE_SUFFIXES", "MAX_DEPTH", "CaseRecord", "find_case_files", "read_case_file", "read_csv", "read_jsonl"]
+__all__ = ["CASE_FILE_SUFFIXES", "MAX_DEPTH", "CaseRecord", "case_records", "find_case_files", "read_case_bytes",
+           "read_case_file", "read_csv", "read_jsonl"]

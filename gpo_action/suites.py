@@ -33,7 +33,7 @@ from typing import Any, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gpo_action.assertions import Assertion
-from gpo_action.casefiles import CASE_FILE_SUFFIXES, CaseRecord, find_case_files, read_case_file
+from gpo_action.casefiles import CASE_FILE_SUFFIXES, CaseRecord, case_records, find_case_files, read_case_bytes
 from gpo_action.config import SECRET_HINTS, Config, ModelSpec
 from gpo_action.containment import Origin, contain, contain_glob, tree_root
 from gpo_action.errors import ConfigError, SuiteError
@@ -300,8 +300,13 @@ def _file_cases(item: dict, index: int, suite_file: Path, root: Path, tree: Path
                              hint="case files are .jsonl or .csv")
         shown = display_path(case_file, root)
         place = RefPlace(root, suite_file.parent, tree, shown)
-        drafts.extend(_record_case(record, place) for record in read_case_file(case_file, shown))
+        drafts.extend(_case_file_drafts(read_case_bytes(case_file, shown), case_file.suffix, place))
     return drafts
+
+
+def _case_file_drafts(raw: bytes, suffix: str, place: RefPlace) -> tuple[_Draft, ...]:
+    """The cases in a case file's bytes, validated, their references read from `place`."""
+    return tuple(_record_case(record, place) for record in case_records(raw, suffix, place.shown))
 
 
 def _record_case(record: CaseRecord, place: RefPlace) -> _Draft:
