@@ -58,6 +58,12 @@ def is_ref(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
+def reads_file(value: Any) -> bool:
+    """Whether loading `value` (`load_var`, `load_value`) reads a file: a `file://` string or a list
+    holding one (a var's list holding one is refused when it loads)."""
+    return is_ref(value) or (isinstance(value, list) and any(map(is_ref, value)))
+
+
 def load_var(value: Any, key: str, line: int | None, place: RefPlace) -> Any:
     """A case var: a `file://` string read as promptfoo reads a var file; anything else as is."""
     if not is_ref(value):

@@ -26,7 +26,9 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import threading
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,7 +39,7 @@ from gpo_action.casefiles import CASE_FILE_SUFFIXES, CaseRecord, case_records, f
 from gpo_action.config import SECRET_HINTS, Config, ModelSpec
 from gpo_action.containment import Origin, contain, contain_glob, tree_root
 from gpo_action.errors import ConfigError, SuiteError
-from gpo_action.filerefs import RefPlace, load_value, load_var
+from gpo_action.filerefs import RefPlace, load_value, load_var, reads_file
 from gpo_action.llm.types import ModelConfig, canonical_json
 from gpo_action.yamlsource import Loc, YamlDoc, load_yaml, validation_error
 
@@ -164,9 +166,9 @@ class SuiteSpec(BaseModel):
 # --- loading -----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Draft:
-    """A case before ids and suite defaults are settled."""
+    """A case before ids and suite defaults are settled (frozen: a case file's are shared, see `_memo`)."""
 
     id: str | None
     description: str
@@ -177,6 +179,11 @@ class _Draft:
     line: int | None
     written: dict[str, Any]  # vars as written (file:// references unread): the default id hashes these
     threshold: float | None = None
+    reads: bool = False      # it read a file:// reference
+
+    @cached_property
+    def written_hash(self) -> str:
+        return case_hash(self.written)
 
 
 def load_suite(path: str | Path, root: str | Path, *, env: Mapping[str, str] | None = None,
@@ -264,8 +271,9 @@ def _draft(spec: CaseSpec, key: str, line_of, place: RefPlace, line: int | None)
                     for j, a in enumerate(spec.asserts))
     for j, assertion in enumerate(asserts):
         _validate_assertion(assertion, place.shown, line_of(("assert", j)), f"{key}assert.{j}")
+    reads = any(map(reads_file, spec.vars.values())) or reads_file(spec.expected) or any(reads_file(a.value) for a in spec.asserts)
     return _Draft(spec.id, spec.description or "", vars, expected, asserts, place.shown, line, dict(spec.vars),
-                  spec.threshold)
+                  spec.threshold, reads)
 
 
 def _inline_case(item: Any, index: int, doc: YamlDoc, place: RefPlace) -> _Draft:
@@ -304,9 +312,29 @@ def _file_cases(item: dict, index: int, suite_file: Path, root: Path, tree: Path
     return drafts
 
 
+# Case files already read, by content: `run` loads the head's suites and the base's, and a case
+# file both hold unchanged (10,000 cases, say) was parsed and validated twice. A file's drafts are
+# kept only when none read a file:// reference (each side reads its own tree's), and a file that
+# fails is never kept: it fails again, with the same error.
+MEMO_FILES = 16
+_memo: dict[tuple[bytes, str, str], tuple[_Draft, ...]] = {}
+_memo_lock = threading.Lock()
+
+
 def _case_file_drafts(raw: bytes, suffix: str, place: RefPlace) -> tuple[_Draft, ...]:
     """The cases in a case file's bytes, validated, their references read from `place`."""
-    return tuple(_record_case(record, place) for record in case_records(raw, suffix, place.shown))
+    key = (hashlib.sha256(raw).digest(), suffix.lower(), place.shown)
+    with _memo_lock:
+        drafts = _memo.pop(key, None)
+    if drafts is None:
+        drafts = tuple(_record_case(record, place) for record in case_records(raw, suffix, place.shown))
+        if any(d.reads for d in drafts):
+            return drafts
+    with _memo_lock:
+        _memo[key] = drafts  # the most recently used last
+        while len(_memo) > MEMO_FILES:
+            del _memo[next(iter(_memo))]
+    return drafts
 
 
 def _record_case(record: CaseRecord, place: RefPlace) -> _Draft:
@@ -331,7 +359,7 @@ def _settle(drafts: list[_Draft], defaults: tuple[Assertion, ...]) -> tuple[Case
     cases: list[Case] = []
     used: set[str] = set()
     for draft in drafts:
-        base = draft.id if draft.id is not None else case_hash(draft.written)
+        base = draft.id if draft.id is not None else draft.written_hash
         case_id, n = base, 1
         while case_id in used:
             n += 1

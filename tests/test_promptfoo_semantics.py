@@ -320,6 +320,35 @@ def test_the_base_side_reads_the_base_revisions_file(repo, tmp_path):
     assert head.cases[0].vars["doc"] == f"head text {CANARY}"
 
 
+@pytest.mark.parametrize("record, read", [
+    ({"vars": {"doc": "file://doc.txt"}, "expected": "x"}, lambda case: case.vars["doc"]),
+    ({"vars": {"doc": "d"}, "expected": "file://doc.txt"}, lambda case: case.expected),
+    ({"vars": {"doc": "d"}, "assert": [{"type": "equals", "value": "file://doc.txt"}]}, lambda case: case.asserts[0].value),
+    ({"vars": {"doc": "d"}, "assert": [{"type": "contains-any", "value": ["file://doc.txt", "y"]}]},
+     lambda case: case.asserts[0].value[0]),
+], ids=["var", "expected", "assertion value", "a list's item"])
+def test_a_case_file_both_sides_hold_unchanged_still_reads_each_sides_own_file(repo, tmp_path, record, read):
+    """A case file's parse is shared when its bytes are the same (suites._memo), but not what its
+    references read: the base's cases read the base's doc.txt, the head's the pull request's."""
+    from gpo_action import gitrepo, gitsnapshot
+
+    write(repo / "gpo.yaml", "suites: [{eval: evals/s.yaml}]\n")
+    write(repo / "evals" / "doc.txt", "base text\n")
+    write(repo / "evals" / "s.yaml", "prompt: prompts/p.j2\ncases:\n  - file: cases.jsonl\n")
+    write(repo / "evals" / "cases.jsonl", json.dumps(record) + "\n")
+    for args in (["add", "-A"], ["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "base"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    write(repo / "evals" / "doc.txt", f"head text {CANARY}\n")    # the pull request changes the referenced file only
+    with gitrepo.open_repo(repo) as handle:
+        snap = gitsnapshot.materialize(handle, gitrepo.head_sha(handle), ".", tmp_path / "base")
+    head = load_suite("evals/s.yaml", repo)                          # in a run's order: the head, then the base
+    base = load_suite("evals/s.yaml", snap.root, tree=snap.root)
+    again = load_suite("evals/s.yaml", repo)
+    assert (snap.root / "evals" / "cases.jsonl").read_bytes() == (repo / "evals" / "cases.jsonl").read_bytes()
+    assert read(base.cases[0]) == "base text"
+    assert read(head.cases[0]) == read(again.cases[0]) == f"head text {CANARY}"
+
+
 # -- 5. case threshold, metric, weight ------------------------------------------------------------
 
 def test_case_threshold_overrides_the_suite_and_metrics_reach_the_json_report(tmp_path, openai_server, monkeypatch):

@@ -286,6 +286,32 @@ def test_invalid_utf8_in_a_case_file_names_file_and_line(root):
     assert (err.path, err.line) == ("evals/cases.jsonl", 2) and "UTF-8" in str(err)
 
 
+# --- one case file loaded again (`run` loads the head's suites, then the base's) ------------------
+
+
+def test_a_case_file_loaded_again_gives_the_same_cases_its_new_bytes_new_ones_and_each_suite_its_defaults(root):
+    rows = [{"q": f"question {i}", "expected": str(i)} for i in range(5)]
+    cases = root / "evals" / "cases.jsonl"
+    cases.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    first = load_suite(suite_with_file(root, "cases.jsonl"), root)
+    again = load_suite(suite_with_file(root, "cases.jsonl"), root)
+    assert again.cases == first.cases and [c.expected for c in first.cases] == ["0", "1", "2", "3", "4"]
+    rows[2]["expected"] = "9"                       # the same path and size, other bytes
+    cases.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    changed = load_suite(suite_with_file(root, "cases.jsonl"), root)
+    assert [c.expected for c in changed.cases] == ["0", "1", "9", "3", "4"]
+    assert changed.cases[2].id == first.cases[2].id and changed.cases[3] == first.cases[3]  # the id hashes the vars
+    other = load_suite(suite_with_file(root, "cases.jsonl", 'assert: [{type: contains, value: "n"}]\n'), root)
+    assert {c.asserts for c in other.cases} == {(Assertion(type="contains", value="n"),)}
+    assert {c.asserts for c in changed.cases} == {(EQUALS_EXPECTED,)}
+
+
+def test_a_refused_case_file_is_refused_on_every_load(root):
+    (root / "evals" / "cases.jsonl").write_text('{"q": 1, "expected": 1}\n{"vars": {"q": 2}, "expectd": 3}\n', encoding="utf-8")
+    errors = [suite_error(suite_with_file(root, "cases.jsonl"), root) for _ in range(2)]
+    assert [(e.path, e.line, "expectd: unknown key" in str(e)) for e in errors] == [("evals/cases.jsonl", 2, True)] * 2
+
+
 # --- CSV -----------------------------------------------------------------------------------------
 
 
