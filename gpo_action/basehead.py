@@ -109,8 +109,31 @@ def _identity(job: EvalJob) -> dict[str, Any]:
 
 def job_identity(job: EvalJob) -> str:
     """A hash of what `job` evaluates (its suite's name and `_identity`): equal on every shard and
-    the merge of one run."""
-    return hashlib.sha256(repr((job.suite.name, _identity(job))).encode("utf-8")).hexdigest()
+    the merge of one run. The repr hashed is `_identity`'s own, but each assertion's is made once:
+    a suite's cases share its default assertions, and a pydantic repr per case took most of it."""
+    identity = _identity(job)
+    shown: dict[int, _Shown] = {}  # by id(): every assertion is alive until this returns
+
+    def once(assertion: Any) -> _Shown:
+        text = shown.get(id(assertion))
+        if text is None:
+            text = shown[id(assertion)] = _Shown(repr(assertion))
+        return text
+
+    identity["assertions changed"] = tuple(type(asserts)(map(once, asserts)) for asserts in identity["assertions changed"])
+    return hashlib.sha256(repr((job.suite.name, identity)).encode("utf-8")).hexdigest()
+
+
+class _Shown:
+    """Stands for an object in a repr, by that object's repr."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def run_fingerprint(policy: Policy, gate: Gate, max_error_rate: float, seed: int, changes: Sequence[SuiteChange],

@@ -84,6 +84,32 @@ def test_shard_parsing_and_every_case_in_exactly_one_shard():
     assert {i: [k for k in range(1, 5) if Shard(k, 4).holds(i)] for i in more if i in owners} == owners
 
 
+def test_a_jobs_identity_follows_every_cases_assertions_and_nothing_else(tmp_path):
+    """`basehead.job_identity`, which each partial carries and the merge checks: the same for a suite
+    loaded twice; another when one case's own assertion changes, or two cases swap theirs (most
+    cases share the suite's assertions, whose repr is made once)."""
+    from gpo_action.basehead import job_identity
+    from gpo_action.evaluate import EvalJob
+    from gpo_action.llm.types import ModelConfig
+    from gpo_action.suites import load_suite
+    from gpo_action.templates import load_template
+
+    (tmp_path / "p.j2").write_text("Say {{ w }}")
+
+    def identity(first: str, second: str) -> str:
+        (tmp_path / "s.yaml").write_text(
+            "prompt: p.j2\nassert: [{type: contains, value: a}]\ncases:\n"
+            f"  - {{vars: {{w: one}}, assert: [{{type: contains, value: {first}}}]}}\n"
+            f"  - {{vars: {{w: two}}, assert: [{{type: contains, value: {second}}}]}}\n"
+            + "".join(f"  - {{vars: {{w: w{i}}}}}\n" for i in range(20)))
+        suite = load_suite("s.yaml", tmp_path, tree=tmp_path)
+        return job_identity(EvalJob(suite, load_template(tmp_path / "p.j2", tree=tmp_path), ModelConfig("openai/m")))
+
+    same = identity("x", "y")
+    assert identity("x", "y") == same
+    assert len({same, identity("x", "z"), identity("y", "x"), identity("x", "x")}) == 4
+
+
 def test_three_shards_as_processes_then_merge_equal_one_unsharded_run(repo, openai_server, tmp_path):
     """Each shard in a checkout (and cache) of its own, as matrix jobs are; the merge in a fourth."""
     unsharded = tmp_path / "unsharded"
