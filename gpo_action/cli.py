@@ -16,15 +16,17 @@ import click
 
 from gpo_action import __version__
 from gpo_action.errors import InputError
-from gpo_action.process import (INTERNAL_ERROR, guard_output, handle_errors, notes_printer, report_internal_error,
-                                stderr_console, stdout_console, stopped_by_signals)
+from gpo_action.process import (INTERNAL_ERROR, collect_less, guard_output, handle_errors, notes_printer,
+                                report_internal_error, stderr_console, stdout_console, stopped_by_signals)
 
 
 def run_process() -> None:
     """The process entry (console script, `python -m gpo_action`): `main`, then exit without tearing
     the interpreter down (freeing litellm's modules costs ~1 s); every output is flushed first and
     the cache commits each answer as it arrives, so nothing is lost. The guarded streams stay
-    until then (an internal error's traceback is scrubbed too)."""
+    until then (an internal error's traceback is scrubbed too). The cycle collector runs less
+    often (`process.collect_less`)."""
+    collect_less()
     restore = guard_output()
     try:
         main()

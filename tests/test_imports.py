@@ -55,3 +55,20 @@ def test_markdown_rendering_does_not_import_rich():
     loaded = modules_after("import gpo_action.report.markdown, gpo_action.report.comment")
     assert [m for m in loaded if m == "rich" or m.startswith("rich.")] == []
     assert "gpo_action.report.formats" in loaded
+
+
+def test_the_process_entry_collects_less_and_the_library_leaves_the_collector_alone():
+    """`run_process` (the console script, `python -m gpo_action`) raises the cycle collector's first
+    threshold (`process.COLLECT_EVERY`); a library caller running `main` keeps its own."""
+    code = (
+        "import gc, json, sys\nfrom click.testing import CliRunner\nfrom gpo_action.cli import main, run_process\n"
+        "default = gc.get_threshold()\nassert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
+        "library = gc.get_threshold()\n"
+        "@main.command('probe')\ndef probe():\n    print(json.dumps([default, library, gc.get_threshold()]))\n"
+        "sys.argv = ['gpo-action', 'probe']\nrun_process()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    default, library, entry = json.loads(out.strip().splitlines()[-1])
+    from gpo_action.process import COLLECT_EVERY
+
+    assert library == default and entry == [COLLECT_EVERY, *default[1:]] and default[0] < COLLECT_EVERY
