@@ -122,7 +122,11 @@ class CaseResult:
     @property
     def metrics(self) -> dict[str, float]:
         """Per named metric, its score averaged over the samples that were scored."""
-        return _mean_by_name(metric_scores(s.checks) for s in self.samples if s.error is None)
+        return dict(self._metric_items)
+
+    @cached_property
+    def _metric_items(self) -> tuple[tuple[str, float], ...]:  # a tuple: `metrics` hands out a new dict each time
+        return tuple(_mean_by_name(metric_scores(s.checks) for s in self.samples if s.error is None).items())
 
     @property
     def cost(self) -> float:
@@ -137,7 +141,7 @@ class CaseResult:
             "score": self.score,
             "passed": self.passed,
             "error": self.error,
-            **({"metrics": metrics} if (metrics := self.metrics) else {}),
+            **({"metrics": dict(self._metric_items)} if self._metric_items else {}),
             "samples": [_sample_dict(s) for s in self.samples],
         }
 
@@ -200,7 +204,7 @@ class SuiteResult:
     @property
     def metrics(self) -> dict[str, float]:
         """Per named metric, the mean over the cases that did not error and have it."""
-        return _mean_by_name(c.metrics for c in self.scored)
+        return _mean_by_name(dict(c._metric_items) for c in self.scored if c._metric_items)
 
     @property
     def below_min(self) -> bool:

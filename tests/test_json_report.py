@@ -38,3 +38,22 @@ def test_a_secret_anywhere_in_the_report_is_scrubbed(tmp_path):
         secrets.reset({})
     assert CANARY not in text
     assert len(json.loads(text)["suites"][0]["cases"]) == 3000
+
+
+def test_a_cases_metrics_are_computed_once_yet_each_caller_gets_its_own_dict():
+    """`CaseResult.metrics` (cached on the frozen result) is a new dict each time: what one caller
+    does to it reaches neither the next caller nor the suite's mean nor the report."""
+    from gpo_action.results import CaseResult, Check, SampleResult, SuiteResult
+
+    def sample(score: float) -> SampleResult:
+        return SampleResult("out", score, score >= 0.5, (Check("contains", score >= 0.5, score, metric="m"),
+                                                         Check("equals", True, 1.0)))
+
+    case = CaseResult("c", {}, None, (sample(1.0), sample(0.5)))
+    plain = CaseResult("p", {}, None, (SampleResult("out", 1.0, True, (Check("equals", True, 1.0),)),))
+    first = case.metrics
+    first["m"] = 0.0
+    first["other"] = 1.0
+    assert case.metrics == {"m": 0.75} and case.to_dict()["metrics"] == {"m": 0.75}
+    assert plain.metrics == {} and "metrics" not in plain.to_dict()
+    assert SuiteResult("s", "s.yaml", "p.j2", "m", (case, plain)).metrics == {"m": 0.75}
