@@ -57,8 +57,9 @@ def write_json(path: str, data: dict[str, Any]) -> None:
         handle.write("".join(pending))
 
 
-def _flat(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+# json.dumps(value, ensure_ascii=False, default=str), without a new encoder per value (a report's
+# every case is one)
+_flat = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def _key(key: Any) -> str:
@@ -77,6 +78,10 @@ def _chunks(value: Any, depth: int) -> Iterator[str]:
             yield f"{',' if i else ''}{inner}{_flat(_key(key))}: "
             yield from _chunks(item, depth + 1)
         yield outer + "}"
+    elif depth + 1 >= FLAT_DEPTH:  # items written flat (a suite's cases): one chunk each, no generator
+        yield "["
+        yield from (f"{',' if i else ''}{inner}{_flat(item)}" for i, item in enumerate(value))
+        yield outer + "]"
     else:
         yield "["
         for i, item in enumerate(value):
