@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from functools import cached_property
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,25 @@ def _sample_dict(sample: SampleResult) -> dict[str, Any]:
     return data
 
 
-# Case and suite figures are cached_property: the results are frozen, and a 10,000-case merge
+class _cached:
+    """functools.cached_property without the lock Python 3.11's takes on every first access (3.12
+    dropped it; a merge of 10,000 cases per side makes ~90,000 first accesses): the results are
+    frozen, so two threads racing for one compute the same value."""
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        self.func, self.name, self.__doc__ = func, func.__name__, func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
+
+
+# Case and suite figures are cached (`_cached`): the results are frozen, and a 10,000-case merge
 # asked `CaseResult.error` about 500,000 times.
 @dataclass(frozen=True)
 class CaseResult:
@@ -79,7 +96,7 @@ class CaseResult:
     samples: tuple[SampleResult, ...]
     source: str = ""
 
-    @cached_property
+    @_cached
     def error(self) -> str | None:
         """A case with any errored sample is an error, counted apart from failures."""
         for s in self.samples:
@@ -94,13 +111,13 @@ class CaseResult:
                 return s.error_type
         return None
 
-    @cached_property
+    @_cached
     def score(self) -> float | None:
         if self.error is not None or not self.samples:
             return None
         return sum(s.score or 0.0 for s in self.samples) / len(self.samples)
 
-    @cached_property
+    @_cached
     def pass_rate(self) -> float | None:
         if self.error is not None or not self.samples:
             return None
@@ -124,7 +141,7 @@ class CaseResult:
         """Per named metric, its score averaged over the samples that were scored."""
         return dict(self._metric_items)
 
-    @cached_property
+    @_cached
     def _metric_items(self) -> tuple[tuple[str, float], ...]:  # a tuple: `metrics` hands out a new dict each time
         return tuple(_mean_by_name(metric_scores(s.checks) for s in self.samples if s.error is None).items())
 
@@ -165,11 +182,11 @@ class SuiteResult:
     min_score: float | None = None
     notes: tuple[str, ...] = field(default=())
 
-    @cached_property
+    @_cached
     def scored(self) -> tuple[CaseResult, ...]:
         return tuple(c for c in self.cases if c.error is None)
 
-    @cached_property
+    @_cached
     def score(self) -> float | None:
         """Mean case score over the cases that did not error; None when every case errored."""
         scored = self.scored
@@ -185,7 +202,7 @@ class SuiteResult:
     def failed(self) -> int:
         return sum(1 for c in self.scored if not c.passed)
 
-    @cached_property
+    @_cached
     def errors(self) -> int:
         return sum(1 for c in self.cases if c.error is not None)
 
