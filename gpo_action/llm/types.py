@@ -113,4 +113,9 @@ def split_usage(prompt_tokens: int, completion_tokens: int, cost: float, parts: 
 
 def canonical_json(value: Any) -> str:
     """The one serialisation used for content hashes: sorted keys, no whitespace, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL(value)
+
+
+# json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str), with
+# one encoder rather than one per call (a suite's every case id is a hash of one)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
