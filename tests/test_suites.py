@@ -286,6 +286,19 @@ def test_invalid_utf8_in_a_case_file_names_file_and_line(root):
     assert (err.path, err.line) == ("evals/cases.jsonl", 2) and "UTF-8" in str(err)
 
 
+def test_a_jsonl_record_may_nest_max_depth_levels_and_no_more_however_its_brackets_are_written(root):
+    from gpo_action.casefiles import MAX_DEPTH
+
+    def record(levels: int) -> str:  # the record itself is one level; its `q` holds the rest as lists
+        return '{"q": ' + "[" * (levels - 1) + "1" + "]" * (levels - 1) + ', "expected": "x"}'
+
+    brackets = json.dumps({"q": "[{" * 300, "expected": "x"})  # many brackets, in a string: one level
+    (root / "evals" / "cases.jsonl").write_text(f"{record(MAX_DEPTH)}\n{brackets}\n{record(2)}\n", encoding="utf-8")
+    assert len(load_suite(suite_with_file(root, "cases.jsonl"), root).cases) == 3
+    (root / "evals" / "cases.jsonl").write_text(f"{record(2)}\n{record(MAX_DEPTH + 1)}\n", encoding="utf-8")
+    err = suite_error(suite_with_file(root, "cases.jsonl"), root)
+    assert (err.path, err.line) == ("evals/cases.jsonl", 2) and f"nested more than {MAX_DEPTH} levels" in str(err)
+
 # --- one case file loaded again (`run` loads the head's suites, then the base's) ------------------
 
 
