@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import IO, TYPE_CHECKING, Any, Callable, Mapping
 
 from gpo_action import gitrepo, secrets
 from gpo_action.action_inputs import HTML_FILE, JUNIT_FILE, REPORT_FILE, Options, mask_secrets
@@ -39,7 +39,6 @@ from gpo_action.basehead import LOCAL_RUN, RunResult, base_revision, run
 from gpo_action.containment import Origin, contain
 from gpo_action.delivery import (DeliveryResult, DeliverySettings, FileTarget, GitHubTarget, PullContext, PullReport,
                                  deliver, is_own_commit)
-from gpo_action.fixes import FixReport, fix_failures
 from gpo_action.github.event import load_event
 from gpo_action.github.runner import publish_run
 from gpo_action.policy import Policy, load_base_config, resolve_policy
@@ -47,6 +46,9 @@ from gpo_action.report.comment import pr_comment
 from gpo_action.report.jsonreport import INTERRUPTED
 from gpo_action.partials import Partial, default_partial_path, load_partial
 from gpo_action.report.lastreport import last_report_path, save_report
+
+if TYPE_CHECKING:  # the fix stage (the optimizer's spec and parts) is imported when it runs
+    from gpo_action.fixes import FixReport
 
 NoteFn = Callable[[str], None]
 # Why a fork's pull request passes with suites that could not be evaluated: the neutral answer is the
@@ -129,6 +131,8 @@ def execute(options: Options, env: Mapping[str, str], stream: IO[str], *, notes:
     fixes = None
     if options.mode == "fix" and result.comparisons and guard is None:
         try:
+            from gpo_action.fixes import fix_failures
+
             fixes = fix_failures(ws, result, budget_usd=options.budget_usd, steps=options.steps,
                                  candidates=options.candidates, limits=options.limits, on_step=on_step)
         except KeyboardInterrupt:   # SIGTERM or Ctrl-C (the CLI's): the verdicts are known, the fixes are not

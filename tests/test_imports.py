@@ -72,3 +72,11 @@ def test_the_process_entry_collects_less_and_the_library_leaves_the_collector_al
     from gpo_action.process import COLLECT_EVERY
 
     assert library == default and entry == [COLLECT_EVERY, *default[1:]] and default[0] < COLLECT_EVERY
+
+
+def test_the_pipeline_and_the_step_printer_leave_the_optimizer_unloaded():
+    """`run` and `merge` import the fix stage (the optimizer's engine, spec and parts) only when
+    it runs: the pipeline, the step line and delivery's figures need none of it."""
+    loaded = modules_after("import gpo_action.pr_pipeline, gpo_action.report.optimize, gpo_action.delivery")
+    assert [m for m in ("gpo_action.optimize.engine", "gpo_action.optimize.spec", "gpo_action.optimize.projection",
+                        "gpo_action.fixes") if m in loaded] == []

@@ -4,10 +4,14 @@ a dry run, and the final report (scores, word diff, edit size, trajectory). Neve
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gpo_action.optimize.diffs import diff_stats, render_rich
-from gpo_action.optimize.projection import Projection
 from gpo_action.optimize.results import OptimizeResult, StepReport
 from gpo_action.report.formats import format_cost, pct
+
+if TYPE_CHECKING:  # an annotation: the projection's module loads the optimizer's parts
+    from gpo_action.optimize.projection import Projection
 
 
 def _cost(cost: float | None) -> str:
