@@ -312,11 +312,9 @@ class Ticket:
 
 @dataclass
 class GateStats:
-    """What a gate did, for notes and benches."""
+    """What a gate did, for the client's note."""
 
     limited: int = 0          # answers that were 429
-    paused: float = 0.0       # seconds spent waiting on a pause or the pacing, summed over requests
-    smallest_window: int = 0
 
 
 class Gate:
@@ -338,7 +336,7 @@ class Gate:
         self._usage = (0, 0.0, 0, 0.0)  # answers seen, their prompt estimates, prompt and completion tokens
         self._waiters: set[asyncio.Future] = set()
         self._sent = (0, 0.0)  # requests and tokens sent so far
-        self.stats = GateStats(smallest_window=ceiling)
+        self.stats = GateStats()
 
     def tokens_for(self, messages: Sequence[Message], params: Mapping[str, Any], n: int = 1) -> tuple[float, float]:
         """(the prompt estimate, the tokens a request counts against a limit): the prompt, scaled
@@ -370,14 +368,12 @@ class Gate:
 
     async def acquire(self, tokens: float) -> Ticket:
         """Wait until a request of `tokens` may go, and count it as gone."""
-        started = self._clock()
         while True:
             now = self._clock()
             wait = self.delay(tokens, now)
             if wait <= 0 and self.window.open:
                 for name, bucket in self._buckets.items():
                     bucket.take(_cost(name, tokens), now)
-                self.stats.paused += now - started
                 ticket = Ticket(self.window.opened(), tokens, now, self._sent)
                 self._sent = (self._sent[0] + 1, self._sent[1] + tokens)
                 return ticket
@@ -416,7 +412,6 @@ class Gate:
                 later = (self._sent[0] - ticket.sent_before[0] - 1 if name == "requests"
                          else self._sent[1] - ticket.sent_before[1] - ticket.tokens)
                 bucket.observe(quota, now, since=ticket.sent_at, spent_since=float(later))
-        self.stats.smallest_window = min(self.stats.smallest_window, max(1, int(self.window.size)))
         for woken in self._waiters:
             if not woken.done():
                 woken.set_result(None)
