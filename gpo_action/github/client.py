@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 from gpo_action import __version__, secrets
 from gpo_action.errors import GitHubError, InputError
 from gpo_action.github.event import PullRequest
-from gpo_action.llm.providers import parse_retry_after
+from gpo_action.llm.ratelimits import parse_retry_after
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx

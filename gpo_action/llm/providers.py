@@ -16,12 +16,10 @@ never at module import: a fully cached run does not load it.
 
 from __future__ import annotations
 
-import email.utils
 import importlib
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
@@ -34,7 +32,7 @@ from gpo_action.errors import (
     RateLimited,
     ServerError,
 )
-from gpo_action.llm.ratelimits import rate_headers
+from gpo_action.llm.ratelimits import rate_headers, read_signals
 from gpo_action.llm.types import Message, ModelConfig
 from gpo_action.registry import Registry
 from gpo_action.secrets import remember_params, scrub
@@ -358,32 +356,7 @@ def retry_after_seconds(error: BaseException) -> float | None:
     """Seconds from the Retry-After (or retry-after-ms) header of a failed response, if any."""
     for source in (getattr(error, "litellm_response_headers", None), getattr(getattr(error, "response", None), "headers", None),
                    getattr(error, "headers", None)):
-        if not source:
-            continue
-        try:
-            headers = {str(k).lower(): str(v) for k, v in dict(source).items()}
-        except (TypeError, ValueError):
-            continue
-        seconds = parse_retry_after(headers.get("retry-after-ms"), milliseconds=True)
-        if seconds is None:
-            seconds = parse_retry_after(headers.get("retry-after"))
+        seconds = read_signals(rate_headers(source)).retry_after
         if seconds is not None:
             return seconds
     return None
-
-
-def parse_retry_after(value: str | None, milliseconds: bool = False) -> float | None:
-    """A Retry-After value (seconds, or an HTTP date) as non-negative seconds; None if unusable."""
-    if not value:
-        return None
-    try:
-        seconds = float(value) / (1000.0 if milliseconds else 1.0)
-    except ValueError:
-        if milliseconds:
-            return None
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if seconds == seconds else None  # NaN check

@@ -134,6 +134,24 @@ def parse_reset(text: str | None, now: float) -> float | None:
     return max(0.0, when - now)
 
 
+def parse_retry_after(value: str | None, milliseconds: bool = False, now: float | None = None) -> float | None:
+    """A Retry-After value (seconds, or an HTTP date, against the wall clock `now`) as non-negative
+    seconds; None if unusable. The GitHub client reads its Retry-After with it too."""
+    if not value:
+        return None
+    try:
+        seconds = float(value) / (1000.0 if milliseconds else 1.0)
+    except ValueError:
+        if milliseconds:
+            return None
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if seconds == seconds else None  # NaN check
+
+
 def _number(text: str | None) -> float | None:
     try:
         value = float(text) if text is not None else None
@@ -152,8 +170,9 @@ def _quota(headers: Mapping[str, str], prefix: str, now: float) -> Quota | None:
 def read_signals(headers: Mapping[str, str], now: float | None = None) -> Signals:
     """What `headers` (as `rate_headers` keeps them) say about limits; `now` is the wall clock."""
     now = time.time() if now is None else now
-    retry_after = _number(headers.get("retry-after-ms"))
-    retry_after = retry_after / 1000.0 if retry_after is not None else parse_reset(headers.get("retry-after"), now)
+    retry_after = parse_retry_after(headers.get("retry-after-ms"), milliseconds=True, now=now)
+    if retry_after is None:
+        retry_after = parse_retry_after(headers.get("retry-after"), now=now)
     requests = _suffixed(headers, "x-ratelimit", "requests", now) or _quota(headers, "anthropic-ratelimit-requests", now)
     tokens = (_suffixed(headers, "x-ratelimit", "tokens", now) or _quota(headers, "anthropic-ratelimit-tokens", now)
               or _quota(headers, "anthropic-ratelimit-input-tokens", now))
