@@ -3,7 +3,7 @@
 The same campaign as tests/test_faults.py, as whole processes against the scripted server process
 (seeded faults keyed by prompt and attempt, so each run meets the same faults):
 
-1. faults: N cases while the server answers 10% 429 (Retry-After), 5% 500, 2% hung past the
+1. faults: N cases while the server answers 3% 429 (Retry-After), 12% 500, 2% hung past the
    timeout, 1% malformed JSON, 1% empty completions; timeout 1 s, 2 retries. Prints requests by
    outcome, cases by outcome, and the accounting checks: cases in = outcomes out, server requests =
    client calls, cache rows = successes (no error cached); then a re-run without faults, which must
@@ -33,7 +33,9 @@ from pathlib import Path
 from harness import (BenchError, ServerProcess, bench_env, eval_argv, expected_passes, free_port,
                      interrupt, kill_group, machine_line, measure, run_guarded, show, write_project)
 
-RATES = {"p429": 0.10, "p500": 0.05, "phang": 0.02, "pgarbage": 0.01, "pempty": 0.01}
+# 19% faults in all; 429s are a rate-limited provider's few percent, since each halves the adaptive
+# window (issue 18: at 10%, the window sat at 1-2 and the first run took 57 s, not 20 s)
+RATES = {"p429": 0.03, "p500": 0.12, "phang": 0.02, "pgarbage": 0.01, "pempty": 0.01}
 SEED = 11
 RETRIES = "{max: 2, base: 0.01, max_wait: 0.2}"
 
