@@ -135,11 +135,12 @@ class CallMixin:
     async def _call(self, start: Callable[[], Awaitable[T]]) -> T:
         """One provider call (`start()` makes it) under the client's timeout; every failure is
         raised as a ProviderError: a timeout as ProviderTimeout, a provider's own bug as one too."""
-        try:
-            return await asyncio.wait_for(start(), self.timeout + TIMEOUT_GRACE)
+        try:  # not wait_for: under 3.11 a cancel that meets the answer is lost (the worker goes on)
+            async with asyncio.timeout(self.timeout + TIMEOUT_GRACE):
+                return await start()
         except ProviderError:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ProviderTimeout(f"no answer within {self.timeout:g} s") from None
         except Exception as failure:  # noqa: BLE001  (a provider bug is still one call's error)
             raise ProviderError(f"{type(failure).__name__}: {failure}") from None

@@ -378,10 +378,11 @@ def _handler_class(litellm: Any) -> type:
             try:
                 sampling = sampling_options(optional_params)
                 work = asyncio.get_running_loop().run_in_executor(_executor(), generate, loaded, messages, sampling)
-                generation = await asyncio.wait_for(work, seconds)  # cancels the job if it has not started
+                async with asyncio.timeout(seconds):  # cancels the job if it has not started
+                    generation = await work
             except ValueError as error:
                 raise bad_request(model, error) from None
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise litellm.Timeout(message=f"no answer within {seconds:g} s (waiting for or running llama.cpp)",
                                       model=model, llm_provider=LITELLM_PROVIDER) from None
             return fill(model_response, model, generation)

@@ -399,8 +399,10 @@ class Gate:
             woken = asyncio.get_running_loop().create_future()
             self._waiters.add(woken)
             try:  # woken by a release (a slot, new headers), or when the wait is over
-                await asyncio.wait_for(woken, wait if wait > 0 else None)
-            except asyncio.TimeoutError:
+                # not wait_for: under 3.11 a cancel that meets the wake-up is lost (the task goes on)
+                async with asyncio.timeout(wait if wait > 0 else None):
+                    await woken
+            except TimeoutError:
                 pass
             finally:
                 self._waiters.discard(woken)

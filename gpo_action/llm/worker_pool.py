@@ -160,8 +160,9 @@ class WorkerPool:
                 self.close()
                 return False
             try:
-                await asyncio.wait_for(self._first.wait(), 0.05)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(0.05):
+                    await self._first.wait()
+            except TimeoutError:
                 waited += 0.05
         self._started = True
         return True
