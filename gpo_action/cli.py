@@ -16,8 +16,9 @@ import click
 
 from gpo_action import __version__
 from gpo_action.errors import InputError
-from gpo_action.process import (INTERNAL_ERROR, collect_less, guard_output, handle_errors, notes_printer,
-                                report_internal_error, stderr_console, stdout_console, stopped_by_signals)
+from gpo_action.process import (INTERNAL_ERROR, collect_less, collector_paused, guard_output, handle_errors,
+                                notes_printer, report_internal_error, stderr_console, stdout_console,
+                                stopped_by_signals)
 
 
 def run_process() -> None:
@@ -212,7 +213,9 @@ def _merge_eval(partials, config_path, json_path, junit_path, html_path, run_onl
         raise InputError(f"{', '.join(given)}: only for a run's partials; these are eval partials",
                          hint="an eval's merge takes --config, --json, --junit and --html")
     options = EvalOptions(config=config_path, json_path=json_path, junit_path=junit_path, html_path=html_path)
-    _finish_eval(merge_eval(partials, options, os.environ, notes=notes_printer()))
+    with collector_paused():  # an eval's merge makes no model call
+        outcome = merge_eval(partials, options, os.environ, notes=notes_printer())
+    _finish_eval(outcome)
 
 
 def _run_pipeline(*, optimize: bool, deliver: str | None, **fields) -> None:
@@ -225,7 +228,8 @@ def _run_pipeline(*, optimize: bool, deliver: str | None, **fields) -> None:
 
     options = Options(mode="fix" if optimize else "check", deliver=parse_deliver(deliver),
                       token=os.environ.get("GITHUB_TOKEN") if deliver else None, **fields)
-    with stopped_by_signals(), progress_bar(stderr_console(), "evaluating base and head") as on_progress:
+    with stopped_by_signals(), collector_paused(_calls_no_model(options)), \
+            progress_bar(stderr_console(), "evaluating base and head") as on_progress:
         outcome = execute(options, os.environ, sys.stdout, notes=notes_printer(), on_progress=on_progress,
                           on_step=_step_printer())
     _finish_run(outcome)
@@ -281,9 +285,14 @@ def action_command() -> None:
             click.echo(f"gpo-action: {answered.status}: {answered.reason}", err=True)
             sys.exit(answered.exit_code)
         _finish_run(answered.outcome)
-    with stopped_by_signals():
+    with stopped_by_signals(), collector_paused(_calls_no_model(options)):
         outcome = execute(options, os.environ, sys.stdout, notes=notes_printer(), on_step=_step_printer())
     _finish_run(outcome)
+
+
+def _calls_no_model(options) -> bool:
+    """A merge that fixes nothing: every outcome comes from the shards' partials."""
+    return bool(options.partials) and options.mode != "fix"
 
 
 @main.command("demo")

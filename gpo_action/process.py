@@ -1,6 +1,7 @@
 """How a command runs as a process: the consoles it prints on, the one mapping from our errors to
 exit codes (anything else is an internal error, exit 4, with its traceback), SIGTERM and Ctrl-C
-stopping it the same way, guarded output, notes said once, and the cycle collector's thresholds.
+stopping it the same way, guarded output, notes said once, and the cycle collector's thresholds
+(and its pause for a command that makes no model call).
 `cli` holds the commands.
 """
 
@@ -33,6 +34,24 @@ def collect_less() -> None:
 
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(COLLECT_EVERY, older, oldest)
+
+
+@contextlib.contextmanager
+def collector_paused(paused: bool = True) -> Iterator[None]:
+    """No cycle collection inside, for a command that makes no model call (a merge that fixes
+    nothing): what it builds (every shard's cases, the report) is acyclic, so the collector finds
+    nothing in it and only walks it (~13% of a 10,000-case merge). Restored after, so a library or
+    test caller's interpreter is left as it was."""
+    import gc
+
+    if not paused or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def stderr_console():

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ["litellm", "git", "llama_cpp", "openai", "rich.progress"]
 
 
@@ -72,6 +74,31 @@ def test_the_process_entry_collects_less_and_the_library_leaves_the_collector_al
     from gpo_action.process import COLLECT_EVERY
 
     assert library == default and entry == [COLLECT_EVERY, *default[1:]] and default[0] < COLLECT_EVERY
+
+
+def test_a_command_that_makes_no_model_call_runs_without_the_collector_and_restores_it():
+    """`collector_paused` (a merge that fixes nothing): no collection inside, the collector as it
+    was after, an exception included; a collector someone else disabled stays disabled."""
+    import gc
+
+    from gpo_action.process import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("a failing merge")
+    assert gc.isenabled()
+    with collector_paused(False):
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_the_pipeline_and_the_step_printer_leave_the_optimizer_unloaded():
