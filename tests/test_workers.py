@@ -247,6 +247,43 @@ def test_a_worker_warms_litellm_without_a_request_and_drops_its_logging_only_wit
         assert out["dropped"] is False and len(out["seen"]) == 1 and out["warmed"] == 0
 
 
+COST_SETUP = textwrap.dedent("""
+    import asyncio, json, sys
+    import litellm
+    from gpo_action.llm.providers import import_litellm
+    from gpo_action.llm.worker_main import priced, skip_unpriced_costs
+    if sys.argv[2] == "callback":
+        from litellm.integrations.custom_logger import CustomLogger
+        litellm.callbacks = [CustomLogger()]
+    lib = import_litellm()
+    unpriced = {name for name in ("openai/scripted", "openai/gpt-4o-mini") if not priced(name)}
+    skipped = skip_unpriced_costs(lib, unpriced)
+    async def cost(model):
+        response = await litellm.acompletion(model=model, api_base=sys.argv[1] + "/v1", api_key="k",
+                                             messages=[{"role": "user", "content": "hello there"}])
+        return response._hidden_params.get("response_cost")
+    async def main():
+        return {model: await cost(model) for model in ("openai/scripted", "openai/gpt-4o-mini")}
+    print(json.dumps({"unpriced": sorted(unpriced), "skipped": skipped, "costs": asyncio.run(main())}))
+""")
+
+
+@pytest.mark.parametrize("callbacks", ["none", "callback"])
+def test_a_worker_skips_litellms_pricing_of_unpriced_models_only_and_only_without_callbacks(callbacks):
+    with ScriptedOpenAIServer() as server:
+        done = subprocess.run([sys.executable, "-c", COST_SETUP, server.url, callbacks], capture_output=True,
+                              text=True, timeout=100, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["unpriced"] == ["openai/scripted"]
+    costs = out["costs"]
+    assert costs["openai/gpt-4o-mini"] > 0                      # a priced model keeps litellm's cost
+    if callbacks == "none":
+        assert out["skipped"] is True and costs["openai/scripted"] is None
+    else:  # a callback reads the cost: litellm prices every answer as before (0, as registered)
+        assert out["skipped"] is False and costs["openai/scripted"] == 0.0
+
+
 def test_expect_starts_the_workers_before_the_batch_only_when_the_cache_cannot_answer(openai_server, tmp_path):
     from gpo_action.llm.cache import ResponseCache
 
