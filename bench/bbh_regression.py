@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bbh_replay import SUFFIX, find_tasks, load_mode, split_prompt, template_text  # noqa: E402
+from bbh_replay import find_tasks, load_mode, split_prompt, template_text  # noqa: E402
 
 # One extraction for both prompt versions, so that only the prompt differs between base and head:
 # a chain-of-thought answer follows "So the answer is"; without that phrase, the first non-blank line.

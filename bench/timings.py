@@ -24,7 +24,6 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 from harness import ROOT, machine_line, run_guarded, show, verdict

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from gpo_action.llm.client import ClientSettings, LLMClient
 from gpo_action.llm.ratelimits import Gate

@@ -93,7 +93,7 @@ class CallMixin:
         estimate, tokens = gate.tokens_for(request.messages, params, n)
         raw = await self._gated(gate, tokens, lambda: job.provider.acomplete(
             request.messages, params, n, self.timeout, sample=request.sample + offset, tag=request.tag))
-        gate.note_usage(estimate, raw.prompt_tokens, raw.completion_tokens / max(1, len(raw.texts) or 1))
+        gate.note_usage(estimate, raw.prompt_tokens, raw.completion_tokens / max(1, len(raw.texts)))
         cost = self._account(request.model.name, raw.prompt_tokens, raw.completion_tokens, raw.cost)
         reasons = list(getattr(raw, "finish_reasons", None) or [])
         answers = [(t, reasons[i] if i < len(reasons) else None) for i, t in enumerate(raw.texts) if isinstance(t, str)][:n]
