@@ -231,15 +231,20 @@ WORKER_SETUP = textwrap.dedent("""
 """)
 
 
+def in_fresh_process(script: str, server: ScriptedOpenAIServer, callbacks: str) -> dict:
+    """What `script` prints last (JSON), run as a fresh process, as a worker is: the steps under
+    test change litellm's module state. argv: the server's URL, then "none" or "callback"."""
+    done = subprocess.run([sys.executable, "-c", script, server.url, callbacks], capture_output=True,
+                          text=True, timeout=100, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("callbacks", ["none", "callback"])
 def test_a_worker_warms_litellm_without_a_request_and_drops_its_logging_only_without_callbacks(callbacks):
-    # A fresh process, as a worker is: both steps change litellm's module state.
     with ScriptedOpenAIServer() as server:
-        done = subprocess.run([sys.executable, "-c", WORKER_SETUP, server.url, callbacks], capture_output=True,
-                              text=True, timeout=100, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert done.returncode == 0, done.stderr[-2000:]
+        out = in_fresh_process(WORKER_SETUP, server, callbacks)
         assert server.total == 1  # the warm-up sent nothing; the call after it was answered
-    out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["text"] == "hello"
     if callbacks == "none":
         assert out["dropped"] is True and out["seen"] == [] and out["warmed"] > 0
@@ -271,10 +276,7 @@ COST_SETUP = textwrap.dedent("""
 @pytest.mark.parametrize("callbacks", ["none", "callback"])
 def test_a_worker_skips_litellms_pricing_of_unpriced_models_only_and_only_without_callbacks(callbacks):
     with ScriptedOpenAIServer() as server:
-        done = subprocess.run([sys.executable, "-c", COST_SETUP, server.url, callbacks], capture_output=True,
-                              text=True, timeout=100, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+        out = in_fresh_process(COST_SETUP, server, callbacks)
     assert out["unpriced"] == ["openai/scripted"]
     costs = out["costs"]
     assert costs["openai/gpt-4o-mini"] > 0                      # a priced model keeps litellm's cost
