@@ -40,8 +40,9 @@ def collect_less() -> None:
 def collector_paused(paused: bool = True) -> Iterator[None]:
     """No cycle collection inside, for a command that makes no model call (a merge that fixes
     nothing): what it builds (every shard's cases, the report) is acyclic, so the collector finds
-    nothing in it and only walks it (~13% of a 10,000-case merge). Restored after, so a library or
-    test caller's interpreter is left as it was."""
+    nothing in it and only walks it (a 10,000-case merge: 26 collections in 0.26-0.30 s became 18
+    in 0.15-0.17 s, those left during the imports). Restored after, so a library or test caller's
+    interpreter is left as it was."""
     import gc
 
     if not paused or not gc.isenabled():
