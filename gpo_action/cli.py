@@ -285,7 +285,7 @@ def action_command() -> None:
             click.echo(f"gpo-action: {answered.status}: {answered.reason}", err=True)
             sys.exit(answered.exit_code)
         _finish_run(answered.outcome)
-    with stopped_by_signals(), collector_paused(_calls_no_model(options)):
+    with stopped_by_signals():
         outcome = execute(options, os.environ, sys.stdout, notes=notes_printer(), on_step=_step_printer())
     _finish_run(outcome)
 

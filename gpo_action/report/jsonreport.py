@@ -61,11 +61,9 @@ def _one_encoder() -> Callable[[Any], str]:
     """json.dumps(value, ensure_ascii=False, default=str), with one C encoder made for every call:
     JSONEncoder.encode makes a new one per value, and a report's every case is one (a 20,000-case
     report spent 40% of its encoding there). Reports are trees, so no cycle check."""
-    try:
-        from json.encoder import c_make_encoder, encode_basestring
-    except ImportError:  # a Python without the C accelerator
-        c_make_encoder = None
-    if c_make_encoder is None:
+    from json.encoder import c_make_encoder, encode_basestring
+
+    if c_make_encoder is None:  # a Python without the C accelerator
         return json.JSONEncoder(ensure_ascii=False, default=str).encode
     encode = c_make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, True)
     return lambda value: "".join(encode(value, 0))
