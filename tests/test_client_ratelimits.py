@@ -67,12 +67,15 @@ def test_a_configured_rate_limit_paces_requests_before_any_answer():
         m = model(server)
         settings = ClientSettings(concurrency=16, processes=0, rate_limits={m.name: RateLimit(rpm=600)})
         with LLMClient(settings) as client:
+            started = time.monotonic()
             responses = client.complete(asks(m, 25))
         assert all(r.ok for r in responses)
     arrivals.sort()
-    # 10 a second, one second's worth at once: the 25th request cannot arrive before 1.5 s after the first
-    assert arrivals[-1] - arrivals[0] >= 1.4
-    assert sum(1 for t in arrivals if t - arrivals[0] < 0.5) <= 16
+    # 10 a second, one second's worth at once: the 25th request cannot be sent before 1.5 s after the
+    # start, nor more than 15 in its first half second. Counted from the start, not from the first
+    # arrival, which a slow first connection can delay past the later sends (CI, 2026-12-03: 1.39 s).
+    assert arrivals[-1] - started >= 1.45
+    assert sum(1 for t in arrivals if t - started < 0.5) <= 16
 
 
 def test_after_a_429_nothing_is_sent_until_its_retry_after_is_over():
