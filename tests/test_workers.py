@@ -75,6 +75,9 @@ def test_a_big_batch_runs_in_worker_processes_and_the_parent_never_imports_litel
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=100)
     assert done.returncode == 0, done.stderr
+    # closing the loop cancels the connection handlers: on 3.11 a handler ending cancelled is
+    # logged as an "Exception in callback" traceback (asyncio's streams call task.exception())
+    assert "Traceback" not in done.stderr and "Exception in callback" not in done.stderr, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out == {"right": N, "workers": 2, "calls": N, "tokens": 2 * (N - 1) + 1, "litellm": False}
     assert openai_server.total == N and openai_server.peak <= 8

@@ -229,6 +229,10 @@ class WorkerPool:
                     future.set_result(reply)
         except (OSError, ValueError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # the loop is closing: a handler that ends cancelled makes 3.11's streams print a
+            # traceback ("Exception in callback": its done-callback calls task.exception())
+            pass
         finally:
             if worker in self._workers:
                 self._workers.remove(worker)
