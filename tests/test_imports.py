@@ -84,9 +84,12 @@ def test_a_command_that_makes_no_model_call_runs_without_the_collector_and_resto
     from gpo_action.process import collector_paused
 
     assert gc.isenabled()
+    frozen = gc.get_freeze_count()
     with collector_paused():
         assert not gc.isenabled()
-    assert gc.isenabled()
+        built = [{"case": i} for i in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() == frozen  # a library caller's objects stay collectable
+    del built
     with pytest.raises(RuntimeError), collector_paused():
         raise RuntimeError("a failing merge")
     assert gc.isenabled()
@@ -99,6 +102,22 @@ def test_a_command_that_makes_no_model_call_runs_without_the_collector_and_resto
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_process_entry_freezes_what_a_pause_built_so_no_collection_walks_it_again():
+    """In `run_process` (it ends with os._exit, no teardown) the pause's end moves what it built
+    out of the collector's reach (`gc.freeze`): the first collection after it walked it all."""
+    code = (
+        "import gc, json, sys\nfrom gpo_action.cli import main, run_process\n"
+        "from gpo_action.process import collector_paused\n"
+        "@main.command('probe')\ndef probe():\n    before = gc.get_freeze_count()\n"
+        "    with collector_paused():\n        built = [{'case': i} for i in range(10_000)]\n"
+        "    print(json.dumps([before, gc.get_freeze_count(), gc.isenabled(), len(built)]))\n"
+        "sys.argv = ['gpo-action', 'probe']\nrun_process()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    before, after, enabled, n = json.loads(out.strip().splitlines()[-1])
+    assert enabled and n == 10_000 and after >= before + 10_000
 
 
 def test_the_pipeline_and_the_step_printer_leave_the_optimizer_unloaded():
