@@ -1,16 +1,17 @@
-"""A cancel is never lost: a call, or a wait at the rate-limit gate, cancelled in the very loop
-iteration in which its answer (or its turn) arrives ends cancelled. Python 3.11's
-`asyncio.wait_for` returned the answer instead, so after a SIGTERM the client's workers went on to
-their next requests and the run did not stop (the end-to-end case: test_faults' stopped runs)."""
+"""A cancel is never lost: a call, a wait at the rate-limit gate, or the wait for the first worker
+process, cancelled in the very loop iteration in which its answer (its turn, the worker's hello)
+arrives ends cancelled. Python 3.11's `asyncio.wait_for` returned the answer instead, so after a
+SIGTERM the client's workers went on to their next requests and the run did not stop (the
+end-to-end case: test_faults' stopped runs)."""
 
 from __future__ import annotations
 
 import asyncio
 
-
 from gpo_action.llm.client import ClientSettings, LLMClient
 from gpo_action.llm.ratelimits import Gate
 from gpo_action.llm.types import RateLimit
+from gpo_action.llm.worker_pool import WorkerPool
 
 
 def test_a_call_cancelled_as_its_answer_arrives_is_cancelled_not_answered():
@@ -51,3 +52,23 @@ def test_a_wait_at_the_gate_cancelled_as_its_turn_comes_takes_no_ticket():
         assert gate.window.in_flight == 0
 
     asyncio.run(go())
+
+
+def test_a_start_cancelled_as_the_first_worker_connects_is_cancelled_not_started():
+    # the pool's wait for its first worker (a real process) polls in steps of 0.05 s under asyncio.timeout
+    pool = WorkerPool(1)
+
+    async def go() -> None:
+        starting = asyncio.ensure_future(pool.start())
+        for _ in range(3):
+            await asyncio.sleep(0)  # waiting for the first worker's hello
+        pool._first.set()   # the hello...
+        starting.cancel()   # ...and a cancel in the same iteration
+        await asyncio.wait([starting], timeout=2)
+        assert starting.cancelled()
+
+    try:
+        asyncio.run(go())
+    finally:
+        pool.close()
+    assert not pool.alive
