@@ -48,7 +48,7 @@ def collector_paused(paused: bool = True) -> Iterator[None]:
     in 0.15-0.17 s, those left during the imports). Restored after, so a library or test caller's
     interpreter is left as it was. In the process entry, which exits without teardown, what the
     pause built is frozen first (`gc.freeze`): the first collection after it walked it all once
-    more for nothing (a 10,000-case merge: one collection of 59-76 ms)."""
+    more for nothing (a 10,000-case merge: one collection of 54-85 ms)."""
     import gc
 
     if not paused or not gc.isenabled():
