@@ -15,7 +15,7 @@ fixed latency) answers both runs. Measured as whole processes under `harness.mea
     python bench/shards.py --quick                # N=1,000, 50 ms: a smoke run (~30 s)
 
 Targets (the full run): sharded wall <= 0.35x the unsharded wall; the merge of the 4 partials
-under 2 s and 300 MB (tree PSS). Last line: `summary:`. On one machine the shards share its cores,
+under 2 s (the median of MERGE_RUNS merges, each shown) and 300 MB (tree PSS, the largest). Last line: `summary:`. On one machine the shards share its cores,
 which a matrix does not: the ratio here is an upper bound of what a matrix of runners gives.
 """
 
@@ -37,6 +37,7 @@ from harness import (BenchError, Measured, ServerProcess, machine_line, measure,
 TARGET_RATIO = 0.35
 TARGET_MERGE_S = 2.0
 TARGET_MERGE_MB = 300.0
+MERGE_RUNS = 3  # the merge is measured 3 times (one run is a single sample of this host's noise): its median
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -112,8 +113,11 @@ def bench(n: int, latency: float, concurrency: int, shards: int, timeout: float)
             m = results[k]
             show(f"shard {k}/{shards}", f"wall {m.wall:.1f} s, cpu {m.cpu:.1f} s, tree_pss {m.tree_pss_mb:.0f} MB")
         partials = [str(cwd / ".gpo" / f"partial-{k}-of-{shards}.json") for k, cwd in enumerate(jobs, 1)]
-        merged = _run(_gpo("merge", *partials, "--base", "main", "--json", "merged.json"), jobs[0], timeout, (1,))
-        show("merge", f"wall {merged.wall:.2f} s, cpu {merged.cpu:.2f} s, tree_pss {merged.tree_pss_mb:.0f} MB, "
+        merges = sorted((_run(_gpo("merge", *partials, "--base", "main", "--json", "merged.json"), jobs[0], timeout, (1,))
+                         for _ in range(MERGE_RUNS)), key=lambda m: m.wall)
+        merged, peak_mb = merges[len(merges) // 2], max(m.tree_pss_mb for m in merges)
+        show("merge", f"wall {merged.wall:.2f} s (median of {MERGE_RUNS}: {', '.join(f'{m.wall:.2f}' for m in merges)}), "
+                      f"cpu {merged.cpu:.2f} s, tree_pss {peak_mb:.0f} MB (the largest), "
                       f"partials {sum(Path(p).stat().st_size for p in partials) / 1e6:.1f} MB")
         want = _essence(json.loads((unsharded / "out.json").read_text(encoding="utf-8")))
         got = _essence(json.loads((jobs[0] / "merged.json").read_text(encoding="utf-8")))
@@ -130,7 +134,7 @@ def bench(n: int, latency: float, concurrency: int, shards: int, timeout: float)
                   f"unsharded {one.wall:.1f} s = {ratio:.2f}x (target <= {TARGET_RATIO}x: {verdict(ratio, TARGET_RATIO)})")
     show("summary", f"N={n} S={shards} C={concurrency} latency={latency * 1000:.0f}ms ratio={ratio:.2f}x "
                     f"({verdict(ratio, TARGET_RATIO)}); merge {merged.wall:.2f} s ({verdict(merged.wall, TARGET_MERGE_S)}), "
-                    f"{merged.tree_pss_mb:.0f} MB ({verdict(merged.tree_pss_mb, TARGET_MERGE_MB)})")
+                    f"{peak_mb:.0f} MB ({verdict(peak_mb, TARGET_MERGE_MB)})")
     return 0
 
 
