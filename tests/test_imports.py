@@ -111,13 +111,15 @@ def test_the_process_entry_freezes_what_a_pause_built_so_no_collection_walks_it_
         "import gc, json, sys\nfrom gpo_action.cli import main, run_process\n"
         "from gpo_action.process import collector_paused\n"
         "@main.command('probe')\ndef probe():\n    before = gc.get_freeze_count()\n"
-        "    with collector_paused():\n        built = [{'case': i} for i in range(10_000)]\n"
-        "    print(json.dumps([before, gc.get_freeze_count(), gc.isenabled(), len(built)]))\n"
+        "    with collector_paused():\n        built = [{'case': [i]} for i in range(10_000)]\n"
+        "    young = any(o is built[-1] for o in gc.get_objects())\n"
+        "    print(json.dumps([before, gc.get_freeze_count(), gc.isenabled(), len(built), young]))\n"
         "sys.argv = ['gpo-action', 'probe']\nrun_process()\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    before, after, enabled, n = json.loads(out.strip().splitlines()[-1])
+    before, after, enabled, n, young = json.loads(out.strip().splitlines()[-1])
     assert enabled and n == 10_000 and after >= before + 10_000
+    assert not young  # the collector's generations no longer hold what the pause built
 
 
 def test_the_pipeline_and_the_step_printer_leave_the_optimizer_unloaded():
