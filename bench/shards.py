@@ -133,7 +133,8 @@ def bench(n: int, latency: float, concurrency: int, shards: int, timeout: float)
     show("ratio", f"sharded (slowest shard {shards_wall:.1f} s + merge {merged.wall:.2f} s = {sharded:.1f} s) / "
                   f"unsharded {one.wall:.1f} s = {ratio:.2f}x (target <= {TARGET_RATIO}x: {verdict(ratio, TARGET_RATIO)})")
     show("summary", f"N={n} S={shards} C={concurrency} latency={latency * 1000:.0f}ms ratio={ratio:.2f}x "
-                    f"({verdict(ratio, TARGET_RATIO)}); merge {merged.wall:.2f} s ({verdict(merged.wall, TARGET_MERGE_S)}), "
+                    f"({verdict(ratio, TARGET_RATIO)}); merge {merged.wall:.2f} s ({verdict(merged.wall, TARGET_MERGE_S)}; "
+                    f"{merges[0].wall:.2f}-{merges[-1].wall:.2f} s over {MERGE_RUNS}), "
                     f"{peak_mb:.0f} MB ({verdict(peak_mb, TARGET_MERGE_MB)})")
     return 0
 
