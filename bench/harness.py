@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -181,19 +182,15 @@ class Measured:
 # ---- processes ------------------------------------------------------------------------------------
 
 
-_compiled: list[bool] = []
-
-
+@functools.cache
 def compile_checkout() -> None:
     """Compile this checkout's gpo_action into its `__pycache__` (gitignored), once per bench process:
     an installed gpo-action runs from bytecode (pip compiles at install; the Action's venv keeps the
     bytecode of every module a run imports, action/venv.py), while a checkout run under this
     machine's PYTHONDONTWRITEBYTECODE recompiles its ~130 modules on every start (a merge: about
     0.2 s), a cost no user pays. (PYTHONPYCACHEPREFIX would hide site-packages' own bytecode.)"""
-    if not _compiled:
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "gpo_action")], check=True,
-                       stdout=subprocess.DEVNULL)
-        _compiled.append(True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "gpo_action")], check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -15,8 +15,9 @@ fixed latency) answers both runs. Measured as whole processes under `harness.mea
     python bench/shards.py --quick                # N=1,000, 50 ms: a smoke run (~30 s)
 
 Targets (the full run): sharded wall <= 0.35x the unsharded wall; the merge of the 4 partials
-under 2 s (the median of MERGE_RUNS merges, each shown) and 300 MB (tree PSS, the largest). Last line: `summary:`. On one machine the shards share its cores,
-which a matrix does not: the ratio here is an upper bound of what a matrix of runners gives.
+under 2 s (the median of MERGE_RUNS merges, each shown) and 300 MB (tree PSS, the largest). Last
+line: `summary:`. On one machine the shards share its cores, which a matrix does not: the ratio
+here is an upper bound of what a matrix of runners gives.
 """
 
 from __future__ import annotations
